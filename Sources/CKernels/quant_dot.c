@@ -524,6 +524,7 @@ typedef struct {
     __m256i scv;     /* per-16 int16 multipliers (Q6_K's scales), else 1 */
     float scale;     /* weight scale of the group: value = scale * q (times scv) */
     float offset;    /* added per activation block as offset * s_x (zero points, K-quant mins) */
+    int16_t sc16[2]; /* Q6_K: the int scales of values 0..15 and 16..31 */
 } tf_group;
 
 /* Decoders: one block of the weight row into its 32-value groups; return the group count. */
@@ -602,6 +603,7 @@ static inline int dec_q6_K(const uint8_t *w, tf_group *g) {
             tf_group *G = g + 4 * h + s;
             G->q = _mm256_sub_epi8(q[s], off);
             G->scv = _mm256_set_m128i(_mm_set1_epi16(sc[gi + 1]), _mm_set1_epi16(sc[gi]));
+            G->sc16[0] = sc[gi]; G->sc16[1] = sc[gi + 1];
             G->scale = d; G->offset = 0;
         }
     }
@@ -690,5 +692,215 @@ void tf_quantize_row_q8_0_residual(const float *x, void *y_main, void *y_res, in
     for (int i = 0; i < n / 32; i++) {
         for (int j = 0; j < 32; j++) r[j] = x[32 * i + j] - m[i].d * (float)m[i].qs[j];
         tf_quantize_row_q8_0(r, (tf_block_q8a *)y_res + i, 32);
+    }
+}
+
+/* ---------------------------------------------------------------- packed matrix kernel (experimental) */
+
+/* Activations of 8 tokens ("an octet") for one 32-value group, tokens in the vector lanes:
+ * q[k] holds values 4k..4k+3 of token 0, then of token 1, ... token 7 (4 bytes each), so one
+ * broadcast 4-byte piece of a weight row multiplies all 8 tokens at once. d = activation scale,
+ * s = d * sum(q), h = d * sum(q[0..15]) (Q6_K's per-16 offsets), per token. */
+typedef struct { int8_t q[8][32]; float d[8]; float s[8]; float h[8]; } tf_pack_group;
+
+size_t tf_gemm_pack_bytes(int n, int ntok) {
+    return (size_t)((ntok + 7) / 8) * (size_t)(n / 32) * sizeof(tf_pack_group);
+}
+
+/* A chunk of <= 4 tokens is packed as a quartet instead: q[k] (k < 4) holds values 8k..8k+7 of
+ * tokens 0..3 (8 bytes each), so a token owns two adjacent lanes; d is repeated in both lanes,
+ * s and h sit in the first lane only (their products are added once). */
+static int pk_is_quartet(int ntok, int t0) { return ntok - t0 <= 4; }
+
+void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed) {
+    int G = n / 32;
+    tf_pack_group *p = packed;
+    for (int t0 = 0; t0 < ntok; t0 += 8) {
+        int nt = ntok - t0 < 8 ? ntok - t0 : 8, quartet = pk_is_quartet(ntok, t0);
+        for (int g = 0; g < G; g++, p++) {
+            memset(p, 0, sizeof *p);
+            for (int t = 0; t < nt; t++) {
+                const tf_block_q8a *b = (const tf_block_q8a *)((const uint8_t *)x + (size_t)(t0 + t) * xstride) + g;
+                int h = 0;
+                for (int j = 0; j < 16; j++) h += b->qs[j];
+                if (quartet) {
+                    p->d[2 * t] = p->d[2 * t + 1] = b->d; p->s[2 * t] = b->s; p->h[2 * t] = b->d * (float)h;
+                    for (int k = 0; k < 4; k++) memcpy(&p->q[k][8 * t], b->qs + 8 * k, 8);
+                } else {
+                    p->d[t] = b->d; p->s[t] = b->s; p->h[t] = b->d * (float)h;
+                    for (int k = 0; k < 8; k++) memcpy(&p->q[k][4 * t], b->qs + 4 * k, 4);
+                }
+            }
+        }
+    }
+}
+
+#define TF_INLINE static inline __attribute__((always_inline))
+#define PERM(q, k) _mm256_permutevar8x32_epi32(q, _mm256_set1_epi32(k))
+static inline __m256i ldp(const int8_t *p) { return _mm256_load_si256((const __m256i *)p); }
+
+/* Q6_K group as unsigned 0..63 (value = d * sc * (q - 32)); sc16 = the two per-16 scales. */
+static inline int dec_q6_K_u(const uint8_t *w, tf_group *g) {
+    const uint8_t *ql = w, *qhp = w + 128;
+    const int8_t *sc = (const int8_t *)(w + 192);
+    float d = h2f(w + 208);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
+    for (int h = 0; h < 2; h++) {
+        __m256i l0 = ld256(ql + 64 * h), l1 = ld256(ql + 64 * h + 32), hb = ld256(qhp + 32 * h);
+        g[4 * h + 0].q = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m3));
+        g[4 * h + 1].q = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m3));
+        g[4 * h + 2].q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m3));
+        g[4 * h + 3].q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m3));
+        for (int s = 0; s < 4; s++) {
+            int gi = 8 * h + 2 * s;
+            tf_group *G = g + 4 * h + s;
+            G->scale = d; G->offset = 0; G->sc16[0] = sc[gi]; G->sc16[1] = sc[gi + 1];
+        }
+    }
+    return 8;
+}
+
+/* Integer dots of one decoded 32-value weight group with one octet: 8 int32 lanes = 8 tokens.
+ * Unsigned weights <= 31: four maddubs results fit an int16 sum before widening. */
+TF_INLINE __m256i pk_dot_u5(__m256i q, const tf_pack_group *P) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a0 = _mm256_maddubs_epi16(PERM(q, 0), ldp(P->q[0]));
+    a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(PERM(q, 1), ldp(P->q[1])));
+    a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(PERM(q, 2), ldp(P->q[2])));
+    a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(PERM(q, 3), ldp(P->q[3])));
+    __m256i a1 = _mm256_maddubs_epi16(PERM(q, 4), ldp(P->q[4]));
+    a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(PERM(q, 5), ldp(P->q[5])));
+    a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(PERM(q, 6), ldp(P->q[6])));
+    a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(PERM(q, 7), ldp(P->q[7])));
+    return _mm256_add_epi32(_mm256_madd_epi16(a0, ones), _mm256_madd_epi16(a1, ones));
+}
+/* Unsigned 0..63 (Q6_K) with the per-16 int scales folded in by madd: two maddubs per int16 sum. */
+TF_INLINE __m256i pk_dot_u6(__m256i q, const tf_pack_group *P, __m256i sc0, __m256i sc1) {
+    __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(PERM(q, 0), ldp(P->q[0])), _mm256_maddubs_epi16(PERM(q, 1), ldp(P->q[1])));
+    __m256i b = _mm256_add_epi16(_mm256_maddubs_epi16(PERM(q, 2), ldp(P->q[2])), _mm256_maddubs_epi16(PERM(q, 3), ldp(P->q[3])));
+    __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(PERM(q, 4), ldp(P->q[4])), _mm256_maddubs_epi16(PERM(q, 5), ldp(P->q[5])));
+    __m256i d = _mm256_add_epi16(_mm256_maddubs_epi16(PERM(q, 6), ldp(P->q[6])), _mm256_maddubs_epi16(PERM(q, 7), ldp(P->q[7])));
+    return _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(a, sc0), _mm256_madd_epi16(b, sc0)),
+                            _mm256_add_epi32(_mm256_madd_epi16(c, sc1), _mm256_madd_epi16(d, sc1)));
+}
+/* Signed 8-bit weights (Q8_0): the sign moves onto the activations, |w| * ±x. */
+TF_INLINE __m256i pk_dot_s8(__m256i q, const tf_pack_group *P) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i aq = _mm256_abs_epi8(q), r = _mm256_setzero_si256();
+    for (int s = 0; s < 8; s++)
+        r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERM(aq, s), _mm256_sign_epi8(ldp(P->q[s]), PERM(q, s))), ones));
+    return r;
+}
+
+/* Quartet versions: 8-byte weight pieces (vpermq), four steps per group. */
+#define PERMQ(q, k) _mm256_permute4x64_epi64(q, (k) * 0x55)
+TF_INLINE __m256i pk4_dot_u5(__m256i q, const tf_pack_group *P) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a = _mm256_maddubs_epi16(PERMQ(q, 0), ldp(P->q[0]));
+    a = _mm256_add_epi16(a, _mm256_maddubs_epi16(PERMQ(q, 1), ldp(P->q[1])));
+    a = _mm256_add_epi16(a, _mm256_maddubs_epi16(PERMQ(q, 2), ldp(P->q[2])));
+    a = _mm256_add_epi16(a, _mm256_maddubs_epi16(PERMQ(q, 3), ldp(P->q[3])));
+    return _mm256_madd_epi16(a, ones);
+}
+TF_INLINE __m256i pk4_dot_u6(__m256i q, const tf_pack_group *P, __m256i sc0, __m256i sc1) {
+    __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(PERMQ(q, 0), ldp(P->q[0])), _mm256_maddubs_epi16(PERMQ(q, 1), ldp(P->q[1])));
+    __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(PERMQ(q, 2), ldp(P->q[2])), _mm256_maddubs_epi16(PERMQ(q, 3), ldp(P->q[3])));
+    return _mm256_add_epi32(_mm256_madd_epi16(a, sc0), _mm256_madd_epi16(c, sc1));
+}
+TF_INLINE __m256i pk4_dot_s8(__m256i q, const tf_pack_group *P) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i aq = _mm256_abs_epi8(q), r = _mm256_setzero_si256();
+    r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, 0), _mm256_sign_epi8(ldp(P->q[0]), PERMQ(q, 0))), ones));
+    r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, 1), _mm256_sign_epi8(ldp(P->q[1]), PERMQ(q, 1))), ones));
+    r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, 2), _mm256_sign_epi8(ldp(P->q[2]), PERMQ(q, 2))), ones));
+    r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, 3), _mm256_sign_epi8(ldp(P->q[3]), PERMQ(q, 3))), ones));
+    return r;
+}
+
+/* One weight row against NO octets (1 or 2) of one tile: each decoded group serves 8*NO tokens. */
+TF_INLINE void pk_row(int type, const uint8_t *row, int nblocks, int bbytes, const tf_pack_group *tile, size_t G,
+                      int NO, int QUAD, int nt, float *o, size_t ostride) {
+    __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
+    tf_group grp[8];
+    const tf_pack_group *P = tile;
+    for (int b = 0; b < nblocks; b++) {
+        const uint8_t *blk = row + (size_t)b * bbytes;
+        int ng;
+        switch (type) {
+        case TF_TYPE_Q4_0: ng = dec_q4_0(blk, grp); break;
+        case TF_TYPE_Q4_1: ng = dec_q4_1(blk, grp); break;
+        case TF_TYPE_Q5_0: ng = dec_q5_0(blk, grp); break;
+        case TF_TYPE_Q5_1: ng = dec_q5_1(blk, grp); break;
+        case TF_TYPE_Q8_0: ng = dec_q8_0(blk, grp); break;
+        case TF_TYPE_Q4_K: ng = dec_q4_K(blk, grp); break;
+        case TF_TYPE_Q5_K: ng = dec_q5_K(blk, grp); break;
+        default: ng = dec_q6_K_u(blk, grp); break;
+        }
+        for (int k = 0; k < ng; k++, P++) {
+            __m256 sc = _mm256_set1_ps(grp[k].scale);
+            for (int oc = 0; oc < NO; oc++) {
+                const tf_pack_group *Q = P + oc * G;
+                __m256 dx = _mm256_load_ps(Q->d);
+                if (type == TF_TYPE_Q6_K) {
+                    __m256i sc0 = _mm256_set1_epi16(grp[k].sc16[0]), sc1 = _mm256_set1_epi16(grp[k].sc16[1]);
+                    __m256i i32 = QUAD ? pk4_dot_u6(grp[k].q, Q, sc0, sc1) : pk_dot_u6(grp[k].q, Q, sc0, sc1);
+                    acc[oc] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(sc, dx), acc[oc]);
+                    /* the -32 offset: -32 d (sc0 * sum of values 0..15 + sc1 * sum of 16..31) */
+                    __m256 h0 = _mm256_load_ps(Q->h), h1 = _mm256_sub_ps(_mm256_load_ps(Q->s), h0);
+                    acc[oc] = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * grp[k].scale * grp[k].sc16[0]), h0, acc[oc]);
+                    acc[oc] = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * grp[k].scale * grp[k].sc16[1]), h1, acc[oc]);
+                } else if (type == TF_TYPE_Q8_0) {
+                    acc[oc] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QUAD ? pk4_dot_s8(grp[k].q, Q) : pk_dot_s8(grp[k].q, Q)), _mm256_mul_ps(sc, dx), acc[oc]);
+                } else {
+                    acc[oc] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QUAD ? pk4_dot_u5(grp[k].q, Q) : pk_dot_u5(grp[k].q, Q)), _mm256_mul_ps(sc, dx), acc[oc]);
+                    acc[oc] = _mm256_fmadd_ps(_mm256_set1_ps(grp[k].offset), _mm256_load_ps(Q->s), acc[oc]);
+                }
+            }
+        }
+    }
+    _Alignas(32) float res[16];
+    if (QUAD) {   /* a token's two lanes add up */
+        __m256 a = acc[0];
+        __m128 lo = _mm256_castps256_ps128(a), hi = _mm256_extractf128_ps(a, 1);
+        _mm_store_ps(res, _mm_hadd_ps(lo, hi));
+    } else {
+        _mm256_store_ps(res, acc[0]);
+        _mm256_store_ps(res + 8, acc[1]);
+    }
+    for (int t = 0; t < nt; t++) o[t * ostride] = res[t];
+}
+
+/* Tiles: two octets (16 tokens) while they last, then one octet, or one quartet at the end. */
+#define TF_PK_TYPE(TYPE, PER, BB)                                                              \
+    for (int t0 = 0; t0 < ntok;) {                                                             \
+        int left = ntok - t0;                                                                  \
+        int quad = pk_is_quartet(ntok, t0), two = left > 8 && !pk_is_quartet(ntok, t0 + 8);   \
+        int nt = two ? (left < 16 ? left : 16) : (left < 8 ? left : 8);                        \
+        const tf_pack_group *tile = (const tf_pack_group *)packed + (size_t)(t0 / 8) * G;      \
+        for (int r = 0; r < nrows; r++) {                                                      \
+            const uint8_t *row = w + (size_t)r * stride;                                       \
+            float *o = out + (size_t)t0 * ostride + r;                                         \
+            if (two) pk_row(TYPE, row, n / PER, BB, tile, G, 2, 0, nt, o, ostride);            \
+            else if (quad) pk_row(TYPE, row, n / PER, BB, tile, G, 1, 1, nt, o, ostride);      \
+            else pk_row(TYPE, row, n / PER, BB, tile, G, 1, 0, nt, o, ostride);                \
+        }                                                                                      \
+        t0 += nt;                                                                              \
+    }                                                                                          \
+    return 0;
+
+int tf_gemm_packed(int type, int n, int nrows, const void *wrows, size_t stride,
+                   const void *packed, int ntok, float *out, size_t ostride) {
+    const uint8_t *w = wrows;
+    size_t G = (size_t)(n / 32);
+    switch (type) {
+    case TF_TYPE_Q4_0: TF_PK_TYPE(TF_TYPE_Q4_0, 32, 18)
+    case TF_TYPE_Q4_1: TF_PK_TYPE(TF_TYPE_Q4_1, 32, 20)
+    case TF_TYPE_Q5_0: TF_PK_TYPE(TF_TYPE_Q5_0, 32, 22)
+    case TF_TYPE_Q5_1: TF_PK_TYPE(TF_TYPE_Q5_1, 32, 24)
+    case TF_TYPE_Q8_0: TF_PK_TYPE(TF_TYPE_Q8_0, 32, 34)
+    case TF_TYPE_Q4_K: TF_PK_TYPE(TF_TYPE_Q4_K, 256, 144)
+    case TF_TYPE_Q5_K: TF_PK_TYPE(TF_TYPE_Q5_K, 256, 176)
+    case TF_TYPE_Q6_K: TF_PK_TYPE(TF_TYPE_Q6_K, 256, 210)
+    default: return -1;
     }
 }

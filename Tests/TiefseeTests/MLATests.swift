@@ -69,8 +69,11 @@ final class MLATests: XCTestCase {
         let alone1 = try model.forward(s1, cache: model.makeCache(capacity: 16))
         let alone2 = try model.forward(s2, cache: model.makeCache(capacity: 16))
         let both = try model.forwardBatch([(s1, model.makeCache(capacity: 16), 1), (s2, model.makeCache(capacity: 16), 1)])
-        let d1 = MoETests.maxAbsDiff(both[0].p, Array(UnsafeBufferPointer(start: alone1.p, count: V)))
-        let d2 = MoETests.maxAbsDiff(both[1].p, Array(UnsafeBufferPointer(start: alone2.p, count: V)))
+        // Keep the buffers alive while their pointers are read (release builds end lifetimes early).
+        let (d1, d2) = withExtendedLifetime((both, alone1, alone2)) {
+            (MoETests.maxAbsDiff(both[0].p, Array(UnsafeBufferPointer(start: alone1.p, count: V))),
+             MoETests.maxAbsDiff(both[1].p, Array(UnsafeBufferPointer(start: alone2.p, count: V))))
+        }
         XCTAssertLessThanOrEqual(max(d1, d2), 1e-5)
     }
 }

@@ -246,7 +246,9 @@ final class GemmTests: XCTestCase {
             case .bf16: wbytes = wf.flatMap { v -> [UInt8] in let h = f32ToBF16(v); return [UInt8(h & 0xFF), UInt8(h >> 8)] }
             default: wbytes = randomQuantRows(type, n: n, rows: rows, rng: &rng)
             }
-            for ntok in [1, 3, 4, 7] {
+            // 3/4: one quartet tile; 7/8: an octet; 13: octet + quartet; 21: two octets + quartet;
+            // 24: two octets + octet.
+            for ntok in [1, 3, 4, 7, 8, 13, 21, 24] {
                 let x = (0..<ntok * n).map { _ in Float.random(in: -2...2, using: &rng) }
                 let fmt = activationFormat(for: type)!
                 let aBytes = fmt.byteCount(elements: n)
@@ -273,6 +275,23 @@ final class GemmTests: XCTestCase {
                 }
                 for i in gemm.indices {
                     XCTAssertEqual(gemm[i], dots[i], accuracy: 1e-4 * max(1, abs(dots[i])), "\(type) ntok \(ntok) #\(i)")
+                }
+                // The packed kernel (tokens in vector lanes) gives the same sums for quantized types.
+                guard fmt == .q8_0 else { continue }
+                var packed = [Float](repeating: .nan, count: ntok * rows)
+                let buf = UnsafeMutableRawPointer.allocate(byteCount: tf_gemm_pack_bytes(Int32(n), Int32(ntok)), alignment: 64)
+                defer { buf.deallocate() }
+                wbytes.withUnsafeBytes { wp in
+                    xq.withUnsafeBytes { qp in
+                        tf_gemm_pack(Int32(n), qp.baseAddress!, aBytes, Int32(ntok), buf)
+                        packed.withUnsafeMutableBufferPointer { g in
+                            XCTAssertEqual(tf_gemm_packed(Int32(type.ggmlID!), Int32(n), Int32(rows), wp.baseAddress!, rowBytes,
+                                                          buf, Int32(ntok), g.baseAddress!, rows), 0)
+                        }
+                    }
+                }
+                for i in packed.indices {
+                    XCTAssertEqual(packed[i], dots[i], accuracy: 1e-4 * max(1, abs(dots[i])), "packed \(type) ntok \(ntok) #\(i)")
                 }
             }
         }

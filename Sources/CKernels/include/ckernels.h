@@ -125,6 +125,15 @@ void tf_attend(int n, int hd, const float *q, const float *k, size_t kstride, co
 int tf_gemm_rows(int type, int n, int nrows, const void *wrows, size_t stride,
                  const void *x, size_t xstride, int ntok, float *out, size_t ostride);
 
+/* The faster matrix product for 3 or more activation rows: the rows are first packed with the
+ * tokens in the vector lanes (tf_gemm_pack, once per input), then each decoded weight group is
+ * multiplied with 4, 8 or 16 tokens at once. Same results as tf_gemm_rows up to float order.
+ * tf_gemm_pack_bytes(n, ntok) is the packed size; out as in tf_gemm_rows. Returns 0 or -1. */
+size_t tf_gemm_pack_bytes(int n, int ntok);
+void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed);
+int tf_gemm_packed(int type, int n, int nrows, const void *wrows, size_t stride,
+                   const void *packed, int ntok, float *out, size_t ostride);
+
 /* ------------------------------------------------------------------------------------------
  * Quantization of f32 to ggml block formats (quantize.c), the layouts the dequantizers above
  * read; algorithms of llama.cpp's reference quantizers (no importance matrix). `n` must be a

@@ -75,6 +75,7 @@ public final class Linear: @unchecked Sendable {
             xq = UnsafeRawPointer(buf)
         }
         defer { scratch?.deallocate() }
+        let packed = format == .q8_0 ? PackedActivations(xq, n: n, rows: rows, rowBytes: aBytes) : nil
         // The parts' rows laid end to end; tiles of 16 output rows stay in L1/L2 while every
         // input row passes over them, so the weights stream from memory once per call.
         var starts = [0]
@@ -90,6 +91,8 @@ public final class Linear: @unchecked Sendable {
                 let w = l.weight.data + lo * l.rowBytes
                 if rows == 1 {
                     _ = tf_vec_dot_rows(l.typeCode, Int32(n), Int32(cnt), w, l.rowBytes, xq, out + lo)
+                } else if let pk = packed {
+                    _ = tf_gemm_packed(l.typeCode, Int32(n), Int32(cnt), w, l.rowBytes, pk.data, Int32(rows), out + lo, l.outFeatures)
                 } else {
                     // Prompt processing: each weight block is decoded once per 8 input rows.
                     _ = tf_gemm_rows(l.typeCode, Int32(n), Int32(cnt), w, l.rowBytes, xq, aBytes, Int32(rows), out + lo, l.outFeatures)
@@ -126,11 +129,16 @@ extension Linear {
         let pair = FloatBuffer(count: 2 * rows * o, zeroed: false)
         let w = weight.data, rb = rowBytes, code = typeCode, tile = 16
         let xq = UnsafeRawPointer(buf)
+        let packed = PackedActivations(xq, n: n, rows: 2 * rows, rowBytes: aBytes)
         pool.parallelFor(o, grain: tile) { range in
             var lo = range.lowerBound
             while lo < range.upperBound {
                 let cnt = min(tile, range.upperBound - lo)
-                _ = tf_gemm_rows(code, Int32(n), Int32(cnt), w + lo * rb, rb, xq, aBytes, Int32(2 * rows), pair.p + lo, o)
+                if let pk = packed {
+                    _ = tf_gemm_packed(code, Int32(n), Int32(cnt), w + lo * rb, rb, pk.data, Int32(2 * rows), pair.p + lo, o)
+                } else {
+                    _ = tf_gemm_rows(code, Int32(n), Int32(cnt), w + lo * rb, rb, xq, aBytes, Int32(2 * rows), pair.p + lo, o)
+                }
                 lo += cnt
             }
         }
@@ -182,6 +190,19 @@ extension Linear {
         }
         addBias(out, rows: rows)
     }
+}
+
+/// Q8A activation rows repacked with the tokens in the vector lanes for `tf_gemm_packed`, the
+/// matrix kernel for 3 or more rows (fewer rows: `tf_gemm_rows` / row dots are faster).
+final class PackedActivations {
+    let data: UnsafeMutableRawPointer
+
+    init?(_ xq: UnsafeRawPointer, n: Int, rows: Int, rowBytes: Int) {
+        guard rows >= 3 else { return nil }
+        data = UnsafeMutableRawPointer.allocate(byteCount: tf_gemm_pack_bytes(Int32(n), Int32(rows)), alignment: 64)
+        tf_gemm_pack(Int32(n), xq, rowBytes, Int32(rows), data)
+    }
+    deinit { data.deallocate() }
 }
 
 public enum ModelLoadError: Error, CustomStringConvertible {
