@@ -36,19 +36,54 @@ void tf_rmsnorm(int n, const float *x, const float *w, float *out, float eps) {
     for (i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
 }
 
-/* gate = silu(gate) * up */
+/* e^x for 8 lanes: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial (Taylor
+ * coefficients; relative error ~2e-7, about libm's float expf), 2^n through the exponent bits.
+ * Inputs below -87 give 0 (as expf underflows), above 88 are clamped. */
+static inline __m256 exp8(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);        /* ln2 split: exact high part */
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+/* gate = silu(gate) * up = gate / (1 + e^-gate) * up */
 void tf_swiglu(int n, float *gate, const float *up) {
-    for (int i = 0; i < n; i++) { float g = gate[i]; gate[i] = g / (1.0f + expf(-g)) * up[i]; }
+    int i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) { float g = gate[i]; gate[i] = g / (1.0f + expf(-g)) * up[i]; }
 }
 
 void tf_softmax(int n, float *x) {
     if (n <= 0) return;
     float m = x[0];
     for (int i = 1; i < n; i++) if (x[i] > m) m = x[i];
-    float s = 0;
-    for (int i = 0; i < n; i++) { float e = expf(x[i] - m); x[i] = e; s += e; }
+    __m256 vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float s = hsum8(acc);
+    for (; i < n; i++) { float e = expf(x[i] - m); x[i] = e; s += e; }
     float inv = 1.0f / s;
-    for (int i = 0; i < n; i++) x[i] *= inv;
+    for (i = 0; i < n; i++) x[i] *= inv;
 }
 
 /* One query against n cached positions: scores = q·k_j * scale, softmax, out = sum_j p_j v_j.
@@ -60,4 +95,58 @@ void tf_attend(int n, int hd, const float *q, const float *k, size_t kstride, co
     tf_softmax(n, scores);
     for (int i = 0; i < hd; i++) out[i] = 0;
     for (int j = 0; j < n; j++) tf_axpy(hd, scores[j], v + (size_t)j * vstride, out);
+}
+
+/* Eight dot products of q with k_0..k_7 (hd floats each, hd % 8 == 0) as one vector: eight
+ * accumulators reduced together by a horizontal-add tree instead of eight separate sums. */
+static inline __m256 dot8(int hd, const float *q, const float *k, size_t kstride) {
+    __m256 a[8];
+    for (int j = 0; j < 8; j++) a[j] = _mm256_setzero_ps();
+    for (int d = 0; d < hd; d += 8) {
+        __m256 qv = _mm256_loadu_ps(q + d);
+        for (int j = 0; j < 8; j++) a[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + j * kstride + d), a[j]);
+    }
+    __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 s0 = _mm256_hadd_ps(s01, s23), s1 = _mm256_hadd_ps(s45, s67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(s0, s1, 0x20), _mm256_permute2f128_ps(s0, s1, 0x31));
+}
+
+/* nq query heads (q + i*qstride) that share one key/value head (grouped-query attention)
+ * against n cached positions; out + i*ostride receives head i's output. The keys of a block of
+ * eight positions are read once for all heads while in L1; hd % 8 == 0 is required. */
+void tf_attend_heads(int n, int hd, int nq, const float *q, size_t qstride, const float *k, size_t kstride,
+                     const float *v, size_t vstride, float scale, float *scores, float *out, size_t ostride) {
+    __m256 vs = _mm256_set1_ps(scale);
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int i = 0; i < nq; i++)
+            _mm256_storeu_ps(scores + (size_t)i * n + j, _mm256_mul_ps(dot8(hd, q + i * qstride, k + (size_t)j * kstride, kstride), vs));
+    for (; j < n; j++)
+        for (int i = 0; i < nq; i++) scores[(size_t)i * n + j] = tf_vec_dot_f32(hd, k + (size_t)j * kstride, q + i * qstride) * scale;
+    for (int i = 0; i < nq; i++) tf_softmax(n, scores + (size_t)i * n);
+    /* out = sum_j p_j v_j, 64 output values at a time held in registers */
+    for (int i = 0; i < nq; i++) {
+        const float *p = scores + (size_t)i * n;
+        float *o = out + i * ostride;
+        for (int d0 = 0; d0 < hd; d0 += 64) {
+            int w = hd - d0 < 64 ? hd - d0 : 64;
+            __m256 acc[8];
+            for (int c = 0; c < 8; c++) acc[c] = _mm256_setzero_ps();
+            if (w == 64) {
+                for (int jj = 0; jj < n; jj++) {
+                    __m256 pj = _mm256_set1_ps(p[jj]);
+                    const float *vj = v + (size_t)jj * vstride + d0;
+                    for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+                }
+            } else {
+                for (int jj = 0; jj < n; jj++) {
+                    __m256 pj = _mm256_set1_ps(p[jj]);
+                    const float *vj = v + (size_t)jj * vstride + d0;
+                    for (int c = 0; c < w / 8; c++) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+                }
+            }
+            for (int c = 0; c < w / 8; c++) _mm256_storeu_ps(o + d0 + 8 * c, acc[c]);
+        }
+    }
 }

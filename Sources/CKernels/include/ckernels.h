@@ -118,6 +118,10 @@ void tf_swiglu(int n, float *gate, const float *up);               /* gate = sil
 void tf_softmax(int n, float *x);
 void tf_attend(int n, int hd, const float *q, const float *k, size_t kstride, const float *v, size_t vstride,
                float scale, float *scores, float *out);
+/* Grouped-query form of tf_attend: nq query heads (q + i*qstride) sharing one key/value head,
+ * outputs at out + i*ostride; `scores` has room for nq*n floats; hd % 8 == 0. */
+void tf_attend_heads(int n, int hd, int nq, const float *q, size_t qstride, const float *k, size_t kstride,
+                     const float *v, size_t vstride, float scale, float *scores, float *out, size_t ostride);
 
 /* Matrix product for prompt processing: out[t*ostride + r] = dot(weight row r, activation row t)
  * for r < nrows, t < ntok. Activation rows are `xstride` bytes apart (Q8A for quantized weights,

@@ -44,22 +44,31 @@ public final class GroupedQueryAttention: AttentionBlock {
         }
         let attn = FloatBuffer(count: T * qw, zeroed: true)
         let group = nHeads / nKV
-        let nH = nHeads, sc = scale
-        // Work items: (row, head) pairs over the whole batch; each row knows its segment.
+        let sc = scale
+        // Work items: (row, key/value head) pairs over the whole batch; each row knows its
+        // segment, and the `group` query heads sharing a key/value head read its cache together.
         var segOfRow = [Int](repeating: 0, count: T)
         for (i, s) in segments.enumerated() { for r in s.rows { segOfRow[r] = i } }
         let maxLen = segments.map { $0.cache.length + $0.count }.max() ?? 0
-        ThreadPool.shared.parallelFor(T * nH) { range in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxLen)
+        let kvHeads = nKV
+        ThreadPool.shared.parallelFor(T * kvHeads) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxLen * group)
             defer { scores.deallocate() }
             for item in range {
-                let r = item / nH, h = item % nH
+                let r = item / kvHeads, kvh = item % kvHeads
                 let seg = segments[segOfRow[r]]
                 let kc = seg.cache.keys[layer].p, vc = seg.cache.values[layer].p
-                let kvh = h / group
-                let qv = q.p + r * qw + h * hd
+                let h0 = kvh * group
                 let n = seg.position(ofRow: r) + 1  // causal: positions 0 ... pos
-                tf_attend(Int32(n), Int32(hd), qv, kc + kvh * hd, kw, vc + kvh * hd, kw, sc, scores, attn.p + r * qw + h * hd)
+                if hd % 8 == 0 {
+                    tf_attend_heads(Int32(n), Int32(hd), Int32(group), q.p + r * qw + h0 * hd, hd, kc + kvh * hd, kw,
+                                    vc + kvh * hd, kw, sc, scores, attn.p + r * qw + h0 * hd, hd)
+                } else {
+                    for h in h0..<h0 + group {
+                        tf_attend(Int32(n), Int32(hd), q.p + r * qw + h * hd, kc + kvh * hd, kw, vc + kvh * hd, kw, sc,
+                                  scores, attn.p + r * qw + h * hd)
+                    }
+                }
             }
         }
         wo.forward(attn.p, rows: T, out: out)
