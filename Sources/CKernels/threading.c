@@ -4,3 +4,11 @@ static _Thread_local int pool_depth;
 
 int tf_pool_depth(void) { return pool_depth; }
 void tf_pool_depth_add(int delta) { pool_depth += delta; }
+
+/* Keep freed heap memory up to `bytes` instead of returning it to the kernel (and getting
+ * fresh zeroed pages on the next allocation): glibc's mmap and trim thresholds. */
+#include <malloc.h>
+void tf_keep_freed_memory(int bytes) {
+    mallopt(M_MMAP_THRESHOLD, bytes);
+    mallopt(M_TRIM_THRESHOLD, bytes);
+}

@@ -16,6 +16,8 @@ static inline void tf_cpu_relax(void) { __builtin_ia32_pause(); }
 /* Thread-pool nesting depth of the calling thread (threading.c). */
 int tf_pool_depth(void);
 void tf_pool_depth_add(int delta);
+/* glibc: keep up to `bytes` of freed heap memory for reuse (mmap and trim thresholds). */
+void tf_keep_freed_memory(int bytes);
 
 /* ------------------------------------------------------------------------------------------
  * Dequantization to f32 (dequant.c). `n` is the number of elements; for block types it must

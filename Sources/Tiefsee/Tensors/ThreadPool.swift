@@ -41,7 +41,17 @@ public final class ThreadPool: @unchecked Sendable {
         if shared.threadCount != threads { shared = ThreadPool(threads: max(1, threads)) }
     }
 
+    /// Per-layer scratch buffers (megabytes during prompt processing) are allocated and freed
+    /// thousands of times per forward pass; glibc would hand them back to the kernel and take
+    /// fresh zeroed pages each time (measured: 4% of prompt time in page clearing). Keeping
+    /// freed memory in the heap up to 256 MB avoids that; the peak stays the same.
+    static let mallocTuned: Bool = {
+        tf_keep_freed_memory(256 << 20)
+        return true
+    }()
+
     public init(threads: Int) {
+        _ = ThreadPool.mallocTuned
         threadCount = max(1, threads)
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&cond, nil)
