@@ -708,8 +708,12 @@ size_t tf_gemm_pack_bytes(int n, int ntok) {
 }
 
 /* A chunk of <= 4 tokens is packed as a quartet instead: q[k] (k < 4) holds values 8k..8k+7 of
- * tokens 0..3 (8 bytes each), so a token owns two adjacent lanes; d is repeated in both lanes,
- * s and h sit in the first lane only (their products are added once). */
+ * tokens 0..3 (8 bytes each), so a token owns two adjacent lanes of integer sums. The kernel
+ * adds each pair (hadd) before converting, which leaves tokens 0,1 in lanes 0,1 (and copies in
+ * 2,3) and tokens 2,3 in lanes 4,5 (copies in 6,7); d, s and h are laid out the same way.
+ * Every tile shape thus does the same float operations per token: a token's result does not
+ * depend on which other tokens share its batch. */
+static const int pk_quartet_lane[4] = { 0, 1, 4, 5 };
 static int pk_is_quartet(int ntok, int t0) { return ntok - t0 <= 4; }
 
 void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed) {
@@ -724,7 +728,8 @@ void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed) 
                 int h = 0;
                 for (int j = 0; j < 16; j++) h += b->qs[j];
                 if (quartet) {
-                    p->d[2 * t] = p->d[2 * t + 1] = b->d; p->s[2 * t] = b->s; p->h[2 * t] = b->d * (float)h;
+                    int l = pk_quartet_lane[t];
+                    p->d[l] = p->d[l + 2] = b->d; p->s[l] = p->s[l + 2] = b->s; p->h[l] = p->h[l + 2] = b->d * (float)h;
                     for (int k = 0; k < 4; k++) memcpy(&p->q[k][8 * t], b->qs + 8 * k, 8);
                 } else {
                     p->d[t] = b->d; p->s[t] = b->s; p->h[t] = b->d * (float)h;
@@ -800,12 +805,14 @@ TF_INLINE __m256i pk4_dot_u5(__m256i q, const tf_pack_group *P) {
     a = _mm256_add_epi16(a, _mm256_maddubs_epi16(PERMQ(q, 1), ldp(P->q[1])));
     a = _mm256_add_epi16(a, _mm256_maddubs_epi16(PERMQ(q, 2), ldp(P->q[2])));
     a = _mm256_add_epi16(a, _mm256_maddubs_epi16(PERMQ(q, 3), ldp(P->q[3])));
-    return _mm256_madd_epi16(a, ones);
+    __m256i r = _mm256_madd_epi16(a, ones);
+    return _mm256_hadd_epi32(r, r);
 }
 TF_INLINE __m256i pk4_dot_u6(__m256i q, const tf_pack_group *P, __m256i sc0, __m256i sc1) {
     __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(PERMQ(q, 0), ldp(P->q[0])), _mm256_maddubs_epi16(PERMQ(q, 1), ldp(P->q[1])));
     __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(PERMQ(q, 2), ldp(P->q[2])), _mm256_maddubs_epi16(PERMQ(q, 3), ldp(P->q[3])));
-    return _mm256_add_epi32(_mm256_madd_epi16(a, sc0), _mm256_madd_epi16(c, sc1));
+    __m256i r = _mm256_add_epi32(_mm256_madd_epi16(a, sc0), _mm256_madd_epi16(c, sc1));
+    return _mm256_hadd_epi32(r, r);
 }
 TF_INLINE __m256i pk4_dot_s8(__m256i q, const tf_pack_group *P) {
     const __m256i ones = _mm256_set1_epi16(1);
@@ -814,7 +821,7 @@ TF_INLINE __m256i pk4_dot_s8(__m256i q, const tf_pack_group *P) {
     r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, 1), _mm256_sign_epi8(ldp(P->q[1]), PERMQ(q, 1))), ones));
     r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, 2), _mm256_sign_epi8(ldp(P->q[2]), PERMQ(q, 2))), ones));
     r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, 3), _mm256_sign_epi8(ldp(P->q[3]), PERMQ(q, 3))), ones));
-    return r;
+    return _mm256_hadd_epi32(r, r);
 }
 
 /* One weight row against NO octets (1 or 2) of one tile: each decoded group serves 8*NO tokens. */
@@ -859,10 +866,9 @@ TF_INLINE void pk_row(int type, const uint8_t *row, int nblocks, int bbytes, con
         }
     }
     _Alignas(32) float res[16];
-    if (QUAD) {   /* a token's two lanes add up */
-        __m256 a = acc[0];
-        __m128 lo = _mm256_castps256_ps128(a), hi = _mm256_extractf128_ps(a, 1);
-        _mm_store_ps(res, _mm_hadd_ps(lo, hi));
+    if (QUAD) {
+        _mm256_store_ps(res + 8, acc[0]);
+        for (int t = 0; t < 4; t++) res[t] = res[8 + pk_quartet_lane[t]];
     } else {
         _mm256_store_ps(res, acc[0]);
         _mm256_store_ps(res + 8, acc[1]);

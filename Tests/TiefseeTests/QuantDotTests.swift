@@ -293,6 +293,19 @@ final class GemmTests: XCTestCase {
                 for i in packed.indices {
                     XCTAssertEqual(packed[i], dots[i], accuracy: 1e-4 * max(1, abs(dots[i])), "packed \(type) ntok \(ntok) #\(i)")
                 }
+                // Batch invariance: the last two rows alone give bit-identical outputs.
+                if ntok >= 2 {
+                    var tail = [Float](repeating: .nan, count: 2 * rows)
+                    wbytes.withUnsafeBytes { wp in
+                        xq.withUnsafeBytes { qp in
+                            tf_gemm_pack(Int32(n), qp.baseAddress! + (ntok - 2) * aBytes, aBytes, 2, buf)
+                            tail.withUnsafeMutableBufferPointer { g in
+                                _ = tf_gemm_packed(Int32(type.ggmlID!), Int32(n), Int32(rows), wp.baseAddress!, rowBytes, buf, 2, g.baseAddress!, rows)
+                            }
+                        }
+                    }
+                    XCTAssertEqual(tail, Array(packed[(ntok - 2) * rows..<ntok * rows]), "\(type): rows \(ntok - 2)... alone vs in \(ntok)")
+                }
             }
         }
     }

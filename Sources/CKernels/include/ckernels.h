@@ -131,9 +131,10 @@ void tf_attend_heads(int n, int hd, int nq, const float *q, size_t qstride, cons
 int tf_gemm_rows(int type, int n, int nrows, const void *wrows, size_t stride,
                  const void *x, size_t xstride, int ntok, float *out, size_t ostride);
 
-/* The faster matrix product for 3 or more activation rows: the rows are first packed with the
+/* The faster matrix product for 2 or more activation rows: the rows are first packed with the
  * tokens in the vector lanes (tf_gemm_pack, once per input), then each decoded weight group is
- * multiplied with 4, 8 or 16 tokens at once. Same results as tf_gemm_rows up to float order.
+ * multiplied with 4, 8 or 16 tokens at once. Same results as tf_gemm_rows up to float order,
+ * and bit-identical for a given activation row whatever the other rows and their count.
  * tf_gemm_pack_bytes(n, ntok) is the packed size; out as in tf_gemm_rows. Returns 0 or -1. */
 size_t tf_gemm_pack_bytes(int n, int ntok);
 void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed);

@@ -175,8 +175,11 @@ public final class BatchScheduler: @unchecked Sendable {
             var best: Slot? = nil
             var bestCommon = -1
             for s in slots where !s.busy {
+                // At least the last two prompt tokens are recomputed: two or more rows take the
+                // batch-independent matrix kernel, so a repeated request (same seed) gets
+                // exactly the logits its first run got from the full prompt.
                 var c = 0
-                let n = min(s.tokens.count, job.prompt.count - 1)
+                let n = min(s.tokens.count, job.prompt.count - 2)
                 while c < n && s.tokens[c] == job.prompt[c] { c += 1 }
                 if c > bestCommon { bestCommon = c; best = s }
             }

@@ -196,12 +196,14 @@ extension Linear {
 }
 
 /// Q8A activation rows repacked with the tokens in the vector lanes for `tf_gemm_packed`, the
-/// matrix kernel for 3 or more rows (fewer rows: `tf_gemm_rows` / row dots are faster).
+/// matrix kernel for 2 or more rows. Its result for a token does not depend on the other rows
+/// in the batch (same float operations in every tile shape), so a prompt token gives the same
+/// logits whether it is processed with its whole prompt or with only its predecessor.
 final class PackedActivations {
     let data: UnsafeMutableRawPointer
 
     init?(_ xq: UnsafeRawPointer, n: Int, rows: Int, rowBytes: Int) {
-        guard rows >= 3 else { return nil }
+        guard rows >= 2 else { return nil }
         data = UnsafeMutableRawPointer.allocate(byteCount: tf_gemm_pack_bytes(Int32(n), Int32(rows)), alignment: 64)
         tf_gemm_pack(Int32(n), xq, rowBytes, Int32(rows), data)
     }
