@@ -511,18 +511,23 @@ int tf_vec_dot_rows(int type, int n, int nrows, const void *wrows, size_t stride
     return 0;
 }
 
-/* ---------------------------------------------------------------- matrix products (prefill) */
+/* ---------------------------------------------------------------- matrix products (prefill, batches) */
 
-/* Batched prompt processing multiplies each weight row with many activation rows. Decoding a
- * quantized block (unpacking nibbles, high bits, scales) costs as much as its dot product, so
- * the matrix kernel decodes each 32-value group once into bytes and a scale, then dots it with
- * up to TF_GEMM_T (8: measured 12% faster prefill than 4) activation rows while it sits in registers. */
-#define TF_GEMM_T 8
+/* Unquantized weights: one dot per (row, token). */
+int tf_gemm_rows(int type, int n, int nrows, const void *wrows, size_t stride,
+                 const void *x, size_t xstride, int ntok, float *out, size_t ostride) {
+    if (type != TF_TYPE_F32 && type != TF_TYPE_F16 && type != TF_TYPE_BF16) return -1;
+    for (int t = 0; t < ntok; t++)
+        if (tf_vec_dot_rows(type, n, nrows, wrows, stride, (const uint8_t *)x + t * xstride, out + t * ostride) != 0) return -1;
+    return 0;
+}
 
+/* Quantized weights: decoding a block (unpacking nibbles, high bits, scales) costs as much as
+ * its dot product, so the matrix kernel below decodes each 32-value group once into bytes and
+ * a scale, then multiplies it with every activation row of a tile. */
 typedef struct {
-    __m256i q;       /* 32 weight values as bytes (unsigned, or signed when the type needs it) */
-    __m256i scv;     /* per-16 int16 multipliers (Q6_K's scales), else 1 */
-    float scale;     /* weight scale of the group: value = scale * q (times scv) */
+    __m256i q;       /* 32 weight values as bytes: unsigned, or signed for Q8_0 */
+    float scale;     /* weight scale of the group: value = scale * q (Q6_K: times sc16) */
     float offset;    /* added per activation block as offset * s_x (zero points, K-quant mins) */
     int16_t sc16[2]; /* Q6_K: the int scales of values 0..15 and 16..31 */
 } tf_group;
@@ -530,39 +535,39 @@ typedef struct {
 /* Decoders: one block of the weight row into its 32-value groups; return the group count. */
 static inline int dec_q4_0(const uint8_t *b, tf_group *g) {
     float d = h2f(b);
-    g->q = unpack_nibbles(b + 2); g->scale = d; g->offset = -8.0f * d; g->scv = _mm256_set1_epi16(1);
+    g->q = unpack_nibbles(b + 2); g->scale = d; g->offset = -8.0f * d;
     return 1;
 }
 static inline int dec_q4_1(const uint8_t *b, tf_group *g) {
-    g->q = unpack_nibbles(b + 4); g->scale = h2f(b); g->offset = h2f(b + 2); g->scv = _mm256_set1_epi16(1);
+    g->q = unpack_nibbles(b + 4); g->scale = h2f(b); g->offset = h2f(b + 2);
     return 1;
 }
 static inline int dec_q5_0(const uint8_t *b, tf_group *g) {
     float d = h2f(b);
     g->q = _mm256_or_si256(unpack_nibbles(b + 6), bits_to_0x10(b + 2));
-    g->scale = d; g->offset = -16.0f * d; g->scv = _mm256_set1_epi16(1);
+    g->scale = d; g->offset = -16.0f * d;
     return 1;
 }
 static inline int dec_q5_1(const uint8_t *b, tf_group *g) {
     g->q = _mm256_or_si256(unpack_nibbles(b + 8), bits_to_0x10(b + 4));
-    g->scale = h2f(b); g->offset = h2f(b + 2); g->scv = _mm256_set1_epi16(1);
+    g->scale = h2f(b); g->offset = h2f(b + 2);
     return 1;
 }
 static inline int dec_q8_0(const uint8_t *b, tf_group *g) {
-    g->q = ld256(b + 2); g->scale = h2f(b); g->offset = 0; g->scv = _mm256_set1_epi16(1);
+    g->q = ld256(b + 2); g->scale = h2f(b); g->offset = 0;
     return 1;
 }
 static inline int dec_q4_K(const uint8_t *w, tf_group *g) {
     uint8_t sc[8], mn[8];
     k_scales(w + 4, sc, mn);
     float d = h2f(w), dmin = h2f(w + 2);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi16(1);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int k = 0; k < 4; k++) {
         __m256i q = ld256(w + 16 + 32 * k);
         g[2 * k].q = _mm256_and_si256(q, m4);
         g[2 * k + 1].q = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
         for (int h = 0; h < 2; h++) {
-            g[2 * k + h].scale = d * sc[2 * k + h]; g[2 * k + h].offset = -dmin * mn[2 * k + h]; g[2 * k + h].scv = one;
+            g[2 * k + h].scale = d * sc[2 * k + h]; g[2 * k + h].offset = -dmin * mn[2 * k + h];
         }
     }
     return 8;
@@ -571,7 +576,7 @@ static inline int dec_q5_K(const uint8_t *w, tf_group *g) {
     uint8_t sc[8], mn[8];
     k_scales(w + 4, sc, mn);
     float d = h2f(w), dmin = h2f(w + 2);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10), one = _mm256_set1_epi16(1);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
     __m256i qh = ld256(w + 16);
     for (int k = 0; k < 4; k++) {
         __m256i q = ld256(w + 48 + 32 * k);
@@ -580,108 +585,11 @@ static inline int dec_q5_K(const uint8_t *w, tf_group *g) {
         g[2 * k].q = _mm256_or_si256(_mm256_and_si256(q, m4), hb0);
         g[2 * k + 1].q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), hb1);
         for (int h = 0; h < 2; h++) {
-            g[2 * k + h].scale = d * sc[2 * k + h]; g[2 * k + h].offset = -dmin * mn[2 * k + h]; g[2 * k + h].scv = one;
+            g[2 * k + h].scale = d * sc[2 * k + h]; g[2 * k + h].offset = -dmin * mn[2 * k + h];
         }
     }
     return 8;
 }
-/* Q6_K groups hold signed q - 32 and the two per-16 scales in scv. */
-static inline int dec_q6_K(const uint8_t *w, tf_group *g) {
-    const uint8_t *ql = w, *qhp = w + 128;
-    const int8_t *sc = (const int8_t *)(w + 192);
-    float d = h2f(w + 208);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30), off = _mm256_set1_epi8(32);
-    for (int h = 0; h < 2; h++) {
-        __m256i l0 = ld256(ql + 64 * h), l1 = ld256(ql + 64 * h + 32), hb = ld256(qhp + 32 * h);
-        __m256i q[4];
-        q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m3));
-        q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m3));
-        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m3));
-        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m3));
-        for (int s = 0; s < 4; s++) {
-            int gi = 8 * h + 2 * s;
-            tf_group *G = g + 4 * h + s;
-            G->q = _mm256_sub_epi8(q[s], off);
-            G->scv = _mm256_set_m128i(_mm_set1_epi16(sc[gi + 1]), _mm_set1_epi16(sc[gi]));
-            G->sc16[0] = sc[gi]; G->sc16[1] = sc[gi + 1];
-            G->scale = d; G->offset = 0;
-        }
-    }
-    return 8;
-}
-
-/* One weight row against nt (1..TF_GEMM_T) activation rows. SIGNED selects the sign trick for
- * weights that are negative (maddubs needs an unsigned first operand). */
-#define TF_GEMM_ROW(DEC, BLOCK_BYTES, SIGNED, NT)                                              \
-    {                                                                                          \
-        __m256 acc[TF_GEMM_T];                                                                 \
-        float corr[TF_GEMM_T];                                                                 \
-        for (int t = 0; t < TF_GEMM_T; t++) { acc[t] = _mm256_setzero_ps(); corr[t] = 0; }    \
-        tf_group grp[8];                                                                       \
-        int gi = 0;                                                                            \
-        for (int b = 0; b < nblocks; b++) {                                                    \
-            int ng = DEC(row + (size_t)b * BLOCK_BYTES, grp);                                  \
-            for (int k = 0; k < ng; k++, gi++) {                                               \
-                __m256i wq = SIGNED ? _mm256_sign_epi8(grp[k].q, grp[k].q) : grp[k].q;         \
-                for (int t = 0; t < (NT); t++) {                                                 \
-                    const tf_block_q8a *xb = (const tf_block_q8a *)((const uint8_t *)x + t * xstride) + gi; \
-                    __m256i xv = ld256(xb->qs);                                                \
-                    if (SIGNED) xv = _mm256_sign_epi8(xv, grp[k].q);                           \
-                    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xv), grp[k].scv);   \
-                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(grp[k].scale * xb->d), _mm256_cvtepi32_ps(p), acc[t]); \
-                    corr[t] += grp[k].offset * xb->s;                                          \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-        for (int t = 0; t < (NT); t++) out[t * ostride] = hsum_ps(acc[t]) + corr[t];            \
-    }
-
-int tf_gemm_rows(int type, int n, int nrows, const void *wrows, size_t stride,
-                 const void *x, size_t xstride, int ntok, float *out, size_t ostride) {
-    const uint8_t *w = wrows;
-    int per_block;
-    switch (type) {
-    case TF_TYPE_Q4_0: case TF_TYPE_Q4_1: case TF_TYPE_Q5_0: case TF_TYPE_Q5_1: case TF_TYPE_Q8_0: per_block = 32; break;
-    case TF_TYPE_Q4_K: case TF_TYPE_Q5_K: case TF_TYPE_Q6_K: per_block = 256; break;
-    default:
-        /* unquantized types: one dot per (row, token) */
-        for (int t = 0; t < ntok; t++)
-            if (tf_vec_dot_rows(type, n, nrows, wrows, stride, (const uint8_t *)x + t * xstride, out + t * ostride) != 0) return -1;
-        return 0;
-    }
-    int nblocks = n / per_block;
-    for (int t0 = 0; t0 < ntok; t0 += TF_GEMM_T) {
-        int nt = ntok - t0 < TF_GEMM_T ? ntok - t0 : TF_GEMM_T;
-        const void *xt = (const uint8_t *)x + (size_t)t0 * xstride;
-        for (int r = 0; r < nrows; r++) {
-            const uint8_t *row = w + (size_t)r * stride;
-            float *o = out + (size_t)t0 * ostride + r;
-            {
-                const void *x = xt; float *out = o;
-                /* The token count is a compile-time constant in the common tile sizes, so the
-                 * accumulators stay in registers (a runtime count keeps them on the stack). */
-#define TF_GEMM_TYPES(NT)                                                                      \
-                switch (type) {                                                                \
-                case TF_TYPE_Q4_0: TF_GEMM_ROW(dec_q4_0, 18, 0, NT) break;                     \
-                case TF_TYPE_Q4_1: TF_GEMM_ROW(dec_q4_1, 20, 0, NT) break;                     \
-                case TF_TYPE_Q5_0: TF_GEMM_ROW(dec_q5_0, 22, 0, NT) break;                     \
-                case TF_TYPE_Q5_1: TF_GEMM_ROW(dec_q5_1, 24, 0, NT) break;                     \
-                case TF_TYPE_Q8_0: TF_GEMM_ROW(dec_q8_0, 34, 1, NT) break;                     \
-                case TF_TYPE_Q4_K: TF_GEMM_ROW(dec_q4_K, 144, 0, NT) break;                    \
-                case TF_TYPE_Q5_K: TF_GEMM_ROW(dec_q5_K, 176, 0, NT) break;                    \
-                case TF_TYPE_Q6_K: TF_GEMM_ROW(dec_q6_K, 210, 1, NT) break;                    \
-                }
-                if (nt == 8) { TF_GEMM_TYPES(8) }
-                else if (nt == 4) { TF_GEMM_TYPES(4) }
-                else if (nt == 2) { TF_GEMM_TYPES(2) }
-                else { TF_GEMM_TYPES(nt) }
-#undef TF_GEMM_TYPES
-            }
-        }
-    }
-    return 0;
-}
-
 /* Two-level activation quantization: y_main = Q8A(x), y_res = Q8A(x - dequant(y_main)). Their
  * dots with a weight row add up to about 15 bits of activation precision. Used where 8 bits
  * lose too much: the input of the FFN down projection, whose SwiGLU values have outliers. */
@@ -695,7 +603,7 @@ void tf_quantize_row_q8_0_residual(const float *x, void *y_main, void *y_res, in
     }
 }
 
-/* ---------------------------------------------------------------- packed matrix kernel (experimental) */
+/* ---------------------------------------------------------------- packed matrix kernel */
 
 /* Activations of 8 tokens ("an octet") for one 32-value group, tokens in the vector lanes:
  * q[k] holds values 4k..4k+3 of token 0, then of token 1, ... token 7 (4 bytes each), so one
@@ -745,7 +653,7 @@ void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed) 
 static inline __m256i ldp(const int8_t *p) { return _mm256_load_si256((const __m256i *)p); }
 
 /* Q6_K group as unsigned 0..63 (value = d * sc * (q - 32)); sc16 = the two per-16 scales. */
-static inline int dec_q6_K_u(const uint8_t *w, tf_group *g) {
+static inline int dec_q6_K(const uint8_t *w, tf_group *g) {
     const uint8_t *ql = w, *qhp = w + 128;
     const int8_t *sc = (const int8_t *)(w + 192);
     float d = h2f(w + 208);
@@ -841,7 +749,7 @@ TF_INLINE void pk_row(int type, const uint8_t *row, int nblocks, int bbytes, con
         case TF_TYPE_Q8_0: ng = dec_q8_0(blk, grp); break;
         case TF_TYPE_Q4_K: ng = dec_q4_K(blk, grp); break;
         case TF_TYPE_Q5_K: ng = dec_q5_K(blk, grp); break;
-        default: ng = dec_q6_K_u(blk, grp); break;
+        default: ng = dec_q6_K(blk, grp); break;
         }
         for (int k = 0; k < ng; k++, P++) {
             __m256 sc = _mm256_set1_ps(grp[k].scale);
@@ -866,14 +774,9 @@ TF_INLINE void pk_row(int type, const uint8_t *row, int nblocks, int bbytes, con
         }
     }
     _Alignas(32) float res[16];
-    if (QUAD) {
-        _mm256_store_ps(res + 8, acc[0]);
-        for (int t = 0; t < 4; t++) res[t] = res[8 + pk_quartet_lane[t]];
-    } else {
-        _mm256_store_ps(res, acc[0]);
-        _mm256_store_ps(res + 8, acc[1]);
-    }
-    for (int t = 0; t < nt; t++) o[t * ostride] = res[t];
+    _mm256_store_ps(res, acc[0]);
+    _mm256_store_ps(res + 8, acc[1]);
+    for (int t = 0; t < nt; t++) o[t * ostride] = res[QUAD ? pk_quartet_lane[t] : t];
 }
 
 /* Weight rows are fetched PF_AHEAD rows ahead: with few tokens per pass the kernel is fast

@@ -125,9 +125,9 @@ void tf_attend(int n, int hd, const float *q, const float *k, size_t kstride, co
 void tf_attend_heads(int n, int hd, int nq, const float *q, size_t qstride, const float *k, size_t kstride,
                      const float *v, size_t vstride, float scale, float *scores, float *out, size_t ostride);
 
-/* Matrix product for prompt processing: out[t*ostride + r] = dot(weight row r, activation row t)
- * for r < nrows, t < ntok. Activation rows are `xstride` bytes apart (Q8A for quantized weights,
- * f32 otherwise). Each weight block is decoded once per 4 activation rows. Returns 0 or -1. */
+/* Matrix product for unquantized weights (F32/F16/BF16; -1 for other types):
+ * out[t*ostride + r] = dot(weight row r, f32 activation row t) for r < nrows, t < ntok,
+ * activation rows `xstride` bytes apart. */
 int tf_gemm_rows(int type, int n, int nrows, const void *wrows, size_t stride,
                  const void *x, size_t xstride, int ntok, float *out, size_t ostride);
 

@@ -92,9 +92,9 @@ public final class Linear: @unchecked Sendable {
                 if rows == 1 {
                     _ = tf_vec_dot_rows(l.typeCode, Int32(n), Int32(cnt), w, l.rowBytes, xq, out + lo)
                 } else if let pk = packed {
+                    // Prompt processing and batches: each decoded weight group serves 4-16 rows.
                     _ = tf_gemm_packed(l.typeCode, Int32(n), Int32(cnt), w, l.rowBytes, pk.data, Int32(rows), out + lo, l.outFeatures)
                 } else {
-                    // Prompt processing: each weight block is decoded once per 8 input rows.
                     _ = tf_gemm_rows(l.typeCode, Int32(n), Int32(cnt), w, l.rowBytes, xq, aBytes, Int32(rows), out + lo, l.outFeatures)
                 }
                 g += cnt
@@ -128,17 +128,12 @@ extension Linear {
         for t in 0..<rows { tf_quantize_row_q8_0_residual(x + t * n, buf + 2 * t * aBytes, buf + (2 * t + 1) * aBytes, Int32(n)) }
         let pair = FloatBuffer(count: 2 * rows * o, zeroed: false)
         let w = weight.data, rb = rowBytes, code = typeCode, tile = 16
-        let xq = UnsafeRawPointer(buf)
-        let packed = PackedActivations(xq, n: n, rows: 2 * rows, rowBytes: aBytes)
+        let packed = PackedActivations(UnsafeRawPointer(buf), n: n, rows: 2 * rows, rowBytes: aBytes)!
         pool.parallelFor(o, grain: tile) { range in
             var lo = range.lowerBound
             while lo < range.upperBound {
                 let cnt = min(tile, range.upperBound - lo)
-                if let pk = packed {
-                    _ = tf_gemm_packed(code, Int32(n), Int32(cnt), w + lo * rb, rb, pk.data, Int32(2 * rows), pair.p + lo, o)
-                } else {
-                    _ = tf_gemm_rows(code, Int32(n), Int32(cnt), w + lo * rb, rb, xq, aBytes, Int32(2 * rows), pair.p + lo, o)
-                }
+                _ = tf_gemm_packed(code, Int32(n), Int32(cnt), w + lo * rb, rb, packed.data, Int32(2 * rows), pair.p + lo, o)
                 lo += cnt
             }
         }
