@@ -66,8 +66,14 @@ extension MoEBlock: ActiveWeights {
 }
 
 extension MultiHeadLatentAttention: ActiveWeights {
-    /// Projections plus the absorbed W_UK / W_UV matrices (f32) read every decode step.
-    public var activeWeightBytesPerToken: Int { linearBytes(in: self) + (wUK.count + wUV.count) * 4 }
+    /// Projections plus the absorbed W_UK / W_UV matrices (f32) read every decode step. Listed
+    /// explicitly: `linearBytes`' reflection would bridge the big [Float] members to NSArray on
+    /// Linux (seconds at startup for a 2048-wide model).
+    public var activeWeightBytesPerToken: Int {
+        let projections = [qProj, qAProj, qBProj, kvAProjWithMQA, oProj].compactMap { $0 }
+        return projections.reduce(0) { $0 + $1.weight.byteCount } + (wUK.count + wUV.count) * 4
+            + (kvANorm.weight.count + (qANorm?.weight.count ?? 0)) * 4
+    }
 }
 
 public struct RMSNorm {
