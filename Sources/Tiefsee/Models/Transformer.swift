@@ -66,12 +66,12 @@ extension MoEBlock: ActiveWeights {
 }
 
 extension MultiHeadLatentAttention: ActiveWeights {
-    /// Projections plus the absorbed W_UK / W_UV matrices (f32) read every decode step. Listed
-    /// explicitly: `linearBytes`' reflection would bridge the big [Float] members to NSArray on
-    /// Linux (seconds at startup for a 2048-wide model).
+    /// Projections, the absorbed per-head W_UKᵀ / W_UV matrices and the inner norms, all read
+    /// every decode step. Listed explicitly: `linearBytes`' reflection bridges [Float] members to
+    /// NSArray on Linux, which took seconds at startup.
     public var activeWeightBytesPerToken: Int {
-        let projections = [qProj, qAProj, qBProj, kvAProjWithMQA, oProj].compactMap { $0 }
-        return projections.reduce(0) { $0 + $1.weight.byteCount } + (wUK.count + wUV.count) * 4
+        let projections = [qProj, qAProj, qBProj, kvAProjWithMQA, oProj].compactMap { $0 } + ukT + uv
+        return projections.reduce(0) { $0 + $1.weight.byteCount }
             + (kvANorm.weight.count + (qANorm?.weight.count ?? 0)) * 4
     }
 }
