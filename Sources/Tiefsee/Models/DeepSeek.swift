@@ -132,34 +132,47 @@ public final class MultiHeadLatentAttention: AttentionBlock {
     /// averaged with the softmax weights, and W_UV maps each average to the head's output.
     func absorbedAttention(q: UnsafeMutablePointer<Float>, segments: [BatchSegment], layer: Int, T: Int,
                            out: UnsafeMutablePointer<Float>) {
+        var segOfRow = [Int](repeating: 0, count: T)
+        for (i, s) in segments.enumerated() { for r in s.rows { segOfRow[r] = i } }
+        // Query rows in chunks: the per-row scratch (latent queries and contexts, ~160 KB per row
+        // at V2-Lite's shape) stays bounded however long the prompt.
+        for lo in stride(from: 0, to: T, by: MultiHeadLatentAttention.rowsPerChunk) {
+            absorbedAttention(q: q, rows: lo..<min(T, lo + MultiHeadLatentAttention.rowsPerChunk),
+                              segments: segments, segOfRow: segOfRow, layer: layer, out: out)
+        }
+    }
+
+    static let rowsPerChunk = 64
+
+    func absorbedAttention(q: UnsafeMutablePointer<Float>, rows: Range<Int>, segments: [BatchSegment], segOfRow: [Int],
+                           layer: Int, out: UnsafeMutablePointer<Float>) {
         let H = nHeads, qkd = qkHeadDim, nope = qkNopeHeadDim, rd = qkRopeHeadDim, lora = kvLoraRank, vd = vHeadDim
         let qw = H * qkd, cw = cacheWidth, scale = softmaxScale
+        let T = rows.count, r0 = rows.lowerBound
         // 1. W_UK folded into the queries, every head in one loop: q_latent[h][t] = W_UK[h]ᵀ q_nope[t][h].
         let qNope = FloatBuffer(count: H * T * nope, zeroed: false)
-        for h in 0..<H { for t in 0..<T { (qNope.p + (h * T + t) * nope).update(from: q + t * qw + h * qkd, count: nope) } }
+        for h in 0..<H { for t in 0..<T { (qNope.p + (h * T + t) * nope).update(from: q + (r0 + t) * qw + h * qkd, count: nope) } }
         let qLatent = FloatBuffer(count: H * T * lora, zeroed: false)
         Linear.forward(jobs: (0..<H).map { LinearJob(ukT[$0], input: $0, out: qLatent.p + $0 * T * lora) },
                        inputs: (0..<H).map { LinearInput(qNope.p + $0 * T * nope, rows: T) })
         // 2. Scores on the latent cache, softmax, and the softmax-weighted latent per (head, token).
-        var segOfRow = [Int](repeating: 0, count: T)
-        for (i, s) in segments.enumerated() { for r in s.rows { segOfRow[r] = i } }
-        let maxLen = segments.map { $0.cache.length + $0.count }.max() ?? 0
+        let maxLen = rows.map { segments[segOfRow[$0]].position(ofRow: $0) + 1 }.max() ?? 0
         let ctx = FloatBuffer(count: H * T * lora, zeroed: true)
         ThreadPool.shared.parallelFor(T * H) { range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxLen)
             defer { scores.deallocate() }
             for item in range {
-                let r = item / H, h = item % H
+                let t = item / H, h = item % H, r = r0 + t
                 let seg = segments[segOfRow[r]]
                 let cache = seg.cache.keys[layer].p
-                let qLat = qLatent.p + (h * T + r) * lora, qRope = q + r * qw + h * qkd + nope
+                let qLat = qLatent.p + (h * T + t) * lora, qRope = q + r * qw + h * qkd + nope
                 let n = seg.position(ofRow: r) + 1  // causal
                 for j in 0..<n {
                     let c = cache + j * cw
                     scores[j] = (VectorOps.dot(qLat, c, lora) + VectorOps.dot(qRope, c + lora, rd)) * scale
                 }
                 VectorOps.softmax(scores, n)
-                let cx = ctx.p + (h * T + r) * lora
+                let cx = ctx.p + (h * T + t) * lora
                 for j in 0..<n { VectorOps.axpy(scores[j], cache + j * cw, cx, lora) }
             }
         }
@@ -167,7 +180,7 @@ public final class MultiHeadLatentAttention: AttentionBlock {
         let o = FloatBuffer(count: H * T * vd, zeroed: false)
         Linear.forward(jobs: (0..<H).map { LinearJob(uv[$0], input: $0, out: o.p + $0 * T * vd) },
                        inputs: (0..<H).map { LinearInput(ctx.p + $0 * T * lora, rows: T) })
-        for t in 0..<T { for h in 0..<H { (out + t * H * vd + h * vd).update(from: o.p + (h * T + t) * vd, count: vd) } }
+        for t in 0..<T { for h in 0..<H { (out + (r0 + t) * H * vd + h * vd).update(from: o.p + (h * T + t) * vd, count: vd) } }
     }
 
     /// W_UK [n_heads][qk_nope][kv_lora] and W_UV [n_heads][v_head][kv_lora] in f32, for the

@@ -126,8 +126,11 @@ public final class MoEBlock: FeedForwardBlock {
     public var hiddenSize: Int { router.gate.inFeatures }
 
     /// Most rows (tokens × chosen experts) one fused pass works on: bounds the scratch of a long
-    /// prompt (~50 KB per row) while keeping the dispatches per layer few.
-    static let maxRowsPerPass = 1024
+    /// prompt (~50 KB per row at V2-Lite's shape) while keeping the dispatches per layer few.
+    static let maxRowsPerPass = 256
+    /// Up to this many tokens the shared expert joins the last fused pass (decode: one dispatch
+    /// for everything); a longer prompt runs it on its own, in `GatedMLP`'s bounded row chunks.
+    static let maxTokensSharedFused = 16
 
     public func forward(_ x: UnsafePointer<Float>, count T: Int, out: UnsafeMutablePointer<Float>) {
         let E = experts.count
@@ -145,8 +148,9 @@ public final class MoEBlock: FeedForwardBlock {
         // (then asked for ahead of use, so its pages come in together).
         let mlps = residency.map { $0.experts(layer: layerIndex, used, mapped: experts) } ?? used.map { experts[$0] }
         out.initialize(repeating: 0, count: T * hiddenSize)
-        // Passes over groups of experts (one pass in decode), the shared expert in the last, so
-        // the sum runs in the same order however the experts are grouped.
+        // Passes over groups of experts (one pass in decode), the shared expert in the last or
+        // after it, so the sum runs in the same order however the experts are grouped.
+        let fuseShared = T <= MoEBlock.maxTokensSharedFused
         var lo = 0
         repeat {
             var hi = lo, rows = 0
@@ -154,9 +158,14 @@ public final class MoEBlock: FeedForwardBlock {
                 rows += tokensOf[used[hi]].count; hi += 1
             }
             expertPass(x, count: T, experts: Array(mlps[lo..<hi]), tokens: used[lo..<hi].map { tokensOf[$0] },
-                       withShared: hi == used.count, out: out)
+                       withShared: fuseShared && hi == used.count, out: out)
             lo = hi
         } while lo < used.count
+        if !fuseShared, let s = shared {
+            let ys = FloatBuffer(count: T * hiddenSize, zeroed: false)
+            s.forward(x, count: T, out: ys.p)
+            addShared(ys.p, x, count: T, out: out)
+        }
         observer?.record(layer: layerIndex, choices)
     }
 
@@ -210,13 +219,18 @@ public final class MoEBlock: FeedForwardBlock {
         for (j, toks) in tokens.enumerated() {
             for (k, r) in toks.enumerated() { VectorOps.axpy(r.weight, ys.p + (first[j] + k) * H, out + r.row * H, H) }
         }
-        guard shared != nil else { return }
+        if shared != nil { addShared(ys.p + rows * H, x, count: T, out: out) }
+    }
+
+    /// out += the shared expert's output (Qwen2-MoE: scaled by sigmoid(shared_gate · x)).
+    func addShared(_ ys: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count T: Int, out: UnsafeMutablePointer<Float>) {
+        let H = hiddenSize
         for t in 0..<T {
             var gate: Float = 1
             if let sg = sharedGate {
                 gate = sg.withUnsafeBufferPointer { 1 / (1 + expf(-VectorOps.dot($0.baseAddress!, x + t * H, H))) }
             }
-            VectorOps.axpy(gate, ys.p + (rows + t) * H, out + t * H, H)
+            VectorOps.axpy(gate, ys + t * H, out + t * H, H)
         }
     }
 }
