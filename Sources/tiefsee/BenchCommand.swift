@@ -3,7 +3,8 @@ import Tiefsee
 
 enum BenchCommand {
     static let help = """
-    usage: tiefsee bench [MODEL] [-p 128,512] [-n 64] [-t 1,2] [-r 5] [-b 4] [--json]
+    usage: tiefsee bench [MODEL] [-p 128,512] [-n 64] [-t 1,2] [-r 5] [-b 4] [--ttft 512]
+                         [--expert-cache-mb N] [--json]
 
     Measures prompt processing (ppN: N prompt tokens in one batched pass) and generation
     (tgN: N tokens decoded one at a time) in tokens/s, median and standard deviation over -r
@@ -12,7 +13,15 @@ enum BenchCommand {
     token (weights a token touches — for MoE only the active experts — plus the KV cache).
     -b B adds "tgN@B": B sequences decoding together in one batched step per token (as the
     server's continuous batching does); its figure is the aggregate tokens/s.
-    --json prints [{"test", "threads", "tokens_per_second", "stddev", "roofline_fraction"}].
+    --ttft P measures time to first token: a P-token prompt processed and the first token
+    decoded, wall clock (0 skips it). At the end it prints peak memory: the resident set's peak
+    over the time-to-first-token runs (VmHWM, restarted after the bandwidth test's buffer), split
+    into model-file pages the passes touched (mapped weights), the KV cache and the rest.
+    --json prints [{"test", "threads", "tokens_per_second", "stddev", "roofline_fraction"}],
+    time to first token as {"test": "ttftP", "threads", "seconds", "stddev"} and memory as
+    {"test": "memory", "peak_rss_bytes", "mapped_weights_touched_bytes", "kv_cache_bytes",
+    "expert_cache_bytes", "other_bytes"}.
+    \(EngineFlags.help)
     """
 
     static func list(_ s: String?, _ def: [Int], _ name: String) throws -> [Int] {
@@ -23,15 +32,18 @@ enum BenchCommand {
     }
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: ["p", "n", "t", "r", "b"], flags: ["help", "json"], aliases: ["-h": "--help"])
+        let a = try Args(argv, options: ["p", "n", "t", "r", "b", "ttft", "expert-cache-mb"], flags: ["help", "json"],
+                         aliases: ["-h": "--help"])
         if a.has("help") { print(help); return }
         let pps = try list(a.string("p"), [128, 512], "p")
         let tgs = try list(a.string("n"), [64], "n")
         let threads = try list(a.string("t"), [1, 2], "t")
         let reps = try a.int("r") ?? 5
         let batches = try list(a.string("b"), [], "b")
+        let ttftPrompt = try a.int("ttft") ?? 512
         guard reps >= 1 else { throw CLIError("-r must be at least 1") }
-        let engine = try Engine.load(a.positional.first)
+        guard ttftPrompt >= 0 else { throw CLIError("--ttft must be ≥ 0") }
+        let engine = try Engine.load(a.positional.first, options: try EngineFlags.options(a))
         let model = engine.model
         let V = model.config.vocabSize
         let json = a.has("json")
@@ -41,6 +53,7 @@ enum BenchCommand {
             print("model: \(name) (\(model.config.family.rawValue)), bytes read per token: \(formatBytes(weightBytes)) of weights + KV cache")
         }
         var results = [JSONValue]()
+        var peakKVBytes = 0, peakRSS = 0
         var rng = SeededGenerator(seed: 42)
         func randomTokens(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % UInt64(min(V, 30000))) + 100 } }
         for t in threads {
@@ -75,6 +88,22 @@ enum BenchCommand {
                 let bytes = Double(weightBytes + model.kvBytesRead(contextLength: n / 2 + 1))
                 results.append(report("tg\(n)", t, rates, bw / bytes, json: json))
             }
+            if ttftPrompt > 0 {
+                // The peak over these runs only: not the bandwidth test's buffer.
+                ProcessMemory.resetPeak()
+                var times = [Double]()
+                for _ in 0..<reps {
+                    let cache = model.makeCache(capacity: ttftPrompt + 1)
+                    peakKVBytes = max(peakKVBytes, cache.bytes)
+                    let toks = randomTokens(ttftPrompt)
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let logits = try model.forward(toks, cache: cache)
+                    _ = try model.forward([Sampler.argmax(logits.p, V)], cache: cache)
+                    times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                }
+                peakRSS = max(peakRSS, ProcessMemory.peakResidentBytes)
+                results.append(reportTime("ttft\(ttftPrompt)", t, times, json: json))
+            }
             for b in batches {
                 for n in tgs {
                     var rates = [Double]()
@@ -91,14 +120,40 @@ enum BenchCommand {
                 }
             }
         }
+        if ttftPrompt > 0 {
+            let mapped = ProcessMemory.mappedResidentBytes(pathPrefix: engine.files.location.path)
+            let experts = engine.expertResidency?.bytesResident ?? 0
+            let other = peakRSS - mapped - peakKVBytes - experts
+            if !json {
+                var line = "memory: peak RSS \(formatBytes(peakRSS)) = mapped weights touched \(formatBytes(mapped))"
+                    + " + KV cache \(formatBytes(peakKVBytes))"
+                if experts > 0 { line += " + expert cache \(formatBytes(experts))" }
+                print(line + " + other \(formatBytes(other))")
+            }
+            results.append(.object([("test", .string("memory")), ("peak_rss_bytes", .int(peakRSS)),
+                                    ("mapped_weights_touched_bytes", .int(mapped)), ("kv_cache_bytes", .int(peakKVBytes)),
+                                    ("expert_cache_bytes", .int(experts)), ("other_bytes", .int(other))]))
+        }
         if json { print(JSONValue.array(results).serialized()) }
     }
 
-    static func report(_ test: String, _ threads: Int, _ rates: [Double], _ roofline: Double?, json: Bool) -> JSONValue {
-        let sorted = rates.sorted()
+    /// Median and standard deviation of wall-clock seconds (time to first token).
+    static func reportTime(_ test: String, _ threads: Int, _ seconds: [Double], json: Bool) -> JSONValue {
+        let (median, sd) = medianAndDeviation(seconds)
+        if !json { print(String(format: "  %-6@ threads %d: %8.0f ms ± %.0f", test as NSString, threads, median * 1000, sd * 1000)) }
+        return .object([("test", .string(test)), ("threads", .int(threads)), ("seconds", .double(median)), ("stddev", .double(sd))])
+    }
+
+    static func medianAndDeviation(_ v: [Double]) -> (Double, Double) {
+        let sorted = v.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        let mean = rates.reduce(0, +) / Double(rates.count)
-        let sd = (rates.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(rates.count - 1, 1))).squareRoot()
+        let mean = v.reduce(0, +) / Double(v.count)
+        let sd = (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(v.count - 1, 1))).squareRoot()
+        return (median, sd)
+    }
+
+    static func report(_ test: String, _ threads: Int, _ rates: [Double], _ roofline: Double?, json: Bool) -> JSONValue {
+        let (median, sd) = medianAndDeviation(rates)
         if !json {
             var line = String(format: "  %-6@ threads %d: %8.2f tokens/s ± %.2f", test as NSString, threads, median, sd)
             if let r = roofline { line += String(format: "   (roofline %.1f tokens/s, %.0f%%)", r, 100 * median / r) }

@@ -19,7 +19,7 @@ enum ChatCommand {
         let a = try Args(argv, options: GenerateFlags.options, flags: GenerateFlags.flags, aliases: GenerateFlags.aliases)
         if a.has("help") { print(help); return }
         let f = try GenerateFlags(a)
-        let engine = try loadEngine(a.positional.first, verbose: f.verbose)
+        let engine = try loadEngine(a.positional.first, verbose: f.verbose, options: f.engine)
         let session = Session(engine: engine, contextSize: f.contextSize ?? engine.defaultContextSize())
         installInterruptWithoutRestart()
         let interactive = isatty(STDIN_FILENO) != 0

@@ -7,7 +7,8 @@ import Glibc
 /// Options shared by `run` and `chat`.
 struct GenerateFlags {
     static let options: Set<String> = ["prompt", "system", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed",
-                                       "threads", "ctx", "stop", "repeat-penalty", "presence-penalty", "frequency-penalty"]
+                                       "threads", "ctx", "stop", "repeat-penalty", "presence-penalty", "frequency-penalty",
+                                       "expert-cache-mb"]
     static let flags: Set<String> = ["help", "verbose", "hide-thinking", "raw", "chat", "show-experts", "no-color"]
     static let aliases = ["-p": "--prompt", "-n": "--max-tokens", "-t": "--threads", "-c": "--ctx", "-s": "--seed", "-h": "--help"]
 
@@ -24,6 +25,7 @@ struct GenerateFlags {
       -c, --ctx N              context size in tokens (default: the model's, bounded by memory)
       --hide-thinking          do not print <think>…</think> reasoning
       --verbose                print prompt/generation speed at the end
+    \(EngineFlags.help)
     """
 
     var options = GenerationOptions()
@@ -31,8 +33,10 @@ struct GenerateFlags {
     var contextSize: Int?
     var verbose = false
     var hideThinking = false
+    var engine = EngineOptions()
 
     init(_ a: Args) throws {
+        engine = try EngineFlags.options(a)
         if let n = try a.int("max-tokens") { guard n > 0 else { throw CLIError("--max-tokens must be positive") }; options.maxTokens = n }
         if let t = try a.double("temp") { guard t >= 0 else { throw CLIError("--temp must be ≥ 0") }; options.sampling.temperature = t }
         if let v = try a.int("top-k") { options.sampling.topK = max(0, v) }
@@ -85,11 +89,25 @@ struct ReasoningPrinter {
     }
 }
 
-func loadEngine(_ model: String?, verbose: Bool) throws -> Engine {
+/// Engine options shared by run, chat, bench and serve.
+enum EngineFlags {
+    static let help = """
+      --expert-cache-mb N      MoE models larger than memory: keep the most used experts in N MiB
+                               of resident memory and prefetch the chosen ones (0: prefetch only)
+    """
+
+    static func options(_ a: Args) throws -> EngineOptions {
+        guard let mb = try a.int("expert-cache-mb") else { return EngineOptions() }
+        guard mb >= 0 else { throw CLIError("--expert-cache-mb must be ≥ 0") }
+        return EngineOptions(experts: ExpertResidencyOptions(cacheBytes: mb << 20))
+    }
+}
+
+func loadEngine(_ model: String?, verbose: Bool, options: EngineOptions = EngineOptions()) throws -> Engine {
     let t0 = Date()
     let isTTY = isatty(STDERR_FILENO) != 0
     if isTTY { FileHandle.standardError.write("loading model…\r".data(using: .utf8)!) }
-    let engine = try Engine.load(model)
+    let engine = try Engine.load(model, options: options)
     if isTTY { FileHandle.standardError.write("\u{1B}[2K\r".data(using: .utf8)!) }
     if verbose {
         err(String(format: "loaded %@ (%@) in %.2f s", engine.files.location.path, engine.config.family.rawValue, Date().timeIntervalSince(t0)))
@@ -122,7 +140,7 @@ enum RunCommand {
         guard let promptText = a.string("prompt") ?? (a.positional.count > 1 ? a.positional[1] : nil) else {
             throw CLIError("no prompt given (use -p \"…\")")
         }
-        let engine = try loadEngine(a.positional.first, verbose: f.verbose)
+        let engine = try loadEngine(a.positional.first, verbose: f.verbose, options: f.engine)
         let session = Session(engine: engine, contextSize: f.contextSize ?? engine.defaultContextSize())
         let text: String
         if a.has("raw") {
@@ -155,6 +173,10 @@ enum RunCommand {
         if f.verbose {
             err(String(format: "prompt: %d tokens, %.1f tokens/s | generated: %d tokens, %.1f tokens/s | finish: %@",
                        r.promptTokens, r.promptTokensPerSecond, r.tokens.count, r.generatedTokensPerSecond, r.finishReason.rawValue))
+            if let x = engine.expertResidency {
+                err(String(format: "experts: %.0f MiB resident, %d lookups served from it, %d copied in",
+                           Double(x.bytesResident) / 1048576, x.hits, x.admissions))
+            }
         }
     }
 }

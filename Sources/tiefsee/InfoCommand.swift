@@ -82,6 +82,7 @@ struct KVCacheSize {
 }
 
 func formatBytes(_ b: Int) -> String {
+    if b < 0 { return "-" + formatBytes(-b) }
     let d = Double(b)
     if b >= 1 << 30 { return String(format: "%.2f GiB", d / Double(1 << 30)) }
     if b >= 1 << 20 { return String(format: "%.1f MiB", d / Double(1 << 20)) }

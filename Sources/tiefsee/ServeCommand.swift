@@ -26,6 +26,7 @@ enum ServeCommand {
       --embedding-model M  serve POST /v1/embeddings with this sentence-transformers model (folder
                            or name in the model cache, e.g. all-minilm-l6-v2) and search knowledge
                            bases with it
+    \(EngineFlags.help)
 
     Knowledge bases (tiefsee kb add): a chat request with "knowledge": "NAME" (or
     {"kb": "NAME", "top_k": 3, "min_score": 0.3}), or with model "MODEL@kb:NAME", is answered
@@ -35,7 +36,7 @@ enum ServeCommand {
 
     static func run(_ argv: ArraySlice<String>) throws {
         let a = try Args(argv, options: ["host", "port", "api-key", "parallel", "ctx", "threads", "queue", "max-body",
-                                         "timeout", "model-id", "embedding-model"],
+                                         "timeout", "model-id", "embedding-model", "expert-cache-mb"],
                          flags: ["help"], aliases: ["-h": "--help", "-c": "--ctx", "-t": "--threads", "-np": "--parallel"])
         if a.has("help") { print(help); return }
         guard a.positional.count <= 1 else { throw CLIError("serve takes at most one MODEL argument") }
@@ -62,7 +63,7 @@ enum ServeCommand {
         }
         signal(SIGPIPE, SIG_IGN)
 
-        let engine = try Engine.load(a.positional.first)
+        let engine = try Engine.load(a.positional.first, options: try EngineFlags.options(a))
         let embedder = try a.string("embedding-model").map { try EmbeddingModel.load($0) }
         let knowledgeAvailable = embedder != nil || FileManager.default.fileExists(atPath: EmbeddingModel.defaultModelPath)
         var hooks = ServerKnowledge(engine: engine, embedder: embedder).hooks

@@ -100,6 +100,27 @@ final class MoETests: XCTestCase {
         try check("deepseek-v3-fp8")
     }
 
+    /// A long prompt goes through the batched paths (experts in several fused passes, the
+    /// shared expert on its own, MLA and dense MLPs in row chunks); token-by-token decode through
+    /// the single-token ones. Same logits at every position.
+    func testLongPromptMatchesTokenByToken() throws {
+        for name in ["deepseek-v2-lite", "deepseek-v3", "qwen2-moe"] {
+            let model = try Self.load(name)
+            let V = model.config.vocabSize
+            var rng = SplitMix(seed: 7)
+            let n = 200
+            let tokens = (0..<n).map { _ in Int(rng.next() % UInt64(V)) }
+            let batched = try model.forward(tokens, cache: model.makeCache(capacity: n), lastK: n)
+            let cache = model.makeCache(capacity: n)
+            var worst: Float = 0
+            for (t, id) in tokens.enumerated() {
+                let step = try model.forward([id], cache: cache)
+                worst = max(worst, Self.maxAbsDiff(step.p, Array(UnsafeBufferPointer(start: batched.p + t * V, count: V))))
+            }
+            XCTAssertLessThanOrEqual(worst, 1e-4, "\(name): \(n)-token prompt vs token by token, max abs diff \(worst)")
+        }
+    }
+
     func testConfigsParsePerFamily() throws {
         let v3 = try Self.load("deepseek-v3").config
         XCTAssertEqual(v3.family, .deepseekV3)

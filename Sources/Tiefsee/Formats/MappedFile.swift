@@ -48,6 +48,16 @@ public final class MappedFile: @unchecked Sendable {
         let start = offset / page * page
         _ = madvise(UnsafeMutableRawPointer(mutating: base + start), min(count + offset - start, size - start), MADV_WILLNEED)
     }
+
+    /// madvise(`advice`) over the whole pages covering `count` bytes at `p` (inside any mapping;
+    /// a range outside one just fails, which hints may).
+    public static func advise(_ p: UnsafeRawPointer, count: Int, _ advice: Int32) {
+        guard count > 0 else { return }
+        let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+        let start = UInt(bitPattern: p) / page * page
+        let end = (UInt(bitPattern: p) + UInt(count) + page - 1) / page * page
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), advice)
+    }
 }
 
 /// Errors from reading model files. Each names the file and the problem in one line.

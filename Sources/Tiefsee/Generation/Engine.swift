@@ -1,17 +1,29 @@
 import Foundation
 
+/// How an engine runs its model (beyond the model files themselves).
+public struct EngineOptions: Sendable {
+    /// MoE models: resident expert copies and paging hints (nil: experts are read from the
+    /// mapping with the kernel's default paging). See ExpertResidency.swift.
+    public var experts: ExpertResidencyOptions?
+
+    public init(experts: ExpertResidencyOptions? = nil) { self.experts = experts }
+}
+
 /// A loaded model ready to generate: weights (memory-mapped), tokenizer and chat template.
 public final class Engine: @unchecked Sendable {
     public let files: ModelFiles
     public let model: TransformerModel
     public let tokenizer: Tokenizer
     public let chatTemplateSource: String?
+    /// Set up from `EngineOptions.experts` on MoE models.
+    public let expertResidency: ExpertResidency?
 
     public var config: ModelConfig { model.config }
 
-    public init(files: ModelFiles) throws {
+    public init(files: ModelFiles, options: EngineOptions = EngineOptions()) throws {
         self.files = files
         model = try ModelLoader.load(files)
+        expertResidency = model.configureExpertResidency(options.experts)
         switch files.location {
         case .gguf:
             tokenizer = try Tokenizer.load(gguf: files.gguf!)
@@ -23,8 +35,8 @@ public final class Engine: @unchecked Sendable {
         chatTemplateSource = files.chatTemplate
     }
 
-    public static func load(_ modelArgument: String?) throws -> Engine {
-        try Engine(files: ModelFiles.open(ModelLocator.resolve(modelArgument)))
+    public static func load(_ modelArgument: String?, options: EngineOptions = EngineOptions()) throws -> Engine {
+        try Engine(files: ModelFiles.open(ModelLocator.resolve(modelArgument)), options: options)
     }
 
     /// The model's own context length, bounded so the KV cache stays within `maxCacheBytes`.

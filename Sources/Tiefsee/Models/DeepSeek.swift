@@ -20,6 +20,11 @@ import Foundation
 // absorbed projections (paper §2.1.2): q_nope·(W_UK c_KV) = (W_UKᵀ q_nope)·c_KV, so W_UK is folded
 // into the query once per token, and Σ_j p_j (W_UV c_KV_j) = W_UV (Σ_j p_j c_KV_j), so W_UV is
 // applied once after attention. Nothing in the cache is ever expanded per head.
+//
+// The absorbed matrices are per-head `Linear`s in the file's own type (views of llama.cpp's
+// attn_k_b / attn_v_b, or of kv_b_proj): a decode step reads ~1.3 MB of them per layer on
+// V2-Lite's shape in Q4_K_M instead of 8 MB as f32, and each stage runs all heads' products in
+// one parallel loop (`Linear.forward(jobs:inputs:)`), a batched matrix product in prefill.
 
 public final class MultiHeadLatentAttention: AttentionBlock {
     public enum Mode: Sendable {
@@ -40,10 +45,11 @@ public final class MultiHeadLatentAttention: AttentionBlock {
     let qAProj: Linear?, qANorm: RMSNorm?, qBProj: Linear?
     let kvAProjWithMQA: Linear
     let kvANorm: RMSNorm
-    /// W_UK per head, f32 [n_heads][qk_nope_head_dim][kv_lora_rank] (from kv_b_proj or attn_k_b).
-    let wUK: [Float]
-    /// W_UV per head, f32 [n_heads][v_head_dim][kv_lora_rank] (from kv_b_proj or attn_v_b).
-    let wUV: [Float]
+    /// W_UKᵀ per head, [kv_lora_rank, qk_nope_head_dim]: q_latent = W_UKᵀ q_nope (attn_k_b's slices,
+    /// or kv_b_proj's W_UK rows transposed into f32).
+    let ukT: [Linear]
+    /// W_UV per head, [v_head_dim, kv_lora_rank] (attn_v_b's slices or kv_b_proj's W_UV rows).
+    let uv: [Linear]
     let oProj: Linear
     let rope: Rope
     /// qk_head_dim^-0.5, times mscale² under YaRN with mscale_all_dim (DeepSeek's correction:
@@ -51,21 +57,25 @@ public final class MultiHeadLatentAttention: AttentionBlock {
     public let softmaxScale: Float
 
     public init(config c: ModelConfig, qProj: Linear?, qAProj: Linear?, qANorm: RMSNorm?, qBProj: Linear?,
-                kvAProjWithMQA: Linear, kvANorm: RMSNorm, wUK: [Float], wUV: [Float], oProj: Linear, rope: Rope) throws {
+                kvAProjWithMQA: Linear, kvANorm: RMSNorm, ukT: [Linear], uv: [Linear], oProj: Linear, rope: Rope) throws {
         guard let mla = c.mla else { throw ModelLoadError.unsupported("MLA needs kv_lora_rank and friends in the config") }
         nHeads = c.numHeads
         qLoraRank = mla.qLoraRank; kvLoraRank = mla.kvLoraRank
         qkNopeHeadDim = mla.qkNopeHeadDim; qkRopeHeadDim = mla.qkRopeHeadDim; vHeadDim = mla.vHeadDim
         self.qProj = qProj; self.qAProj = qAProj; self.qANorm = qANorm; self.qBProj = qBProj
         self.kvAProjWithMQA = kvAProjWithMQA; self.kvANorm = kvANorm
-        self.wUK = wUK; self.wUV = wUV; self.oProj = oProj; self.rope = rope
+        self.ukT = ukT; self.uv = uv; self.oProj = oProj; self.rope = rope
+        // Attention scores and outputs pass through these: two-level (~15-bit) activations keep
+        // them near the f32 result for a few percent more attention work (they are small).
+        for l in ukT + uv { l.preciseActivations = true }
         softmaxScale = Float(MultiHeadLatentAttention.softmaxScale(config: c))
         let qOut = (qProj ?? qBProj)?.outFeatures ?? 0
         guard qOut == nHeads * (mla.qkNopeHeadDim + mla.qkRopeHeadDim) else {
             throw ModelLoadError.unsupported("MLA query projection gives \(qOut) values, expected n_heads × qk_head_dim = \(nHeads * mla.qkHeadDim)")
         }
         guard kvAProjWithMQA.outFeatures == cacheWidth, kvANorm.weight.count == kvLoraRank,
-              wUK.count == nHeads * qkNopeHeadDim * kvLoraRank, wUV.count == nHeads * vHeadDim * kvLoraRank,
+              ukT.count == nHeads, ukT.allSatisfy({ $0.outFeatures == kvLoraRank && $0.inFeatures == qkNopeHeadDim }),
+              uv.count == nHeads, uv.allSatisfy({ $0.outFeatures == vHeadDim && $0.inFeatures == kvLoraRank }),
               oProj.inFeatures == nHeads * vHeadDim, rope.dim == qkRopeHeadDim else {
             throw ModelLoadError.unsupported("MLA weights do not match kv_lora_rank \(kvLoraRank), qk_rope_head_dim \(qkRopeHeadDim), v_head_dim \(vHeadDim)")
         }
@@ -117,48 +127,74 @@ public final class MultiHeadLatentAttention: AttentionBlock {
         oProj.forward(attn.p, rows: T, out: out)
     }
 
-    /// Attention on the latent cache: per (token, head) the query is mapped into latent space
-    /// (W_UKᵀ q_nope, kv_lora_rank values), scored against c_KV and k_rope, the latents are
-    /// averaged with the softmax weights, and W_UV maps that average to the head's output.
+    /// Attention on the latent cache: the queries are mapped into latent space (W_UKᵀ q_nope,
+    /// kv_lora_rank values per token and head), scored against c_KV and k_rope, the latents are
+    /// averaged with the softmax weights, and W_UV maps each average to the head's output.
     func absorbedAttention(q: UnsafeMutablePointer<Float>, segments: [BatchSegment], layer: Int, T: Int,
                            out: UnsafeMutablePointer<Float>) {
-        let H = nHeads, qkd = qkHeadDim, nope = qkNopeHeadDim, rd = qkRopeHeadDim, lora = kvLoraRank, vd = vHeadDim
-        let qw = H * qkd, cw = cacheWidth, scale = softmaxScale
         var segOfRow = [Int](repeating: 0, count: T)
         for (i, s) in segments.enumerated() { for r in s.rows { segOfRow[r] = i } }
-        let maxLen = segments.map { $0.cache.length + $0.count }.max() ?? 0
-        wUK.withUnsafeBufferPointer { ukb in
-            wUV.withUnsafeBufferPointer { uvb in
-                let uk = ukb.baseAddress!, uv = uvb.baseAddress!
-                ThreadPool.shared.parallelFor(T * H) { range in
-                    let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxLen)
-                    let qLatent = UnsafeMutablePointer<Float>.allocate(capacity: lora)
-                    let ctx = UnsafeMutablePointer<Float>.allocate(capacity: lora)
-                    defer { scores.deallocate(); qLatent.deallocate(); ctx.deallocate() }
-                    for item in range {
-                        let r = item / H, h = item % H
-                        let seg = segments[segOfRow[r]]
-                        let cache = seg.cache.keys[layer].p
-                        let qNope = q + r * qw + h * qkd, qRope = qNope + nope
-                        // W_UK folded into the query: q_latent = W_UK[h]ᵀ q_nope.
-                        qLatent.initialize(repeating: 0, count: lora)
-                        for d in 0..<nope { VectorOps.axpy(qNope[d], uk + (h * nope + d) * lora, qLatent, lora) }
-                        let n = seg.position(ofRow: r) + 1  // causal
-                        for j in 0..<n {
-                            let c = cache + j * cw
-                            scores[j] = (VectorOps.dot(qLatent, c, lora) + VectorOps.dot(qRope, c + lora, rd)) * scale
-                        }
-                        VectorOps.softmax(scores, n)
-                        ctx.initialize(repeating: 0, count: lora)
-                        for j in 0..<n { VectorOps.axpy(scores[j], cache + j * cw, ctx, lora) }
-                        // W_UV after attention: o = W_UV[h] (Σ p_j c_KV_j).
-                        let o = out + r * H * vd + h * vd
-                        for d in 0..<vd { o[d] = VectorOps.dot(uv + (h * vd + d) * lora, ctx, lora) }
-                    }
-                }
-            }
+        // Query rows in chunks: the per-row scratch (latent queries and contexts, ~160 KB per row
+        // at V2-Lite's shape) stays bounded however long the prompt.
+        for lo in stride(from: 0, to: T, by: MultiHeadLatentAttention.rowsPerChunk) {
+            absorbedAttention(q: q, rows: lo..<min(T, lo + MultiHeadLatentAttention.rowsPerChunk),
+                              segments: segments, segOfRow: segOfRow, layer: layer, out: out)
         }
     }
+
+    static let rowsPerChunk = 64
+
+    func absorbedAttention(q: UnsafeMutablePointer<Float>, rows: Range<Int>, segments: [BatchSegment], segOfRow: [Int],
+                           layer: Int, out: UnsafeMutablePointer<Float>) {
+        let H = nHeads, qkd = qkHeadDim, nope = qkNopeHeadDim, rd = qkRopeHeadDim, lora = kvLoraRank, vd = vHeadDim
+        let qw = H * qkd, cw = cacheWidth, scale = softmaxScale
+        let T = rows.count, r0 = rows.lowerBound
+        // 1. W_UK folded into the queries, every head in one loop: q_latent[h][t] = W_UK[h]ᵀ q_nope[t][h].
+        let qNope = FloatBuffer(count: H * T * nope, zeroed: false)
+        for h in 0..<H { for t in 0..<T { (qNope.p + (h * T + t) * nope).update(from: q + (r0 + t) * qw + h * qkd, count: nope) } }
+        let qLatent = FloatBuffer(count: H * T * lora, zeroed: false)
+        Linear.forward(jobs: (0..<H).map { LinearJob(ukT[$0], input: $0, out: qLatent.p + $0 * T * lora) },
+                       inputs: (0..<H).map { LinearInput(qNope.p + $0 * T * nope, rows: T) })
+        // 2. Scores on the latent cache, softmax, and the softmax-weighted latent per (head, token).
+        let maxLen = rows.map { segments[segOfRow[$0]].position(ofRow: $0) + 1 }.max() ?? 0
+        let ctx = FloatBuffer(count: H * T * lora, zeroed: true)
+        ThreadPool.shared.parallelFor(T * H) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxLen)
+            defer { scores.deallocate() }
+            for item in range {
+                let t = item / H, h = item % H, r = r0 + t
+                let seg = segments[segOfRow[r]]
+                let cache = seg.cache.keys[layer].p
+                let qLat = qLatent.p + (h * T + t) * lora, qRope = q + r * qw + h * qkd + nope
+                let n = seg.position(ofRow: r) + 1  // causal
+                for j in 0..<n {
+                    let c = cache + j * cw
+                    scores[j] = (VectorOps.dot(qLat, c, lora) + VectorOps.dot(qRope, c + lora, rd)) * scale
+                }
+                VectorOps.softmax(scores, n)
+                let cx = ctx.p + (h * T + t) * lora
+                for j in 0..<n { VectorOps.axpy(scores[j], cache + j * cw, cx, lora) }
+            }
+        }
+        // 3. W_UV after attention, every head in one loop: o[h][t] = W_UV[h] ctx[h][t].
+        let o = FloatBuffer(count: H * T * vd, zeroed: false)
+        Linear.forward(jobs: (0..<H).map { LinearJob(uv[$0], input: $0, out: o.p + $0 * T * vd) },
+                       inputs: (0..<H).map { LinearInput(ctx.p + $0 * T * lora, rows: T) })
+        for t in 0..<T { for h in 0..<H { (out + (r0 + t) * H * vd + h * vd).update(from: o.p + (h * T + t) * vd, count: vd) } }
+    }
+
+    /// W_UK [n_heads][qk_nope][kv_lora] and W_UV [n_heads][v_head][kv_lora] in f32, for the
+    /// expanded reference path only (dequantized on first use).
+    lazy var expandedWeights: (uk: [Float], uv: [Float]) = {
+        let H = nHeads, nope = qkNopeHeadDim, lora = kvLoraRank
+        var uk = [Float](repeating: 0, count: H * nope * lora), v = [Float]()
+        for h in 0..<H {
+            let kt = (try? dequantize(ukT[h].weight)) ?? []   // [lora][nope]
+            for c in 0..<lora { for d in 0..<nope { uk[(h * nope + d) * lora + c] = kt[c * nope + d] } }
+            v += (try? dequantize(uv[h].weight)) ?? []
+        }
+        return (uk, v)
+    }()
 
     /// The textbook form: expand each cached latent into per-head k_nope and v, then standard
     /// multi-head attention. Costs n_heads × (qk_nope + v) values per cached token per step.
@@ -171,14 +207,15 @@ public final class MultiHeadLatentAttention: AttentionBlock {
             let cache = seg.cache.keys[layer].p
             let kNope = FloatBuffer(count: L * H * nope, zeroed: false)
             let v = FloatBuffer(count: L * H * vd, zeroed: false)
+            let (wUK, wUV) = expandedWeights
             wUK.withUnsafeBufferPointer { ukb in
                 wUV.withUnsafeBufferPointer { uvb in
-                    let uk = ukb.baseAddress!, uv = uvb.baseAddress!
+                    let ukp = ukb.baseAddress!, uvp = uvb.baseAddress!
                     ThreadPool.shared.parallelFor(L) { range in
                         for j in range {
                             let c = cache + j * cw
-                            for i in 0..<H * nope { kNope.p[j * H * nope + i] = VectorOps.dot(uk + i * lora, c, lora) }
-                            for i in 0..<H * vd { v.p[j * H * vd + i] = VectorOps.dot(uv + i * lora, c, lora) }
+                            for i in 0..<H * nope { kNope.p[j * H * nope + i] = VectorOps.dot(ukp + i * lora, c, lora) }
+                            for i in 0..<H * vd { v.p[j * H * vd + i] = VectorOps.dot(uvp + i * lora, c, lora) }
                         }
                     }
                 }
@@ -233,19 +270,21 @@ public enum DeepSeekDecoder {
         } else {
             qProj = try w.layerLinear(i, "attn_q")
         }
-        let (uk, uv) = try absorbedWeights(config: c, weights: w, layer: i)
+        let (ukT, uv) = try absorbedWeights(config: c, weights: w, layer: i)
         return try MultiHeadLatentAttention(
             config: c, qProj: qProj, qAProj: qA, qANorm: qANorm, qBProj: qB,
             kvAProjWithMQA: try w.layerLinear(i, "attn_kv_a_mqa", withBias: true),
             kvANorm: RMSNorm(weight: try w.floats(n.layer(i, "attn_kv_a_norm")), eps: innerEps),
-            wUK: uk, wUV: uv, oProj: try w.layerLinear(i, "attn_output", withBias: true), rope: rope)
+            ukT: ukT, uv: uv, oProj: try w.layerLinear(i, "attn_output", withBias: true), rope: rope)
     }
 
-    /// W_UK [n_heads][qk_nope][kv_lora] and W_UV [n_heads][v_head][kv_lora] in f32 (small: dequantized
-    /// once at load). From `kv_b_proj` ([n_heads × (qk_nope + v_head), kv_lora], HF and older GGUFs),
-    /// or from newer llama.cpp GGUFs' split `attn_k_b` ([n_heads, kv_lora, qk_nope], i.e. W_UKᵀ
-    /// per head) and `attn_v_b` ([n_heads, v_head, kv_lora]).
-    static func absorbedWeights(config c: ModelConfig, weights w: WeightLoader, layer i: Int) throws -> ([Float], [Float]) {
+    /// The absorbed projections per head: W_UKᵀ [kv_lora, qk_nope] and W_UV [v_head, kv_lora].
+    /// Newer llama.cpp GGUFs store them split, as `attn_k_b` ([n_heads, kv_lora, qk_nope]: W_UKᵀ
+    /// per head) and `attn_v_b` ([n_heads, v_head, kv_lora]): both are used as stored, as views.
+    /// From `kv_b_proj` ([n_heads × (qk_nope + v_head), kv_lora], HF and older GGUFs) W_UV is a
+    /// view of its rows; W_UK needs the transpose, made once at load in f32 (1 MB per layer at
+    /// V2-Lite's shape).
+    static func absorbedWeights(config c: ModelConfig, weights w: WeightLoader, layer i: Int) throws -> ([Linear], [Linear]) {
         let mla = c.mla!, H = c.numHeads, nope = mla.qkNopeHeadDim, vd = mla.vHeadDim, lora = mla.kvLoraRank
         let kvB = w.naming.layer(i, "attn_kv_b")
         if w.has(kvB) {
@@ -253,15 +292,16 @@ public enum DeepSeekDecoder {
             guard t.shape == [H * (nope + vd), lora] else {
                 throw ModelLoadError.badShape(name: kvB, shape: t.shape, expected: "[\(H * (nope + vd)), \(lora)]")
             }
-            let all = try dequantize(t)
-            var uk = [Float](), uv = [Float]()
-            uk.reserveCapacity(H * nope * lora); uv.reserveCapacity(H * vd * lora)
+            var ukT = [Linear](), uv = [Linear]()
             for h in 0..<H {
-                let base = h * (nope + vd) * lora
-                uk += all[base..<base + nope * lora]
-                uv += all[base + nope * lora..<base + (nope + vd) * lora]
+                let base = h * (nope + vd)
+                let k = try dequantize(t.rows(base..<base + nope))   // [nope][lora]
+                var kT = [Float](repeating: 0, count: lora * nope)
+                for d in 0..<nope { for c in 0..<lora { kT[c * nope + d] = k[d * lora + c] } }
+                ukT.append(try Linear(weight: Tensor.owned(name: "\(kvB) W_UK[\(h)]ᵀ", shape: [lora, nope], values: kT)))
+                uv.append(try Linear(weight: t.rows(base + nope..<base + nope + vd)))
             }
-            return (uk, uv)
+            return (ukT, uv)
         }
         let kName = w.naming.layer(i, "attn_k_b"), vName = w.naming.layer(i, "attn_v_b")
         guard w.has(kName), w.has(vName) else {
@@ -274,14 +314,12 @@ public enum DeepSeekDecoder {
         guard vT.elementCount == H * vd * lora, vT.rowLength == lora else {
             throw ModelLoadError.badShape(name: vName, shape: vT.shape, expected: "[\(H), \(vd), \(lora)]")
         }
-        let kb = try dequantize(kT), uv = try dequantize(vT)
-        var uk = [Float](repeating: 0, count: H * nope * lora)
-        for h in 0..<H {
-            for c in 0..<lora {
-                for d in 0..<nope { uk[(h * nope + d) * lora + c] = kb[(h * lora + c) * nope + d] }
-            }
+        /// Head h's matrix of `rows` rows: a slice of a 3-D stack or rows of a 2-D one.
+        func head(_ t: Tensor, _ h: Int, rows: Int) -> Tensor {
+            t.shape.count == 3 ? t.slice(h) : t.rows(h * rows..<(h + 1) * rows)
         }
-        return (uk, uv)
+        return (try (0..<H).map { try Linear(weight: head(kT, $0, rows: lora)) },
+                try (0..<H).map { try Linear(weight: head(vT, $0, rows: vd)) })
     }
 }
 

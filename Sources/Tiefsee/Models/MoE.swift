@@ -115,6 +115,8 @@ public final class MoEBlock: FeedForwardBlock {
     public let sharedGate: [Float]?
     /// Where routing decisions are reported (set through `TransformerModel.startRoutingStats`).
     public var observer: RoutingStats?
+    /// Expert residency (resident copies, prefetch hints) when the engine sets one up.
+    public var residency: ExpertResidency?
 
     public init(layerIndex: Int, router: ExpertRouter, experts: [GatedMLP], shared: GatedMLP?, sharedGate: [Float]?) {
         self.layerIndex = layerIndex; self.router = router; self.experts = experts
@@ -123,38 +125,113 @@ public final class MoEBlock: FeedForwardBlock {
 
     public var hiddenSize: Int { router.gate.inFeatures }
 
+    /// Most rows (tokens × chosen experts) one fused pass works on: bounds the scratch of a long
+    /// prompt (~50 KB per row at V2-Lite's shape) while keeping the dispatches per layer few.
+    static let maxRowsPerPass = 256
+    /// Up to this many tokens the shared expert joins the last fused pass (decode: one dispatch
+    /// for everything); a longer prompt runs it on its own, in `GatedMLP`'s bounded row chunks.
+    static let maxTokensSharedFused = 16
+
     public func forward(_ x: UnsafePointer<Float>, count T: Int, out: UnsafeMutablePointer<Float>) {
-        let H = hiddenSize, E = experts.count
+        let E = experts.count
         let logits = FloatBuffer(count: T * E, zeroed: false)
         router.gate.forward(x, rows: T, out: logits.p)
         let choices = (0..<T).map { router.route(logits: logits.p + $0 * E) }
         // Group the batch's tokens by expert so each chosen expert's weights stream once for all
-        // its tokens (one Linear call with many rows); experts nobody chose are never read.
+        // its tokens; experts nobody chose are never read.
         var tokensOf = [[(row: Int, weight: Float)]](repeating: [], count: E)
         for (t, c) in choices.enumerated() {
             for (e, w) in zip(c.experts, c.weights) { tokensOf[e].append((t, w)) }
         }
-        out.initialize(repeating: 0, count: T * H)
-        for e in 0..<E where !tokensOf[e].isEmpty {
-            let rows = tokensOf[e], n = rows.count
-            let xs = FloatBuffer(count: n * H, zeroed: false)
-            let ys = FloatBuffer(count: n * H, zeroed: false)
-            for (j, r) in rows.enumerated() { (xs.p + j * H).update(from: x + r.row * H, count: H) }
-            experts[e].forward(xs.p, count: n, out: ys.p)
-            for (j, r) in rows.enumerated() { VectorOps.axpy(r.weight, ys.p + j * H, out + r.row * H, H) }
-        }
-        if let s = shared {
-            let ys = FloatBuffer(count: T * H, zeroed: false)
-            s.forward(x, count: T, out: ys.p)
-            for t in 0..<T {
-                var g: Float = 1
-                if let sg = sharedGate {
-                    g = sg.withUnsafeBufferPointer { 1 / (1 + expf(-VectorOps.dot($0.baseAddress!, x + t * H, H))) }
-                }
-                VectorOps.axpy(g, ys.p + t * H, out + t * H, H)
+        let used = (0..<E).filter { !tokensOf[$0].isEmpty }
+        // Where each chosen expert's weights are read from: a resident copy, or the mapping
+        // (then asked for ahead of use, so its pages come in together).
+        let mlps = residency.map { $0.experts(layer: layerIndex, used, mapped: experts) } ?? used.map { experts[$0] }
+        out.initialize(repeating: 0, count: T * hiddenSize)
+        // Passes over groups of experts (one pass in decode), the shared expert in the last or
+        // after it, so the sum runs in the same order however the experts are grouped.
+        let fuseShared = T <= MoEBlock.maxTokensSharedFused
+        var lo = 0
+        repeat {
+            var hi = lo, rows = 0
+            while hi < used.count && (hi == lo || rows + tokensOf[used[hi]].count <= MoEBlock.maxRowsPerPass) {
+                rows += tokensOf[used[hi]].count; hi += 1
             }
+            expertPass(x, count: T, experts: Array(mlps[lo..<hi]), tokens: used[lo..<hi].map { tokensOf[$0] },
+                       withShared: fuseShared && hi == used.count, out: out)
+            lo = hi
+        } while lo < used.count
+        if !fuseShared, let s = shared {
+            let ys = FloatBuffer(count: T * hiddenSize, zeroed: false)
+            s.forward(x, count: T, out: ys.p)
+            addShared(ys.p, x, count: T, out: out)
         }
         observer?.record(layer: layerIndex, choices)
+    }
+
+    /// SwiGLU of several experts (each on its own tokens) and, with `withShared`, the shared
+    /// expert on all tokens: every gate/up product in one parallel loop, every down product in
+    /// a second, then the weighted sum into `out` (experts in index order, shared last).
+    func expertPass(_ x: UnsafePointer<Float>, count T: Int, experts mlps: [GatedMLP], tokens: [[(row: Int, weight: Float)]],
+                    withShared: Bool, out: UnsafeMutablePointer<Float>) {
+        let H = hiddenSize
+        let f = mlps.first?.gate.outFeatures ?? 0
+        var first = [Int](), rows = 0
+        for t in tokens { first.append(rows); rows += t.count }
+        // Inputs: in decode every expert reads the one token (quantized once); a batch gathers
+        // each expert's tokens.
+        var inputs = [LinearInput(x, rows: T)]
+        var gathered: FloatBuffer? = nil
+        var inputOf = [Int](repeating: 0, count: mlps.count)
+        if T > 1 {
+            let xs = FloatBuffer(count: rows * H, zeroed: false)
+            for (j, toks) in tokens.enumerated() {
+                for (k, r) in toks.enumerated() { (xs.p + (first[j] + k) * H).update(from: x + r.row * H, count: H) }
+                inputOf[j] = inputs.count
+                inputs.append(LinearInput(xs.p + first[j] * H, rows: toks.count))
+            }
+            gathered = xs
+        }
+        let shared = withShared ? self.shared : nil
+        let fs = shared?.gate.outFeatures ?? 0
+        let g = FloatBuffer(count: rows * f + T * fs, zeroed: false)
+        let u = FloatBuffer(count: rows * f + T * fs, zeroed: false)
+        let gs = g.p + rows * f, us = u.p + rows * f
+        var jobs = [LinearJob]()
+        for (j, m) in mlps.enumerated() {
+            jobs.append(LinearJob(m.gate, input: inputOf[j], out: g.p + first[j] * f))
+            jobs.append(LinearJob(m.up, input: inputOf[j], out: u.p + first[j] * f))
+        }
+        if let s = shared { jobs += [LinearJob(s.gate, input: 0, out: gs), LinearJob(s.up, input: 0, out: us)] }
+        Linear.forward(jobs: jobs, inputs: inputs, pool: .shared)
+        withExtendedLifetime(gathered) {}
+        VectorOps.swiglu(g.p, u.p, rows * f + T * fs)
+
+        let ys = FloatBuffer(count: (rows + (shared != nil ? T : 0)) * H, zeroed: false)
+        inputs = mlps.indices.map { LinearInput(g.p + first[$0] * f, rows: tokens[$0].count) }
+        jobs = mlps.enumerated().map { LinearJob($1.down, input: $0, out: ys.p + first[$0] * H) }
+        if let s = shared {
+            inputs.append(LinearInput(gs, rows: T))
+            jobs.append(LinearJob(s.down, input: inputs.count - 1, out: ys.p + rows * H))
+        }
+        Linear.forward(jobs: jobs, inputs: inputs, pool: .shared)
+
+        for (j, toks) in tokens.enumerated() {
+            for (k, r) in toks.enumerated() { VectorOps.axpy(r.weight, ys.p + (first[j] + k) * H, out + r.row * H, H) }
+        }
+        if shared != nil { addShared(ys.p + rows * H, x, count: T, out: out) }
+    }
+
+    /// out += the shared expert's output (Qwen2-MoE: scaled by sigmoid(shared_gate · x)).
+    func addShared(_ ys: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count T: Int, out: UnsafeMutablePointer<Float>) {
+        let H = hiddenSize
+        for t in 0..<T {
+            var gate: Float = 1
+            if let sg = sharedGate {
+                gate = sg.withUnsafeBufferPointer { 1 / (1 + expf(-VectorOps.dot($0.baseAddress!, x + t * H, H))) }
+            }
+            VectorOps.axpy(gate, ys + t * H, out + t * H, H)
+        }
     }
 }
 

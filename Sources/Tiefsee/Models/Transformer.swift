@@ -66,8 +66,14 @@ extension MoEBlock: ActiveWeights {
 }
 
 extension MultiHeadLatentAttention: ActiveWeights {
-    /// Projections plus the absorbed W_UK / W_UV matrices (f32) read every decode step.
-    public var activeWeightBytesPerToken: Int { linearBytes(in: self) + (wUK.count + wUV.count) * 4 }
+    /// Projections, the absorbed per-head W_UKᵀ / W_UV matrices and the inner norms, all read
+    /// every decode step. Listed explicitly: `linearBytes`' reflection bridges [Float] members to
+    /// NSArray on Linux, which took seconds at startup.
+    public var activeWeightBytesPerToken: Int {
+        let projections = [qProj, qAProj, qBProj, kvAProjWithMQA, oProj].compactMap { $0 } + ukT + uv
+        return projections.reduce(0) { $0 + $1.weight.byteCount }
+            + (kvANorm.weight.count + (qANorm?.weight.count ?? 0)) * 4
+    }
 }
 
 public struct RMSNorm {
@@ -225,12 +231,21 @@ public final class GatedMLP: FeedForwardBlock {
         down.preciseActivations = Linear.preciseFFNDown
     }
 
+    /// Rows per pass over a long prompt: the gate/up scratch (two intermediate-size rows per
+    /// token, 85 KB at V2-Lite's dense layer) stays bounded; 128 rows keep the batch kernel's
+    /// tiles full, so the extra passes over the weights cost next to nothing.
+    static let rowsPerPass = 128
+
     public func forward(_ x: UnsafePointer<Float>, count T: Int, out: UnsafeMutablePointer<Float>) {
-        let f = gate.outFeatures
-        let g = FloatBuffer(count: T * f, zeroed: false)
-        let u = FloatBuffer(count: T * f, zeroed: false)
-        Linear.forward([(gate, g.p), (up, u.p)], x: x, rows: T)
-        VectorOps.swiglu(g.p, u.p, T * f)
-        down.forward(g.p, rows: T, out: out)
+        let f = gate.outFeatures, n = gate.inFeatures, o = down.outFeatures
+        let rows = min(T, GatedMLP.rowsPerPass)
+        let g = FloatBuffer(count: rows * f, zeroed: false)
+        let u = FloatBuffer(count: rows * f, zeroed: false)
+        for lo in stride(from: 0, to: T, by: rows) {
+            let m = min(rows, T - lo)
+            Linear.forward([(gate, g.p), (up, u.p)], x: x + lo * n, rows: m)
+            VectorOps.swiglu(g.p, u.p, m * f)
+            down.forward(g.p, rows: m, out: out + lo * o)
+        }
     }
 }

@@ -1,0 +1,147 @@
+import CKernels
+
+/// Rows of activations several matrix products read (`LinearJob.input` indexes a list of these).
+public struct LinearInput {
+    public let x: UnsafePointer<Float>
+    public let rows: Int
+    public init(_ x: UnsafePointer<Float>, rows: Int) { self.x = x; self.rows = rows }
+}
+
+/// One product y = x·Wᵀ of a `Linear.forward(jobs:inputs:)` call: `out` receives
+/// `inputs[input].rows` × `linear.outFeatures` values.
+public struct LinearJob {
+    public let linear: Linear
+    public let input: Int
+    public let out: UnsafeMutablePointer<Float>
+    public init(_ linear: Linear, input: Int, out: UnsafeMutablePointer<Float>) {
+        self.linear = linear; self.input = input; self.out = out
+    }
+}
+
+extension Linear {
+    /// How a product's activations are prepared, mirroring `forward(_:x:rows:)`'s choice.
+    private enum JobMode: Hashable { case f32, q8, q8Precise, exact }
+
+    private var jobMode: JobMode {
+        if wantsExact { return .exact }
+        if activation == .f32 { return .f32 }
+        return preciseActivations && activation == .q8_0 ? .q8Precise : .q8
+    }
+
+    /// Products that read *different* inputs (the routed experts of a MoE layer, each with its
+    /// own tokens; MLA's per-head absorbed projections) in one parallel loop over all their
+    /// output rows. `forward(_:x:rows:)` is the special case of one shared input. In decode each
+    /// product is a few hundred microseconds; one loop instead of one per product saves the
+    /// dispatches, wake-ups and tail waits, and keeps both cores busy across products.
+    ///
+    /// Each input is quantized once per activation format however many products read it; the
+    /// kernels, activation formats and two-level (`preciseActivations`) handling are those of
+    /// the single-product path, so results are bit-identical to calling `forward` per product.
+    public static func forward(jobs: [LinearJob], inputs: [LinearInput], pool: ThreadPool = .shared) {
+        // Debug/accuracy mode products keep their own (dequantizing) path.
+        for j in jobs where j.linear.jobMode == .exact {
+            j.linear.forwardDequantized(inputs[j.input].x, rows: inputs[j.input].rows, out: j.out, pool: pool)
+        }
+        let fused = jobs.filter { $0.linear.jobMode != .exact && inputs[$0.input].rows > 0 }
+        guard !fused.isEmpty else { return }
+
+        // 1. Quantize every (input, mode) pair once. Two-level inputs take two activation rows
+        //    per row (8-bit main, 8-bit residual) that the kernel decodes each weight block for.
+        struct Prepared { var data: UnsafeRawPointer; var stride: Int; var rows: Int }
+        var prepared = [Int: Prepared]()   // key: input * 4 + mode
+        func key(_ j: LinearJob) -> Int {
+            switch j.linear.jobMode { case .f32: return j.input * 4; case .q8: return j.input * 4 + 1; default: return j.input * 4 + 2 }
+        }
+        var toQuantize = [(key: Int, input: LinearInput, n: Int, precise: Bool, offset: Int)]()
+        var scratchBytes = 0
+        for j in fused where prepared[key(j)] == nil {
+            let inp = inputs[j.input], n = j.linear.inFeatures
+            switch j.linear.jobMode {
+            case .f32:
+                prepared[key(j)] = Prepared(data: UnsafeRawPointer(inp.x), stride: n * 4, rows: inp.rows)
+            case .q8, .q8Precise:
+                let precise = j.linear.jobMode == .q8Precise
+                let aBytes = ActivationQuant.q8_0.byteCount(elements: n)
+                prepared[key(j)] = Prepared(data: UnsafeRawPointer(bitPattern: 1)!, stride: aBytes, rows: precise ? 2 * inp.rows : inp.rows)
+                toQuantize.append((key(j), inp, n, precise, scratchBytes))
+                scratchBytes += (precise ? 2 : 1) * inp.rows * aBytes
+            case .exact: break
+            }
+        }
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(scratchBytes, 1), alignment: 64)
+        defer { scratch.deallocate() }
+        // One unit of quantization work per activation row, over all inputs.
+        var rowStarts = [0]
+        for q in toQuantize {
+            prepared[q.key]!.data = UnsafeRawPointer(scratch + q.offset)
+            rowStarts.append(rowStarts.last! + q.input.rows)
+        }
+        let quantizeRows = { (r: Range<Int>) in
+            var i = 0
+            for g in r {
+                while g >= rowStarts[i + 1] { i += 1 }
+                let q = toQuantize[i], t = g - rowStarts[i]
+                let aBytes = ActivationQuant.q8_0.byteCount(elements: q.n)
+                let src = q.input.x + t * q.n
+                if q.precise {
+                    let dst = scratch + q.offset + 2 * t * aBytes
+                    tf_quantize_row_q8_0_residual(src, dst, dst + aBytes, Int32(q.n))
+                } else {
+                    quantizeActivations(src, count: q.n, format: .q8_0, into: scratch + q.offset + t * aBytes)
+                }
+            }
+        }
+        let totalQuantRows = rowStarts.last!
+        if totalQuantRows >= 4 { pool.parallelFor(totalQuantRows, quantizeRows) } else { quantizeRows(0..<totalQuantRows) }
+
+        // 2. Where each product writes: straight to `out`, or (two-level) to a pair buffer whose
+        //    two rows per token are summed afterwards.
+        struct Part { let l: Linear; let x: Prepared; let out: UnsafeMutablePointer<Float>; let pairOffset: Int? }
+        var parts = [Part]()
+        var pairFloats = 0
+        for j in fused {
+            let p = prepared[key(j)]!
+            var pairOffset: Int? = nil
+            if j.linear.jobMode == .q8Precise {
+                pairOffset = pairFloats
+                pairFloats += p.rows * j.linear.outFeatures
+            }
+            parts.append(Part(l: j.linear, x: p, out: j.out, pairOffset: pairOffset))
+        }
+        let pairs = FloatBuffer(count: pairFloats, zeroed: false)
+
+        // 3. One loop over every product's output rows, in tiles of 16 rows (see `forward`).
+        var starts = [0]
+        for p in parts { starts.append(starts.last! + p.l.outFeatures) }
+        let total = starts.last!, tile = 16
+        pool.parallelFor(total, grain: tile) { range in
+            var g = range.lowerBound
+            var i = 0
+            while g < range.upperBound {
+                while g >= starts[i + 1] { i += 1 }
+                let p = parts[i], l = p.l
+                let lo = g - starts[i], cnt = min(tile, range.upperBound - g, starts[i + 1] - g)
+                let w = l.weight.data + lo * l.rowBytes
+                let out = p.pairOffset.map { pairs.p + $0 } ?? p.out
+                if p.x.rows == 1 {
+                    _ = tf_vec_dot_rows(l.typeCode, Int32(l.inFeatures), Int32(cnt), w, l.rowBytes, p.x.data, out + lo)
+                } else {
+                    _ = tf_gemm_rows(l.typeCode, Int32(l.inFeatures), Int32(cnt), w, l.rowBytes, p.x.data, p.x.stride,
+                                     Int32(p.x.rows), out + lo, l.outFeatures)
+                }
+                g += cnt
+            }
+        }
+        for p in parts {
+            var rows = p.x.rows
+            if let off = p.pairOffset {
+                rows /= 2
+                let o = p.l.outFeatures, pair = pairs.p + off
+                for t in 0..<rows {
+                    for c in 0..<o { p.out[t * o + c] = pair[2 * t * o + c] + pair[(2 * t + 1) * o + c] }
+                }
+            }
+            p.l.addBias(p.out, rows: rows)
+        }
+    }
+}

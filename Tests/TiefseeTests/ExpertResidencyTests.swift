@@ -1,0 +1,48 @@
+import XCTest
+@testable import Tiefsee
+
+/// Resident expert copies and paging hints change where expert weights are read from, never
+/// what is computed.
+final class ExpertResidencyTests: XCTestCase {
+    /// Logits of a prompt and 40 greedy steps (every position's row).
+    func run(_ model: TransformerModel, prompt: [Int], steps: Int) throws -> [[Float]] {
+        let V = model.config.vocabSize
+        let cache = model.makeCache(capacity: prompt.count + steps)
+        var logits = try model.forward(prompt, cache: cache)
+        var rows = [logits.array]
+        for _ in 0..<steps {
+            logits = try model.forward([Sampler.argmax(logits.p, V)], cache: cache)
+            rows.append(logits.array)
+        }
+        return rows
+    }
+
+    func testResidentCopiesGiveIdenticalLogits() throws {
+        for name in ["deepseek-v3", "qwen2-moe"] {
+            let model = try MoETests.load(name)
+            let prompt = try MoETests.expected(name).prompt
+            let plain = try run(model, prompt: prompt, steps: 40)
+            // Room for a third of one layer's experts: copies are made, evicted and reused.
+            let block = try XCTUnwrap(model.moeBlocks.first)
+            let perExpert = [block.experts[0].gate, block.experts[0].up, block.experts[0].down].reduce(0) { $0 + $1.weight.byteCount }
+            let residency = try XCTUnwrap(model.configureExpertResidency(
+                ExpertResidencyOptions(cacheBytes: perExpert * block.experts.count / 3 + 64)))
+            defer { model.configureExpertResidency(nil) }
+            let cached = try run(model, prompt: prompt, steps: 40)
+            XCTAssertEqual(cached, plain, "\(name): logits with resident expert copies")
+            XCTAssertGreaterThan(residency.admissions, 0)
+            XCTAssertGreaterThan(residency.hits, 0)
+            XCTAssertLessThanOrEqual(residency.bytesResident, residency.options.cacheBytes)
+            // Hints only (no copies): the same again.
+            model.configureExpertResidency(ExpertResidencyOptions(cacheBytes: 0))
+            XCTAssertEqual(try run(model, prompt: prompt, steps: 40), plain, "\(name): logits with paging hints")
+        }
+    }
+
+    func testDenseModelsHaveNoResidency() throws {
+        let model = try MoETests.load("deepseek-v3")
+        XCTAssertNotNil(model.configureExpertResidency(ExpertResidencyOptions()))
+        XCTAssertNil(model.configureExpertResidency(nil))
+        XCTAssertTrue(model.moeBlocks.allSatisfy { $0.residency == nil })
+    }
+}
