@@ -45,62 +45,10 @@ public final class Linear: @unchecked Sendable {
 
     /// Several matrices that read the same input (q/k/v, gate/up): the activations are quantized
     /// once and one parallel loop covers all their rows, so small projections share a dispatch.
+    /// (The one-input case of `forward(jobs:inputs:)`.)
     public static func forward(_ parts: [(Linear, UnsafeMutablePointer<Float>)], x: UnsafePointer<Float>, rows: Int,
                                pool: ThreadPool = .shared) {
-        guard let first = parts.first?.0 else { return }
-        let n = first.inFeatures, format = first.activation
-        let shared = parts.allSatisfy { l, _ in
-            l.inFeatures == n && l.activation == format && !l.wantsExact && !(l.preciseActivations && l.activation == .q8_0)
-        }
-        guard shared else {
-            for (l, out) in parts {
-                if l.wantsExact { l.forwardDequantized(x, rows: rows, out: out, pool: pool) }
-                else if l.preciseActivations && l.activation == .q8_0 { l.forwardPrecise(x, rows: rows, out: out, pool: pool) }
-                else { forward([(l, out)], x: x, rows: rows, pool: pool) }
-            }
-            return
-        }
-        let aBytes = format.byteCount(elements: n)
-        var scratch: UnsafeMutableRawPointer? = nil
-        let xq: UnsafeRawPointer
-        if format == .f32 {
-            xq = UnsafeRawPointer(x)
-        } else {
-            let buf = UnsafeMutableRawPointer.allocate(byteCount: rows * aBytes, alignment: 64)
-            scratch = buf
-            let quantize = { (r: Range<Int>) in
-                for t in r { quantizeActivations(x + t * n, count: n, format: format, into: buf + t * aBytes) }
-            }
-            if rows >= 4 { pool.parallelFor(rows, quantize) } else { quantize(0..<rows) }
-            xq = UnsafeRawPointer(buf)
-        }
-        defer { scratch?.deallocate() }
-        let packed = format == .q8_0 ? PackedActivations(xq, n: n, rows: rows, rowBytes: aBytes) : nil
-        // The parts' rows laid end to end; tiles of 16 output rows stay in L1/L2 while every
-        // input row passes over them, so the weights stream from memory once per call.
-        var starts = [0]
-        for (l, _) in parts { starts.append(starts.last! + l.outFeatures) }
-        let total = starts.last!, tile = 16
-        pool.parallelFor(total, grain: tile) { range in
-            var g = range.lowerBound
-            var p = 0
-            while g < range.upperBound {
-                while g >= starts[p + 1] { p += 1 }
-                let (l, out) = parts[p]
-                let lo = g - starts[p], cnt = min(tile, range.upperBound - g, starts[p + 1] - g)
-                let w = l.weight.data + lo * l.rowBytes
-                if rows == 1 {
-                    _ = tf_vec_dot_rows(l.typeCode, Int32(n), Int32(cnt), w, l.rowBytes, xq, out + lo)
-                } else if let pk = packed {
-                    // Prompt processing and batches: each decoded weight group serves 4-16 rows.
-                    _ = tf_gemm_packed(l.typeCode, Int32(n), Int32(cnt), w, l.rowBytes, pk.data, Int32(rows), out + lo, l.outFeatures)
-                } else {
-                    _ = tf_gemm_rows(l.typeCode, Int32(n), Int32(cnt), w, l.rowBytes, xq, aBytes, Int32(rows), out + lo, l.outFeatures)
-                }
-                g += cnt
-            }
-        }
-        for (l, out) in parts { l.addBias(out, rows: rows) }
+        forward(jobs: parts.map { LinearJob($0.0, input: 0, out: $0.1) }, inputs: [LinearInput(x, rows: rows)], pool: pool)
     }
 
     /// out[t] += bias for each of `rows` output rows.
@@ -117,32 +65,6 @@ public final class Linear: @unchecked Sendable {
 }
 
 extension Linear {
-    /// Two-level activations: row t becomes activation rows 2t (8-bit) and 2t+1 (the 8-bit
-    /// residual); the matrix kernel decodes each weight block once for both, and their outputs
-    /// add up. Costs about a third more than 8-bit activations, for ~15-bit precision.
-    func forwardPrecise(_ x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, pool: ThreadPool) {
-        let n = inFeatures, o = outFeatures
-        let aBytes = activation.byteCount(elements: n)
-        let buf = UnsafeMutableRawPointer.allocate(byteCount: 2 * rows * aBytes, alignment: 64)
-        defer { buf.deallocate() }
-        for t in 0..<rows { tf_quantize_row_q8_0_residual(x + t * n, buf + 2 * t * aBytes, buf + (2 * t + 1) * aBytes, Int32(n)) }
-        let pair = FloatBuffer(count: 2 * rows * o, zeroed: false)
-        let w = weight.data, rb = rowBytes, code = typeCode, tile = 16
-        let packed = PackedActivations(UnsafeRawPointer(buf), n: n, rows: 2 * rows, rowBytes: aBytes)!
-        pool.parallelFor(o, grain: tile) { range in
-            var lo = range.lowerBound
-            while lo < range.upperBound {
-                let cnt = min(tile, range.upperBound - lo)
-                _ = tf_gemm_packed(code, Int32(n), Int32(cnt), w + lo * rb, rb, packed.data, Int32(2 * rows), pair.p + lo, o)
-                lo += cnt
-            }
-        }
-        for t in 0..<rows {
-            for i in 0..<o { out[t * o + i] = pair.p[2 * t * o + i] + pair.p[(2 * t + 1) * o + i] }
-        }
-        addBias(out, rows: rows)
-    }
-
     /// Recomputes the `topK` largest outputs of each row with f32 activations (the weight row
     /// dequantized). Used on the output head: 8-bit activations perturb logits by ~1e-2, enough
     /// to swap near-tied candidates; refining the few that sampling and argmax look at makes

@@ -93,10 +93,16 @@ extension Linear {
         }
         let totalQuantRows = rowStarts.last!
         if totalQuantRows >= 4 { pool.parallelFor(totalQuantRows, quantizeRows) } else { quantizeRows(0..<totalQuantRows) }
+        // Two or more quantized rows go through the packed matrix kernel (tokens in vector lanes).
+        var packs = [Int: PackedActivations]()
+        for q in toQuantize {
+            let p = prepared[q.key]!
+            packs[q.key] = PackedActivations(p.data, n: q.n, rows: p.rows, rowBytes: p.stride)
+        }
 
         // 2. Where each product writes: straight to `out`, or (two-level) to a pair buffer whose
         //    two rows per token are summed afterwards.
-        struct Part { let l: Linear; let x: Prepared; let out: UnsafeMutablePointer<Float>; let pairOffset: Int? }
+        struct Part { let l: Linear; let x: Prepared; let packed: PackedActivations?; let out: UnsafeMutablePointer<Float>; let pairOffset: Int? }
         var parts = [Part]()
         var pairFloats = 0
         for j in fused {
@@ -106,7 +112,7 @@ extension Linear {
                 pairOffset = pairFloats
                 pairFloats += p.rows * j.linear.outFeatures
             }
-            parts.append(Part(l: j.linear, x: p, out: j.out, pairOffset: pairOffset))
+            parts.append(Part(l: j.linear, x: p, packed: packs[key(j)], out: j.out, pairOffset: pairOffset))
         }
         let pairs = FloatBuffer(count: pairFloats, zeroed: false)
 
@@ -125,6 +131,9 @@ extension Linear {
                 let out = p.pairOffset.map { pairs.p + $0 } ?? p.out
                 if p.x.rows == 1 {
                     _ = tf_vec_dot_rows(l.typeCode, Int32(l.inFeatures), Int32(cnt), w, l.rowBytes, p.x.data, out + lo)
+                } else if let pk = p.packed {
+                    _ = tf_gemm_packed(l.typeCode, Int32(l.inFeatures), Int32(cnt), w, l.rowBytes, pk.data, Int32(p.x.rows),
+                                       out + lo, l.outFeatures)
                 } else {
                     _ = tf_gemm_rows(l.typeCode, Int32(l.inFeatures), Int32(cnt), w, l.rowBytes, p.x.data, p.x.stride,
                                      Int32(p.x.rows), out + lo, l.outFeatures)
