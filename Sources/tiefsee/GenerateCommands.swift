@@ -9,7 +9,7 @@ struct GenerateFlags {
     static let options: Set<String> = ["prompt", "system", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed",
                                        "threads", "ctx", "stop", "repeat-penalty", "presence-penalty", "frequency-penalty",
                                        "expert-cache-mb"]
-    static let flags: Set<String> = ["help", "verbose", "hide-thinking", "raw", "chat", "show-experts", "no-color"]
+    static let flags: Set<String> = ["help", "verbose", "hide-thinking", "raw", "chat", "show-experts", "no-color", "ids"]
     static let aliases = ["-p": "--prompt", "-n": "--max-tokens", "-t": "--threads", "-c": "--ctx", "-s": "--seed", "-h": "--help"]
 
     static let help = """
@@ -131,6 +131,7 @@ enum RunCommand {
       --raw                    plain text completion, no chat template
       --show-experts           MoE models: after generating, print per layer how often each
                                expert was chosen and the share of parameters active per token
+      --ids                    after the text, print the generated token ids ("ids: 1,2,3")
     """
 
     static func run(_ argv: ArraySlice<String>) throws {
@@ -163,6 +164,7 @@ enum RunCommand {
         }
         printer.finish()
         out("\n")
+        if a.has("ids") { out("ids: " + r.tokens.map(String.init).joined(separator: ",") + "\n") }
         if let s = stats {
             if engine.model.moeBlocks.isEmpty {
                 out("--show-experts: \(engine.config.family.rawValue) is a dense model (no experts)\n")
