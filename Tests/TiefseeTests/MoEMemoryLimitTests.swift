@@ -7,7 +7,7 @@ import Glibc
 /// The MoE benchmark model (scripts/gen_moe_bench_gguf.py) under a memory limit of half its file
 /// size, in a cgroup (scripts/run_with_memory_limit.sh): experts are paged in from the mapping
 /// and dropped again, and greedy generation must give the same tokens as without the limit,
-/// with and without resident expert copies. Skipped (visibly) when the model file is absent or
+/// with and without a resident expert set. Skipped (visibly) when the model file is absent or
 /// memory cgroups cannot be created here (CI: neither).
 final class MoEMemoryLimitTests: XCTestCase {
     static let benchDirectory = NSString(string: "~/.cache/tiefsee/bench").expandingTildeInPath
@@ -80,9 +80,9 @@ final class MoEMemoryLimitTests: XCTestCase {
             XCTAssertGreaterThan(peak, limit / 10 * 9, "the limit was never reached: peak \(peak) of \(limit) bytes")
         }
         let cached = try generate(model, limit: limit, extra: ["--expert-cache-mb", String(limit >> 22)])
-        XCTAssertEqual(cached.ids, free.ids, "tokens under the limit with resident expert copies")
+        XCTAssertEqual(cached.ids, free.ids, "tokens under the limit with resident experts")
         print(String(format: "%@: 64 tokens, no limit %.1f tokens/s; limit %d MiB (half the file): %.1f tokens/s, "
-                     + "with --expert-cache-mb %d (prefetch + resident copies) %.1f tokens/s",
+                     + "with --expert-cache-mb %d %.1f tokens/s",
                      URL(fileURLWithPath: model).lastPathComponent, free.tokensPerSecond, limit >> 20,
                      limited.tokensPerSecond, limit >> 22, cached.tokensPerSecond))
     }
