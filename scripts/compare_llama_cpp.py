@@ -4,23 +4,32 @@ in one run. llama.cpp runs through the `llama-cpp-python` package (pip builds it
 CMAKE_ARGS="-DGGML_NATIVE=ON" pip install llama-cpp-python). Not part of CI.
 
 usage: scripts/compare_llama_cpp.py [MODEL.gguf] [--threads 1,2] [--pp 512] [--tg 64] [--reps 3]
-Prints both engines' prompt-processing and generation tokens/s and the ratio Tiefsee/llama.cpp.
+                                    [--ttft] [--tiefsee-args "--expert-cache-mb 0"]
+MODEL defaults to the default model; any GGUF both engines load works (e.g. the MoE benchmark
+model from scripts/gen_moe_bench_gguf.py). Prints both engines' prompt-processing and generation
+tokens/s and the ratio Tiefsee/llama.cpp; with --ttft also the time to first token for a
+PP-token prompt (prefill + one decode step) and each engine's peak RSS over the run.
+Each engine runs in its own process per thread count (llama.cpp in a child of this script), so
+peak RSS is per engine. The ratio compares medians of --reps repetitions; the machine is shared,
+so read it together with the load average printed per row.
 """
-import argparse, json, os, random, statistics, subprocess, sys, time
+import argparse, json, os, random, resource, shlex, statistics, subprocess, sys, time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 DEFAULT = os.path.expanduser("~/.cache/tiefsee/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
 
 
-def llama_cpp(model, threads, pp, tg, reps):
+def llama_worker(model, threads, pp, tg, reps, ttft):
+    """Runs in a child process: prints {"pp", "tg", "ttft", "peak_rss"} as JSON."""
     from llama_cpp import Llama
+    import numpy as np
     llm = Llama(model_path=model, n_ctx=max(pp, tg) + 16, n_threads=threads, n_threads_batch=threads,
                 n_batch=max(pp, 1), n_ubatch=max(pp, 1), verbose=False, logits_all=False)
     n_vocab = llm.n_vocab()
     rng = random.Random(42)
     toks = [rng.randrange(100, min(n_vocab, 30000)) for _ in range(pp)]
     llm.reset(); llm.eval(toks[:8])  # warm-up
-    pps, tgs = [], []
+    pps, tgs, ttfts = [], [], []
     for _ in range(reps):
         llm.reset()
         t0 = time.perf_counter(); llm.eval(toks); pps.append(pp / (time.perf_counter() - t0))
@@ -29,15 +38,36 @@ def llama_cpp(model, threads, pp, tg, reps):
         for _ in range(tg):
             llm.eval([toks[rng.randrange(pp)]])  # decode cost does not depend on which token
         tgs.append(tg / (time.perf_counter() - t0))
-    return statistics.median(pps), statistics.median(tgs)
+        if ttft:
+            llm.reset()
+            t0 = time.perf_counter()
+            llm.eval(toks)
+            llm.eval([int(np.argmax(llm.scores[llm.n_tokens - 1]))])
+            ttfts.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"pp": statistics.median(pps), "tg": statistics.median(tgs),
+                      "ttft": statistics.median(ttfts) if ttfts else None, "peak_rss": peak}))
 
 
-def tiefsee(model, threads, pp, tg, reps):
-    exe = os.path.join(ROOT, ".build", "release", "tiefsee")
-    out = subprocess.run([exe, "bench", model, "-p", str(pp), "-n", str(tg), "-t", str(threads), "-r", str(reps), "--json"],
+def llama_cpp(model, threads, pp, tg, reps, ttft):
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), model, "--llama-worker", "--threads", str(threads),
+                          "--pp", str(pp), "--tg", str(tg), "--reps", str(reps)] + (["--ttft"] if ttft else []),
                          check=True, capture_output=True, text=True).stdout
-    res = {r["test"]: r for r in json.loads(out)}
-    return res[f"pp{pp}"]["tokens_per_second"], res[f"tg{tg}"]["tokens_per_second"], res[f"tg{tg}"]["roofline_fraction"]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def tiefsee(model, threads, pp, tg, reps, ttft, extra):
+    exe = os.path.join(ROOT, ".build", "release", "tiefsee")
+    args = [exe, "bench", model, "-p", str(pp), "-n", str(tg), "-t", str(threads), "-r", str(reps),
+            "--ttft", str(pp if ttft else 0), "--json"] + extra
+    res = {r["test"]: r for r in json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)}
+    tg_r = res[f"tg{tg}"]
+    return {"pp": res[f"pp{pp}"]["tokens_per_second"], "tg": tg_r["tokens_per_second"], "roofline": tg_r["roofline_fraction"],
+            "ttft": res[f"ttft{pp}"]["seconds"] if ttft else None, "memory": res.get("memory")}
+
+
+def mib(b):
+    return f"{b / 1048576:.0f} MiB"
 
 
 def main():
@@ -47,14 +77,30 @@ def main():
     ap.add_argument("--pp", type=int, default=512)
     ap.add_argument("--tg", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--ttft", action="store_true", help="also time to first token and peak RSS")
+    ap.add_argument("--tiefsee-args", default="", help="extra arguments for tiefsee bench")
+    ap.add_argument("--llama-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    threads = [int(x) for x in a.threads.split(",")]
+    if a.llama_worker:
+        llama_worker(a.model, threads[0], a.pp, a.tg, a.reps, a.ttft)
+        return
     print(f"model: {a.model}")
-    print(f"{'threads':>7} {'test':>6} {'llama.cpp':>10} {'tiefsee':>10} {'ratio':>6}")
-    for t in [int(x) for x in a.threads.split(",")]:
-        lpp, ltg = llama_cpp(a.model, t, a.pp, a.tg, a.reps)
-        tpp, ttg, roof = tiefsee(a.model, t, a.pp, a.tg, a.reps)
-        print(f"{t:>7} {'pp' + str(a.pp):>6} {lpp:>10.2f} {tpp:>10.2f} {tpp / lpp:>6.2f}")
-        print(f"{t:>7} {'tg' + str(a.tg):>6} {ltg:>10.2f} {ttg:>10.2f} {ttg / ltg:>6.2f}   (tiefsee at {100 * roof:.0f}% of roofline)")
+    print(f"{'threads':>7} {'test':>7} {'llama.cpp':>10} {'tiefsee':>10} {'ratio':>6}   load average")
+    for t in threads:
+        load = os.getloadavg()[0]
+        lc = llama_cpp(a.model, t, a.pp, a.tg, a.reps, a.ttft)
+        ts = tiefsee(a.model, t, a.pp, a.tg, a.reps, a.ttft, shlex.split(a.tiefsee_args))
+        load = f"{load:.2f} → {os.getloadavg()[0]:.2f}"
+        print(f"{t:>7} {'pp' + str(a.pp):>7} {lc['pp']:>10.2f} {ts['pp']:>10.2f} {ts['pp'] / lc['pp']:>6.2f}   {load}")
+        print(f"{t:>7} {'tg' + str(a.tg):>7} {lc['tg']:>10.2f} {ts['tg']:>10.2f} {ts['tg'] / lc['tg']:>6.2f}   "
+              f"(tiefsee at {100 * ts['roofline']:.0f}% of roofline)")
+        if a.ttft:
+            print(f"{t:>7} {'ttft' + str(a.pp):>7} {lc['ttft']:>9.2f}s {ts['ttft']:>9.2f}s {lc['ttft'] / ts['ttft']:>6.2f}   (speed ratio)")
+            m = ts["memory"]
+            print(f"{t:>7} {'peakRSS':>7} {mib(lc['peak_rss']):>10} {mib(m['peak_rss_bytes']):>10}"
+                  f"          tiefsee: {mib(m['mapped_weights_touched_bytes'])} mapped weights touched + "
+                  f"{mib(m['kv_cache_bytes'])} KV + {mib(m['expert_cache_bytes'])} resident experts + {mib(m['other_bytes'])} other")
         sys.stdout.flush()
 
 

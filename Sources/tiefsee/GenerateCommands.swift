@@ -9,7 +9,7 @@ struct GenerateFlags {
     static let options: Set<String> = ["prompt", "system", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed",
                                        "threads", "ctx", "stop", "repeat-penalty", "presence-penalty", "frequency-penalty",
                                        "expert-cache-mb"]
-    static let flags: Set<String> = ["help", "verbose", "hide-thinking", "raw", "chat", "show-experts", "no-color"]
+    static let flags: Set<String> = ["help", "verbose", "hide-thinking", "raw", "chat", "show-experts", "no-color", "ids"]
     static let aliases = ["-p": "--prompt", "-n": "--max-tokens", "-t": "--threads", "-c": "--ctx", "-s": "--seed", "-h": "--help"]
 
     static let help = """
@@ -92,14 +92,20 @@ struct ReasoningPrinter {
 /// Engine options shared by run, chat, bench and serve.
 enum EngineFlags {
     static let help = """
-      --expert-cache-mb N      MoE models larger than memory: keep the most used experts in N MiB
-                               of resident memory and prefetch the chosen ones (0: prefetch only)
+      --expert-cache-mb N      MoE models larger than memory: also keep the N MiB of most used
+                               experts resident (default 0; chosen experts are always prefetched)
     """
 
+    /// TIEFSEE_PAGING_HINTS=0 turns the expert paging hints off and TIEFSEE_EXPERT_COPIES=1 makes
+    /// resident experts anonymous copies instead of locked file pages: both only for comparing
+    /// (BENCHMARKS.md has the figures).
     static func options(_ a: Args) throws -> EngineOptions {
-        guard let mb = try a.int("expert-cache-mb") else { return EngineOptions() }
+        let env = ProcessInfo.processInfo.environment
+        let mb = try a.int("expert-cache-mb") ?? 0
         guard mb >= 0 else { throw CLIError("--expert-cache-mb must be ≥ 0") }
-        return EngineOptions(experts: ExpertResidencyOptions(cacheBytes: mb << 20))
+        if env["TIEFSEE_PAGING_HINTS"] == "0" && mb == 0 { return EngineOptions(experts: nil) }
+        return EngineOptions(experts: ExpertResidencyOptions(cacheBytes: mb << 20, pagingHints: env["TIEFSEE_PAGING_HINTS"] != "0",
+                                                             lockInPlace: env["TIEFSEE_EXPERT_COPIES"] != "1"))
     }
 }
 
@@ -131,6 +137,7 @@ enum RunCommand {
       --raw                    plain text completion, no chat template
       --show-experts           MoE models: after generating, print per layer how often each
                                expert was chosen and the share of parameters active per token
+      --ids                    after the text, print the generated token ids ("ids: 1,2,3")
     """
 
     static func run(_ argv: ArraySlice<String>) throws {
@@ -163,6 +170,7 @@ enum RunCommand {
         }
         printer.finish()
         out("\n")
+        if a.has("ids") { out("ids: " + r.tokens.map(String.init).joined(separator: ",") + "\n") }
         if let s = stats {
             if engine.model.moeBlocks.isEmpty {
                 out("--show-experts: \(engine.config.family.rawValue) is a dense model (no experts)\n")
@@ -174,7 +182,7 @@ enum RunCommand {
             err(String(format: "prompt: %d tokens, %.1f tokens/s | generated: %d tokens, %.1f tokens/s | finish: %@",
                        r.promptTokens, r.promptTokensPerSecond, r.tokens.count, r.generatedTokensPerSecond, r.finishReason.rawValue))
             if let x = engine.expertResidency {
-                err(String(format: "experts: %.0f MiB resident, %d lookups served from it, %d copied in",
+                err(String(format: "experts: %.0f MiB resident, %d lookups served from it, %d made resident",
                            Double(x.bytesResident) / 1048576, x.hits, x.admissions))
             }
         }

@@ -22,17 +22,20 @@ final class ExpertResidencyTests: XCTestCase {
             let model = try MoETests.load(name)
             let prompt = try MoETests.expected(name).prompt
             let plain = try run(model, prompt: prompt, steps: 40)
-            // Room for a third of one layer's experts: copies are made, evicted and reused.
+            // Room for a third of one layer's experts (locked pages round up to whole pages): experts
+            // are made resident, evicted and reused, as locked file pages and as copies.
             let block = try XCTUnwrap(model.moeBlocks.first)
             let perExpert = [block.experts[0].gate, block.experts[0].up, block.experts[0].down].reduce(0) { $0 + $1.weight.byteCount }
-            let residency = try XCTUnwrap(model.configureExpertResidency(
-                ExpertResidencyOptions(cacheBytes: perExpert * block.experts.count / 3 + 64)))
             defer { model.configureExpertResidency(nil) }
-            let cached = try run(model, prompt: prompt, steps: 40)
-            XCTAssertEqual(cached, plain, "\(name): logits with resident expert copies")
-            XCTAssertGreaterThan(residency.admissions, 0)
-            XCTAssertGreaterThan(residency.hits, 0)
-            XCTAssertLessThanOrEqual(residency.bytesResident, residency.options.cacheBytes)
+            for lock in [true, false] {
+                let residency = try XCTUnwrap(model.configureExpertResidency(
+                    ExpertResidencyOptions(cacheBytes: perExpert * block.experts.count / 3 + 3 * 8192, lockInPlace: lock)))
+                let cached = try run(model, prompt: prompt, steps: 40)
+                XCTAssertEqual(cached, plain, "\(name): logits with resident experts (\(lock ? "locked" : "copies"))")
+                XCTAssertGreaterThan(residency.admissions, 0)
+                XCTAssertGreaterThan(residency.hits, 0)
+                XCTAssertLessThanOrEqual(residency.bytesResident, residency.options.cacheBytes)
+            }
             // Hints only (no copies): the same again.
             model.configureExpertResidency(ExpertResidencyOptions(cacheBytes: 0))
             XCTAssertEqual(try run(model, prompt: prompt, steps: 40), plain, "\(name): logits with paging hints")

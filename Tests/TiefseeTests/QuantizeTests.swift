@@ -109,6 +109,16 @@ final class QuantizeTests: XCTestCase {
         XCTAssertEqual(t("blk.5.attn_k.weight", [1024, 4096], .q4_K_M, moe), .q8_0)
         XCTAssertEqual(t("blk.5.attn_output.weight", [4096, 4096], .q4_K_M, moe), .q5_K)
         XCTAssertEqual(t("blk.6.ffn_down_exps.weight", [8, 4096, 14336], .q4_K_M, moe), .q6_K)
+        // DeepSeek-V2-Lite-shaped MoE (8 layers, 64 experts): kv_b counts as attention V; the
+        // split attn_k_b / attn_v_b do not; expert downs of 1408 fall back per llama.cpp.
+        let ds = QuantizationContext(numLayers: 8, numExperts: 64, hasOutput: true)
+        XCTAssertEqual(t("blk.0.attn_kv_b.weight", [4096, 512], .q4_K_M, ds), .q6_K)
+        XCTAssertEqual(t("blk.1.attn_kv_b.weight", [4096, 512], .q4_K_M, ds), .q4_K)
+        XCTAssertEqual(t("blk.0.attn_v_b.weight", [16, 128, 512], .q4_K_M, ds), .q4_K)
+        XCTAssertEqual(t("blk.0.attn_k_b.weight", [16, 512, 128], .q4_K_M, ds), .q5_0)
+        XCTAssertEqual(t("blk.1.ffn_down_exps.weight", [64, 2048, 1408], .q4_K_M, ds), .q5_0)
+        XCTAssertEqual(t("blk.3.ffn_down_exps.weight", [64, 2048, 1408], .q4_K_M, ds), .q8_0)
+        XCTAssertEqual(t("blk.3.ffn_down_shexp.weight", [2048, 2816], .q4_K_M, ds), .q6_K)
     }
 
     struct Figures { let top1: Double; let maxAbs: Float; let greedyMatch: Bool }

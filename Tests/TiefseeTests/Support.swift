@@ -34,3 +34,40 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// The `tiefsee` executable built next to the tests (same configuration), or a visible skip.
+func requireTiefseeExecutable() throws -> String {
+    let dir = URL(fileURLWithPath: CommandLine.arguments.first { $0.contains(".xctest") } ?? CommandLine.arguments[0])
+        .resolvingSymlinksInPath().deletingLastPathComponent().path
+    for candidate in [dir + "/tiefsee", repoRoot + "/.build/debug/tiefsee"] where FileManager.default.isExecutableFile(atPath: candidate) {
+        return candidate
+    }
+    print("SKIP: tiefsee executable not found next to the tests (swift build --build-tests builds it)")
+    throw XCTSkip("tiefsee executable not found")
+}
+
+struct ProcessOutput {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+/// Runs a program to completion, collecting both output streams (stderr on its own thread, so
+/// neither pipe can fill up and stall the child).
+func runProcess(_ executable: String, _ args: [String]) throws -> ProcessOutput {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    let o = Pipe(), e = Pipe()
+    p.standardOutput = o; p.standardError = e
+    try p.run()
+    final class Box: @unchecked Sendable { var data = Data() }
+    let err = Box()
+    let done = DispatchSemaphore(value: 0)
+    DispatchQueue.global().async { err.data = e.fileHandleForReading.readDataToEndOfFile(); done.signal() }
+    let outData = o.fileHandleForReading.readDataToEndOfFile()
+    done.wait()
+    p.waitUntilExit()
+    return ProcessOutput(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: err.data, as: UTF8.self))
+}

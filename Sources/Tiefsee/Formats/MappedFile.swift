@@ -49,6 +49,20 @@ public final class MappedFile: @unchecked Sendable {
         _ = madvise(UnsafeMutableRawPointer(mutating: base + start), min(count + offset - start, size - start), MADV_WILLNEED)
     }
 
+    /// Whether the pages at a few sample points of `count` bytes at `p` (first, last and two
+    /// between) are in memory: a cheap check (mincore of four pages) before asking for a range.
+    public static func isProbablyResident(_ p: UnsafeRawPointer, count: Int) -> Bool {
+        guard count > 0 else { return true }
+        let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+        var vec: UInt8 = 0
+        for f in [0, 1, 2, 3] {
+            let at = UInt(bitPattern: p) + UInt((count - 1) * f / 3)
+            guard mincore(UnsafeMutableRawPointer(bitPattern: at / page * page), Int(page), &vec) == 0 else { return false }
+            if vec & 1 == 0 { return false }
+        }
+        return true
+    }
+
     /// madvise(`advice`) over the whole pages covering `count` bytes at `p` (inside any mapping;
     /// a range outside one just fails, which hints may).
     public static func advise(_ p: UnsafeRawPointer, count: Int, _ advice: Int32) {

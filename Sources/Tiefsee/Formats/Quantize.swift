@@ -100,7 +100,8 @@ public enum QuantizationRules {
         let layer = ordinal ?? layerIndex(name) ?? 0
         if name == "output.weight" || (!c.hasOutput && name == "token_embd.weight") {
             if nx % 256 != 0 { t = .q8_0 } else if t != .q8_0 { t = .q6_K }
-        } else if name.contains("attn_v.weight") {
+        } else if name.contains("attn_v.weight") || name.contains("attn_kv_b.weight") {
+            // MLA's kv_b (older deepseek2 GGUFs) counts as attention V, as in llama.cpp.
             if mixed && useMoreBits(layer, c.numLayers) { t = .q6_K }
             if c.numExperts == 8 { t = .q8_0 }
         } else if name.contains("attn_k.weight") {
@@ -371,7 +372,7 @@ public final class QuantizePlan {
         var iV = 0, iDown = 0
         for p in planned {
             var ordinal: Int? = nil
-            if p.name.contains("attn_v.weight") { ordinal = iV; iV += 1 }
+            if p.name.contains("attn_v.weight") || p.name.contains("attn_kv_b.weight") { ordinal = iV; iV += 1 }
             else if p.name.contains("ffn_down") { if nDown == context.numLayers { ordinal = iDown }; iDown += 1 }
             let t = QuantizationRules.type(name: p.name, shape: p.shape, scheme: scheme, context: context, ordinal: ordinal)
             tensors.append(QuantizeTensorPlan(name: p.name, shape: p.shape, type: t, parts: p.parts, passthrough: p.pass))

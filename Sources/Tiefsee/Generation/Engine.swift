@@ -2,11 +2,13 @@ import Foundation
 
 /// How an engine runs its model (beyond the model files themselves).
 public struct EngineOptions: Sendable {
-    /// MoE models: resident expert copies and paging hints (nil: experts are read from the
-    /// mapping with the kernel's default paging). See ExpertResidency.swift.
+    /// MoE models: paging hints and resident experts (nil: experts are read from the mapping
+    /// with the kernel's default paging). See ExpertResidency.swift. The default is hints
+    /// without a resident set: free when the model fits in memory, ~4× faster decoding when
+    /// it does not.
     public var experts: ExpertResidencyOptions?
 
-    public init(experts: ExpertResidencyOptions? = nil) { self.experts = experts }
+    public init(experts: ExpertResidencyOptions? = ExpertResidencyOptions()) { self.experts = experts }
 }
 
 /// A loaded model ready to generate: weights (memory-mapped), tokenizer and chat template.
