@@ -42,7 +42,8 @@ def llama_worker(model, threads, pp, tg, reps, ttft):
             llm.reset()
             t0 = time.perf_counter()
             llm.eval(toks)
-            llm.eval([int(np.argmax(llm.scores[llm.n_tokens - 1]))])
+            # (without logits_all the wrapper keeps no scores: read the context's last row)
+            llm.eval([int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_vocab,))))])
             ttfts.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"pp": statistics.median(pps), "tg": statistics.median(tgs),

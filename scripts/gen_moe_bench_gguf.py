@@ -25,7 +25,7 @@ blocks; norms and the router (ffn_gate_inp) stay F32, as llama-quantize leaves t
 Memory stays bounded: each tensor is generated and quantized in chunks (one expert, or ~4M
 values) that stream straight into the file. ~5.1 GB for Q8_0, a few minutes on 2 cores.
 
-usage: scripts/gen_moe_bench_gguf.py [--out-dir ~/.cache/tiefsee/bench] [--layers 8]
+usage: scripts/gen_moe_bench_gguf.py [--out-dir $TIEFSEE_HOME/bench] [--layers 8]
                                      [--dense-layers 1] [--q4]   # --q4: also write Q4_K_M
 """
 import argparse, os, subprocess, sys, time, zlib
@@ -33,7 +33,8 @@ import numpy as np
 import gguf
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-TOKENIZER_GGUF = os.path.expanduser("~/.cache/tiefsee/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+TIEFSEE_HOME = os.environ.get("TIEFSEE_HOME") or os.path.expanduser("~/.cache/tiefsee")
+TOKENIZER_GGUF = os.path.join(TIEFSEE_HOME, "models", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
 K = gguf.MODEL_TENSOR
 Q8 = gguf.GGMLQuantizationType.Q8_0
 
@@ -193,7 +194,7 @@ def write_q8(path, layers, dense_layers, seed):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out-dir", default=os.path.expanduser("~/.cache/tiefsee/bench"))
+    ap.add_argument("--out-dir", default=os.path.join(TIEFSEE_HOME, "bench"))
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--dense-layers", type=int, default=1, help="leading dense layers (first_k_dense_replace)")
     ap.add_argument("--seed", type=int, default=5)

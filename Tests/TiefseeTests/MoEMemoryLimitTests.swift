@@ -10,7 +10,8 @@ import Glibc
 /// with and without a resident expert set. Skipped (visibly) when the model file is absent or
 /// memory cgroups cannot be created here (CI: neither).
 final class MoEMemoryLimitTests: XCTestCase {
-    static let benchDirectory = NSString(string: "~/.cache/tiefsee/bench").expandingTildeInPath
+    /// Where scripts/gen_moe_bench_gguf.py writes (~/.cache/tiefsee/bench, or $TIEFSEE_HOME/bench).
+    static var benchDirectory: String { ModelCache.home + "/bench" }
 
     /// TIEFSEE_MOE_BENCH_MODEL, else the Q4_K_M benchmark file, else the Q8_0 one.
     func requireBenchModel() throws -> String {

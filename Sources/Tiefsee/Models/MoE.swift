@@ -115,7 +115,7 @@ public final class MoEBlock: FeedForwardBlock {
     public let sharedGate: [Float]?
     /// Where routing decisions are reported (set through `TransformerModel.startRoutingStats`).
     public var observer: RoutingStats?
-    /// Expert residency (resident copies, prefetch hints) when the engine sets one up.
+    /// Expert residency (paging hints, resident experts) when the engine sets one up.
     public var residency: ExpertResidency?
 
     public init(layerIndex: Int, router: ExpertRouter, experts: [GatedMLP], shared: GatedMLP?, sharedGate: [Float]?) {
@@ -144,8 +144,8 @@ public final class MoEBlock: FeedForwardBlock {
             for (e, w) in zip(c.experts, c.weights) { tokensOf[e].append((t, w)) }
         }
         let used = (0..<E).filter { !tokensOf[$0].isEmpty }
-        // Where each chosen expert's weights are read from: a resident copy, or the mapping
-        // (then asked for ahead of use, so its pages come in together).
+        // Where each chosen expert's weights are read from: locked pages or a copy when resident,
+        // else the mapping (asked for ahead of use, so its pages come in together).
         let mlps = residency.map { $0.experts(layer: layerIndex, used, mapped: experts) } ?? used.map { experts[$0] }
         out.initialize(repeating: 0, count: T * hiddenSize)
         // Passes over groups of experts (one pass in decode), the shared expert in the last or
