@@ -674,27 +674,24 @@ static inline int dec_q6_K(const uint8_t *w, tf_group *g) {
 }
 
 /* Integer dots of one decoded 32-value weight group with one octet: 8 int32 lanes = 8 tokens.
- * Unsigned weights <= 31: four maddubs results fit an int16 sum before widening. */
+ * Step k multiplies weight bytes 4k..4k+3 (broadcast) with the octet's q[k]. */
+TF_INLINE __m256i pk_step(__m256i q, const tf_pack_group *P, int k) {
+    return _mm256_maddubs_epi16(PERM(q, k), ldp(P->q[k]));
+}
+/* Unsigned weights <= 31: four maddubs results fit an int16 sum before widening. */
 TF_INLINE __m256i pk_dot_u5(__m256i q, const tf_pack_group *P) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256i a0 = _mm256_maddubs_epi16(PERM(q, 0), ldp(P->q[0]));
-    a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(PERM(q, 1), ldp(P->q[1])));
-    a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(PERM(q, 2), ldp(P->q[2])));
-    a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(PERM(q, 3), ldp(P->q[3])));
-    __m256i a1 = _mm256_maddubs_epi16(PERM(q, 4), ldp(P->q[4]));
-    a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(PERM(q, 5), ldp(P->q[5])));
-    a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(PERM(q, 6), ldp(P->q[6])));
-    a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(PERM(q, 7), ldp(P->q[7])));
+    __m256i a0 = pk_step(q, P, 0), a1 = pk_step(q, P, 4);
+    for (int k = 1; k < 4; k++) { a0 = _mm256_add_epi16(a0, pk_step(q, P, k)); a1 = _mm256_add_epi16(a1, pk_step(q, P, k + 4)); }
     return _mm256_add_epi32(_mm256_madd_epi16(a0, ones), _mm256_madd_epi16(a1, ones));
 }
-/* Unsigned 0..63 (Q6_K) with the per-16 int scales folded in by madd: two maddubs per int16 sum. */
+/* Unsigned 0..63 (Q6_K) with the per-16 int scales folded in by madd: two maddubs per int16 sum;
+ * steps 0-3 are values 0..15 (scale sc0), steps 4-7 values 16..31 (sc1). */
 TF_INLINE __m256i pk_dot_u6(__m256i q, const tf_pack_group *P, __m256i sc0, __m256i sc1) {
-    __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(PERM(q, 0), ldp(P->q[0])), _mm256_maddubs_epi16(PERM(q, 1), ldp(P->q[1])));
-    __m256i b = _mm256_add_epi16(_mm256_maddubs_epi16(PERM(q, 2), ldp(P->q[2])), _mm256_maddubs_epi16(PERM(q, 3), ldp(P->q[3])));
-    __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(PERM(q, 4), ldp(P->q[4])), _mm256_maddubs_epi16(PERM(q, 5), ldp(P->q[5])));
-    __m256i d = _mm256_add_epi16(_mm256_maddubs_epi16(PERM(q, 6), ldp(P->q[6])), _mm256_maddubs_epi16(PERM(q, 7), ldp(P->q[7])));
-    return _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(a, sc0), _mm256_madd_epi16(b, sc0)),
-                            _mm256_add_epi32(_mm256_madd_epi16(c, sc1), _mm256_madd_epi16(d, sc1)));
+    __m256i r = _mm256_setzero_si256();
+    for (int k = 0; k < 8; k += 2)
+        r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_add_epi16(pk_step(q, P, k), pk_step(q, P, k + 1)), k < 4 ? sc0 : sc1));
+    return r;
 }
 /* Signed 8-bit weights (Q8_0): the sign moves onto the activations, |w| * ±x. */
 TF_INLINE __m256i pk_dot_s8(__m256i q, const tf_pack_group *P) {
@@ -705,30 +702,28 @@ TF_INLINE __m256i pk_dot_s8(__m256i q, const tf_pack_group *P) {
     return r;
 }
 
-/* Quartet versions: 8-byte weight pieces (vpermq), four steps per group. */
+/* Quartet versions: 8-byte weight pieces (vpermq), four steps per group; a token's two lanes
+ * are added (hadd) before the result leaves. */
 #define PERMQ(q, k) _mm256_permute4x64_epi64(q, (k) * 0x55)
+/* (vpermq takes its lane pattern as an immediate, hence a macro and unrolled steps) */
+#define PK4_STEP(q, P, k) _mm256_maddubs_epi16(PERMQ(q, k), ldp((P)->q[k]))
 TF_INLINE __m256i pk4_dot_u5(__m256i q, const tf_pack_group *P) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i a = _mm256_maddubs_epi16(PERMQ(q, 0), ldp(P->q[0]));
-    a = _mm256_add_epi16(a, _mm256_maddubs_epi16(PERMQ(q, 1), ldp(P->q[1])));
-    a = _mm256_add_epi16(a, _mm256_maddubs_epi16(PERMQ(q, 2), ldp(P->q[2])));
-    a = _mm256_add_epi16(a, _mm256_maddubs_epi16(PERMQ(q, 3), ldp(P->q[3])));
-    __m256i r = _mm256_madd_epi16(a, ones);
+    __m256i a = _mm256_add_epi16(_mm256_add_epi16(PK4_STEP(q, P, 0), PK4_STEP(q, P, 1)),
+                                 _mm256_add_epi16(PK4_STEP(q, P, 2), PK4_STEP(q, P, 3)));
+    __m256i r = _mm256_madd_epi16(a, _mm256_set1_epi16(1));
     return _mm256_hadd_epi32(r, r);
 }
 TF_INLINE __m256i pk4_dot_u6(__m256i q, const tf_pack_group *P, __m256i sc0, __m256i sc1) {
-    __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(PERMQ(q, 0), ldp(P->q[0])), _mm256_maddubs_epi16(PERMQ(q, 1), ldp(P->q[1])));
-    __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(PERMQ(q, 2), ldp(P->q[2])), _mm256_maddubs_epi16(PERMQ(q, 3), ldp(P->q[3])));
-    __m256i r = _mm256_add_epi32(_mm256_madd_epi16(a, sc0), _mm256_madd_epi16(c, sc1));
+    __m256i r = _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(PK4_STEP(q, P, 0), PK4_STEP(q, P, 1)), sc0),
+                                 _mm256_madd_epi16(_mm256_add_epi16(PK4_STEP(q, P, 2), PK4_STEP(q, P, 3)), sc1));
     return _mm256_hadd_epi32(r, r);
 }
+#define PK4_STEP_S8(q, aq, P, k) \
+    _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, k), _mm256_sign_epi8(ldp((P)->q[k]), PERMQ(q, k))), _mm256_set1_epi16(1))
 TF_INLINE __m256i pk4_dot_s8(__m256i q, const tf_pack_group *P) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i aq = _mm256_abs_epi8(q), r = _mm256_setzero_si256();
-    r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, 0), _mm256_sign_epi8(ldp(P->q[0]), PERMQ(q, 0))), ones));
-    r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, 1), _mm256_sign_epi8(ldp(P->q[1]), PERMQ(q, 1))), ones));
-    r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, 2), _mm256_sign_epi8(ldp(P->q[2]), PERMQ(q, 2))), ones));
-    r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, 3), _mm256_sign_epi8(ldp(P->q[3]), PERMQ(q, 3))), ones));
+    __m256i aq = _mm256_abs_epi8(q);
+    __m256i r = _mm256_add_epi32(_mm256_add_epi32(PK4_STEP_S8(q, aq, P, 0), PK4_STEP_S8(q, aq, P, 1)),
+                                 _mm256_add_epi32(PK4_STEP_S8(q, aq, P, 2), PK4_STEP_S8(q, aq, P, 3)));
     return _mm256_hadd_epi32(r, r);
 }
 

@@ -114,9 +114,13 @@ static inline __m256 dot8(int hd, const float *q, const float *k, size_t kstride
 
 /* nq query heads (q + i*qstride) that share one key/value head (grouped-query attention)
  * against n cached positions; out + i*ostride receives head i's output. The keys of a block of
- * eight positions are read once for all heads while in L1; hd % 8 == 0 is required. */
+ * eight positions are read once for all heads while in L1 (when hd % 8 == 0). */
 void tf_attend_heads(int n, int hd, int nq, const float *q, size_t qstride, const float *k, size_t kstride,
                      const float *v, size_t vstride, float scale, float *scores, float *out, size_t ostride) {
+    if (hd % 8 != 0) {   /* head sizes that are not whole vectors: one head at a time */
+        for (int i = 0; i < nq; i++) tf_attend(n, hd, q + i * qstride, k, kstride, v, vstride, scale, scores, out + i * ostride);
+        return;
+    }
     __m256 vs = _mm256_set1_ps(scale);
     int j = 0;
     for (; j + 8 <= n; j += 8)

@@ -167,16 +167,7 @@ final class ServerKnowledgeTests: XCTestCase {
             except openai.NotFoundError as e:
                 print("404", e.body)
             """
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["python3", "-c", "import openai"]
-        check.standardOutput = FileHandle.nullDevice
-        check.standardError = FileHandle.nullDevice
-        do { try check.run(); check.waitUntilExit() } catch {}
-        guard check.terminationStatus == 0 else {
-            print("SKIP: python3 with the openai package is not available (scripts/setup.sh installs it)")
-            throw XCTSkip("python3 with the openai package is not available")
-        }
+        try TestServers.requirePythonOpenAI()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", "-c", script, "http://127.0.0.1:\(f.server.port)/v1", f.embedder.name,

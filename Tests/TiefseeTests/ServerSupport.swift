@@ -157,6 +157,20 @@ enum TestServers {
         return try? OpenAIServer(engine: e, config: baseConfig)
     }()
 
+    /// Skips (visibly) when python3 with the `openai` package is missing.
+    static func requirePythonOpenAI() throws {
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        check.arguments = ["python3", "-c", "import openai"]
+        check.standardOutput = FileHandle.nullDevice
+        check.standardError = FileHandle.nullDevice
+        do { try check.run(); check.waitUntilExit() } catch {}
+        guard check.terminationStatus == 0 else {
+            print("SKIP: python3 with the openai package is not available (scripts/setup.sh installs it)")
+            throw XCTSkip("python3 with the openai package is not available")
+        }
+    }
+
     static func requireShared() throws -> OpenAIServer {
         _ = try requireEngine()
         guard let s = shared else { XCTFail("the shared server did not start"); throw XCTSkip("no server") }

@@ -338,16 +338,7 @@ final class ServerReasoningTests: XCTestCase {
 final class ServerOpenAIClientTests: XCTestCase {
     func testOfficialOpenAIClient() throws {
         let s = try TestServers.requireShared()
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["python3", "-c", "import openai"]
-        check.standardOutput = FileHandle.nullDevice
-        check.standardError = FileHandle.nullDevice
-        do { try check.run(); check.waitUntilExit() } catch {}
-        guard check.terminationStatus == 0 else {
-            print("SKIP: python3 with the openai package is not available (scripts/setup.sh installs it)")
-            throw XCTSkip("python3 with the openai package is not available")
-        }
+        try TestServers.requirePythonOpenAI()
         let engine = try Engine.load(try ReasoningFixture.make())
         var cfg = TestServers.baseConfig
         cfg.parallel = 1

@@ -121,7 +121,7 @@ void tf_softmax(int n, float *x);
 void tf_attend(int n, int hd, const float *q, const float *k, size_t kstride, const float *v, size_t vstride,
                float scale, float *scores, float *out);
 /* Grouped-query form of tf_attend: nq query heads (q + i*qstride) sharing one key/value head,
- * outputs at out + i*ostride; `scores` has room for nq*n floats; hd % 8 == 0. */
+ * outputs at out + i*ostride; `scores` has room for nq*n floats. */
 void tf_attend_heads(int n, int hd, int nq, const float *q, size_t qstride, const float *k, size_t kstride,
                      const float *v, size_t vstride, float scale, float *scores, float *out, size_t ostride);
 

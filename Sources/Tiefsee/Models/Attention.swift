@@ -60,15 +60,8 @@ public final class GroupedQueryAttention: AttentionBlock {
                 let kc = seg.cache.keys[layer].p, vc = seg.cache.values[layer].p
                 let h0 = kvh * group
                 let n = seg.position(ofRow: r) + 1  // causal: positions 0 ... pos
-                if hd % 8 == 0 {
-                    tf_attend_heads(Int32(n), Int32(hd), Int32(group), q.p + r * qw + h0 * hd, hd, kc + kvh * hd, kw,
-                                    vc + kvh * hd, kw, sc, scores, attn.p + r * qw + h0 * hd, hd)
-                } else {
-                    for h in h0..<h0 + group {
-                        tf_attend(Int32(n), Int32(hd), q.p + r * qw + h * hd, kc + kvh * hd, kw, vc + kvh * hd, kw, sc,
-                                  scores, attn.p + r * qw + h * hd)
-                    }
-                }
+                tf_attend_heads(Int32(n), Int32(hd), Int32(group), q.p + r * qw + h0 * hd, hd, kc + kvh * hd, kw,
+                                vc + kvh * hd, kw, sc, scores, attn.p + r * qw + h0 * hd, hd)
             }
         }
         wo.forward(attn.p, rows: T, out: out)

@@ -44,6 +44,11 @@ public final class ServerMetrics: @unchecked Sendable {
 
     public var busy: Int { lock.lock(); defer { lock.unlock() }; return busySlots }
 
+    /// One unlabelled Prometheus sample with its HELP and TYPE lines.
+    static func sample<V>(_ name: String, _ help: String, _ type: String, _ value: V) -> String {
+        "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
+    }
+
     public func render() -> String {
         lock.lock(); defer { lock.unlock() }
         var o = ""
@@ -52,18 +57,12 @@ public final class ServerMetrics: @unchecked Sendable {
             let p = k.split(separator: "|", maxSplits: 1)
             o += "tiefsee_requests_total{endpoint=\"\(p[0])\",status=\"\(p[1])\"} \(requests[k]!)\n"
         }
-        o += "# HELP tiefsee_prompt_tokens_total Prompt tokens processed.\n# TYPE tiefsee_prompt_tokens_total counter\n"
-        o += "tiefsee_prompt_tokens_total \(promptTokens)\n"
-        o += "# HELP tiefsee_generated_tokens_total Tokens generated.\n# TYPE tiefsee_generated_tokens_total counter\n"
-        o += "tiefsee_generated_tokens_total \(completionTokens)\n"
-        o += "# HELP tiefsee_cancelled_total Generations stopped because the client went away.\n# TYPE tiefsee_cancelled_total counter\n"
-        o += "tiefsee_cancelled_total \(cancelled)\n"
-        o += "# HELP tiefsee_queue_depth Requests waiting for a slot.\n# TYPE tiefsee_queue_depth gauge\n"
-        o += "tiefsee_queue_depth \(queueDepth)\n"
-        o += "# HELP tiefsee_slots_busy Sequences decoding now.\n# TYPE tiefsee_slots_busy gauge\n"
-        o += "tiefsee_slots_busy \(busySlots)\n"
-        o += "# HELP tiefsee_slots_total KV cache slots (--parallel).\n# TYPE tiefsee_slots_total gauge\n"
-        o += "tiefsee_slots_total \(slots)\n"
+        o += ServerMetrics.sample("tiefsee_prompt_tokens_total", "Prompt tokens processed.", "counter", promptTokens)
+        o += ServerMetrics.sample("tiefsee_generated_tokens_total", "Tokens generated.", "counter", completionTokens)
+        o += ServerMetrics.sample("tiefsee_cancelled_total", "Generations stopped because the client went away.", "counter", cancelled)
+        o += ServerMetrics.sample("tiefsee_queue_depth", "Requests waiting for a slot.", "gauge", queueDepth)
+        o += ServerMetrics.sample("tiefsee_slots_busy", "Sequences decoding now.", "gauge", busySlots)
+        o += ServerMetrics.sample("tiefsee_slots_total", "KV cache slots (--parallel).", "gauge", slots)
         let now = Date()
         let window = recent.filter { now.timeIntervalSince($0.0) <= 10 }
         var tps = 0.0
@@ -71,10 +70,9 @@ public final class ServerMetrics: @unchecked Sendable {
             let span = now.timeIntervalSince(first.0)
             if span > 0 { tps = Double(window.dropFirst().reduce(0) { $0 + $1.1 }) / span }
         }
-        o += "# HELP tiefsee_tokens_per_second Generated tokens per second over the last 10 s.\n# TYPE tiefsee_tokens_per_second gauge\n"
-        o += "tiefsee_tokens_per_second \(String(format: "%.3f", tps))\n"
-        o += "# HELP tiefsee_decode_steps_total Batched decode steps.\n# TYPE tiefsee_decode_steps_total counter\n"
-        o += "tiefsee_decode_steps_total \(steps)\n"
+        o += ServerMetrics.sample("tiefsee_tokens_per_second", "Generated tokens per second over the last 10 s.", "gauge",
+                                  String(format: "%.3f", tps))
+        o += ServerMetrics.sample("tiefsee_decode_steps_total", "Batched decode steps.", "counter", steps)
         o += "# HELP tiefsee_time_to_first_token_seconds Time from request to first generated token.\n# TYPE tiefsee_time_to_first_token_seconds histogram\n"
         for (i, b) in ServerMetrics.ttftBuckets.enumerated() {
             o += "tiefsee_time_to_first_token_seconds_bucket{le=\"\(b)\"} \(ttftCounts[i])\n"
