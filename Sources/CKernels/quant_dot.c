@@ -6,7 +6,10 @@
 #include "ckernels.h"
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#define TF_INLINE static inline __attribute__((always_inline))
 
 static inline uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -96,9 +99,10 @@ void tf_quantize_row_q8_0(const float *x, void *vy, int n) {
 
 /* 16 bytes of nibbles -> 32 bytes: low nibbles in bytes 0..15, high nibbles in 16..31 */
 static inline __m256i unpack_nibbles(const uint8_t *p) {
-    __m128i t = _mm_loadu_si128((const __m128i *)p);
-    __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+    /* the 16 bytes in both lanes (a load), the high lane shifted right by 4: bits that cross
+     * into a byte from its neighbour are masked off with the rest */
+    __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_and_si256(_mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
 }
 /* 32 bits -> 32 bytes, 0x10 where the bit is set (bit j -> byte j) */
 static inline __m256i bits_to_0x10(const uint8_t *p) {
@@ -122,69 +126,58 @@ static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __
 
 /* ---------------------------------------------------------------- 32-blocks */
 
-/* The 32-block kernels take two blocks per step (two accumulators hide the FMA latency).
- * Offset formats (Q4_0: q - 8, Q5_0: q - 16) use unsigned q and subtract off * d_w * s_x, with
- * s_x = d_x * sum(x_q) stored in the activation block; Q4_1/Q5_1 add m * s_x. */
-#define TF_DOT32_LOOP(BLOCK_BYTES, BODY)                                                      \
-    const uint8_t *w = vw; const tf_block_q8a *x = vx;                                        \
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                            \
-    float corr = 0;                                                                           \
-    int nb = n / 32, i = 0;                                                                   \
-    for (; i + 1 < nb; i += 2) {                                                              \
-        { const uint8_t *b = w + (size_t)i * BLOCK_BYTES; const tf_block_q8a *xb = x + i;     \
-          __m256 *acc = &acc0; BODY }                                                         \
-        { const uint8_t *b = w + (size_t)(i + 1) * BLOCK_BYTES; const tf_block_q8a *xb = x + i + 1; \
-          __m256 *acc = &acc1; BODY }                                                         \
-    }                                                                                         \
-    for (; i < nb; i++) {                                                                     \
-        const uint8_t *b = w + (size_t)i * BLOCK_BYTES; const tf_block_q8a *xb = x + i;       \
-        __m256 *acc = &acc0; BODY                                                             \
-    }                                                                                         \
-    (void)corr;                                                                               \
-    return hsum_ps(_mm256_add_ps(acc0, acc1)) + corr;
+/* 32-block rows. Offset formats (Q4_0: q - 8, Q5_0: q - 16) multiply the unsigned q and take
+ * the offset off in integers: the side record holds, per activation block, offset * (the 8 lane
+ * sums of its values in the order madd leaves them), and the activation scales d and sums s of
+ * eight blocks contiguous; it is built once per call and shared by every row. Per eight blocks
+ * the weight scales are gathered into one vector and multiplied with the activation scales at
+ * once, so each block is one integer dot, one convert and one FMA (no scalar float work).
+ * Q4_1/Q5_1 add m * s_x. Four accumulators hide the FMA latency. */
+typedef struct { __m256i off[8]; float d[8]; float s[8]; } tf_side32;   /* one per 8 blocks */
 
-float tf_vec_dot_q4_0(int n, const void *vw, const void *vx) {
-    TF_DOT32_LOOP(18, {
-        float dw = h2f(b);
-        __m256 p = _mm256_cvtepi32_ps(dot_us(unpack_nibbles(b + 2), ld256(xb->qs)));
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), p, *acc);
-        corr -= 8.0f * dw * xb->s;
-    })
+static void side32(int n, const tf_block_q8a *x, int offset, tf_side32 *side) {
+    const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    memset(side, 0, sizeof(tf_side32) * (size_t)((n / 32 + 7) / 8));
+    for (int b = 0; b < n / 32; b++) {
+        tf_side32 *g = side + b / 8;
+        g->d[b % 8] = x[b].d; g->s[b % 8] = x[b].s;
+        if (offset)
+            g->off[b % 8] = _mm256_mullo_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones, ld256(x[b].qs)), ones16),
+                                               _mm256_set1_epi32(offset));
+    }
 }
 
-float tf_vec_dot_q4_1(int n, const void *vw, const void *vx) {
-    TF_DOT32_LOOP(20, {
-        __m256 p = _mm256_cvtepi32_ps(dot_us(unpack_nibbles(b + 4), ld256(xb->qs)));
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b) * xb->d), p, *acc);
-        corr += h2f(b + 2) * xb->s;
-    })
+/* Row kernels fetch the weight row ROW_AHEAD rows ahead while working on this one: streaming
+ * from memory, the hardware prefetcher alone left the kernels waiting (a 1 GB matrix ran at
+ * ~6.5 GB/s of the machine's ~10 GB/s per core). */
+#ifndef ROW_AHEAD
+#define ROW_AHEAD 2
+#endif
+static inline void prefetch_ahead(const uint8_t *row, size_t stride, int ok) {
+    if (!ok) return;
+    const uint8_t *p = row + ROW_AHEAD * stride;
+    for (size_t c = 0; c < stride; c += 64) _mm_prefetch((const char *)p + c, _MM_HINT_T0);
 }
 
-float tf_vec_dot_q5_0(int n, const void *vw, const void *vx) {
-    TF_DOT32_LOOP(22, {
-        float dw = h2f(b);
-        __m256i q = _mm256_or_si256(unpack_nibbles(b + 6), bits_to_0x10(b + 2));
-        __m256 p = _mm256_cvtepi32_ps(dot_us(q, ld256(xb->qs)));
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), p, *acc);
-        corr -= 16.0f * dw * xb->s;
-    })
+/* Eight f16 values `stride` bytes apart as f32 (the weight scales of eight blocks). */
+static inline __m256 f16x8_strided(const uint8_t *p, int stride) {
+    __m128i h = _mm_cvtsi32_si128(rd16(p));
+    h = _mm_insert_epi16(h, rd16(p + stride), 1);
+    h = _mm_insert_epi16(h, rd16(p + 2 * stride), 2);
+    h = _mm_insert_epi16(h, rd16(p + 3 * stride), 3);
+    h = _mm_insert_epi16(h, rd16(p + 4 * stride), 4);
+    h = _mm_insert_epi16(h, rd16(p + 5 * stride), 5);
+    h = _mm_insert_epi16(h, rd16(p + 6 * stride), 6);
+    h = _mm_insert_epi16(h, rd16(p + 7 * stride), 7);
+    return _mm256_cvtph_ps(h);
 }
 
-float tf_vec_dot_q5_1(int n, const void *vw, const void *vx) {
-    TF_DOT32_LOOP(24, {
-        __m256i q = _mm256_or_si256(unpack_nibbles(b + 8), bits_to_0x10(b + 4));
-        __m256 p = _mm256_cvtepi32_ps(dot_us(q, ld256(xb->qs)));
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b) * xb->d), p, *acc);
-        corr += h2f(b + 2) * xb->s;
-    })
+static inline int bytes32(int type) {
+    switch (type) { case TF_TYPE_Q4_0: return 18; case TF_TYPE_Q4_1: return 20; case TF_TYPE_Q5_0: return 22;
+                    case TF_TYPE_Q5_1: return 24; default: return 34; }
 }
+static inline int offset32(int type) { return type == TF_TYPE_Q4_0 ? 8 : type == TF_TYPE_Q5_0 ? 16 : 0; }
 
-float tf_vec_dot_q8_0(int n, const void *vw, const void *vx) {
-    TF_DOT32_LOOP(34, {
-        __m256 p = _mm256_cvtepi32_ps(dot_ss(ld256(b + 2), ld256(xb->qs)));
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b) * xb->d), p, *acc);
-    })
-}
 
 /* scalar references */
 static inline int w4(const uint8_t *qs, int j) { return j < 16 ? (qs[j] & 0xF) : (qs[j - 16] >> 4); }
@@ -258,94 +251,72 @@ static inline void k_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8]) {
 /* K-quant weights take the same per-32 activation blocks (Q8A) as the 32-block types: each
  * 32-element sub-block has its own activation scale. (llama.cpp uses one activation scale
  * per 256 values, Q8_K; that was the largest error source against the f32 reference on the
- * default model, so Tiefsee pays a few float multiplies per 32 values for the accuracy.) */
+ * default model, so Tiefsee pays a float multiply-add per 32 values for the accuracy.)
+ *
+ * To keep that cheap the row kernels read the activation scales of a 256-value superblock
+ * from one contiguous "side" record built once per call (tf_vec_dot_rows) and shared by every
+ * row: the 8 scales d, the 8 scaled sums s (K-quant mins), and for Q6_K the integer sums of
+ * each 16 values (its -32 offset). Q4_K/Q5_K fold their 6-bit scales into the float factors
+ * d * sc_j * d_x (eight at once per superblock), so 32 values cost one integer dot, one convert
+ * and one FMA; Q6_K's per-16 int8 scales are multiplied in by madd. */
+typedef struct { float d[8]; float s[8]; int16_t bs[16]; } tf_kside;
 
-/* Q4_K: 8 sub-blocks of 32, value = d*sc_j*q - dmin*m_j. Sub-block pair k: 32 bytes of
- * nibbles, low nibbles = sub-block 2k, high nibbles = 2k+1. */
-float tf_vec_dot_q4_K(int n, const void *vw, const void *vx) {
-    const uint8_t *w = vw; const tf_block_q8a *x = vx;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float mins = 0;
-    for (int i = 0; i < n / 256; i++, w += 144, x += 8) {
-        uint8_t sc[8], mn[8];
-        k_scales(w + 4, sc, mn);
-        float d = h2f(w), dmin = h2f(w + 2);
-        const uint8_t *qs = w + 16;
-        for (int k = 0; k < 4; k++) {
-            __m256i q = ld256(qs + 32 * k);
-            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            const tf_block_q8a *x0 = x + 2 * k, *x1 = x + 2 * k + 1;
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * k] * x0->d), _mm256_cvtepi32_ps(dot_us(lo, ld256(x0->qs))), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * k + 1] * x1->d), _mm256_cvtepi32_ps(dot_us(hi, ld256(x1->qs))), acc1);
-            mins += dmin * ((float)mn[2 * k] * x0->s + (float)mn[2 * k + 1] * x1->s);
-        }
+static void k_side(int n, const tf_block_q8a *x, tf_kside *side) {
+    const __m256i ones = _mm256_set1_epi8(1);
+    for (int i = 0; i < n / 32; i++) {
+        tf_kside *k = side + i / 8;
+        int j = i % 8;
+        k->d[j] = x[i].d; k->s[j] = x[i].s;
+        /* sums of values 0..15 and 16..31: maddubs pairs, then the two 128-bit halves */
+        __m256i s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, ld256(x[i].qs)), _mm256_set1_epi16(1));
+        __m128i lo = _mm256_castsi256_si128(s32), hi = _mm256_extracti128_si256(s32, 1);
+        lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0x4E)); lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0xB1));
+        hi = _mm_add_epi32(hi, _mm_shuffle_epi32(hi, 0x4E)); hi = _mm_add_epi32(hi, _mm_shuffle_epi32(hi, 0xB1));
+        k->bs[2 * j] = (int16_t)_mm_cvtsi128_si32(lo);
+        k->bs[2 * j + 1] = (int16_t)_mm_cvtsi128_si32(hi);
     }
-    return hsum_ps(_mm256_add_ps(acc0, acc1)) - mins;
 }
 
-/* Q5_K: as Q4_K with a fifth bit per value from qh (bit j of qh[l] belongs to sub-block j). */
-float tf_vec_dot_q5_K(int n, const void *vw, const void *vx) {
-    const uint8_t *w = vw; const tf_block_q8a *x = vx;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float mins = 0;
-    for (int i = 0; i < n / 256; i++, w += 176, x += 8) {
-        uint8_t sc[8], mn[8];
-        k_scales(w + 4, sc, mn);
-        float d = h2f(w), dmin = h2f(w + 2);
-        const uint8_t *qs = w + 48;
-        __m256i qh = ld256(w + 16);
-        for (int k = 0; k < 4; k++) {
-            __m256i q = ld256(qs + 32 * k);
-            __m256i hb0 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * k), 4), b16);
-            __m256i hb1 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * k + 1), 4), b16);
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), hb0);
-            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), hb1);
-            const tf_block_q8a *x0 = x + 2 * k, *x1 = x + 2 * k + 1;
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * k] * x0->d), _mm256_cvtepi32_ps(dot_us(lo, ld256(x0->qs))), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * k + 1] * x1->d), _mm256_cvtepi32_ps(dot_us(hi, ld256(x1->qs))), acc1);
-            mins += dmin * ((float)mn[2 * k] * x0->s + (float)mn[2 * k + 1] * x1->s);
-        }
-    }
-    return hsum_ps(_mm256_add_ps(acc0, acc1)) - mins;
+/* Side records on the stack for rows up to 64k values, else on the heap. */
+#define TF_KSIDE_STACK 256
+#define WITH_KSIDE(n, x, side, BODY)                                                          \
+    do {                                                                                      \
+        tf_kside side##_stack[TF_KSIDE_STACK];                                                \
+        tf_kside *side = (n) / 256 <= TF_KSIDE_STACK ? side##_stack : malloc(sizeof(tf_kside) * (size_t)((n) / 256)); \
+        k_side((n), (const tf_block_q8a *)(x), side);                                         \
+        BODY                                                                                  \
+        if (side != side##_stack) free(side);                                                 \
+    } while (0)
+
+/* shuffle masks: broadcast int16 element j of a 128-bit lane to the whole lane */
+#define SC16(j) 2*(j), 2*(j)+1, 2*(j), 2*(j)+1, 2*(j), 2*(j)+1, 2*(j), 2*(j)+1, \
+                2*(j), 2*(j)+1, 2*(j), 2*(j)+1, 2*(j), 2*(j)+1, 2*(j), 2*(j)+1
+/* Q6_K: group s of a half takes the half's scale 2s in the low lane and 2s+1 in the high lane */
+static const int8_t k6_sc_pick[4][32] __attribute__((aligned(32))) = {
+    { SC16(0), SC16(1) }, { SC16(2), SC16(3) }, { SC16(4), SC16(5) }, { SC16(6), SC16(7) } };
+#undef SC16
+
+/* The 12 scale bytes of Q4_K/Q5_K as two vectors of 8 int16: the 6-bit scales and the mins. */
+static inline void k_scales16(const uint8_t *s, __m128i *scv, __m128i *mnv) {
+    uint32_t a = rd32(s), b = rd32(s + 4), c = rd32(s + 8);
+    const uint32_t k6 = 0x3f3f3f3f, k4 = 0x0f0f0f0f, k2 = 0x03030303;
+    uint32_t sc_hi = (c & k4) | (((a >> 6) & k2) << 4), mn_hi = ((c >> 4) & k4) | (((b >> 6) & k2) << 4);
+    *scv = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc_hi, (int)(a & k6)));
+    *mnv = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)mn_hi, (int)(b & k6)));
 }
 
-/* Q6_K: 16 sub-blocks of 16 with int8 scales, value = d*sc_g*(q - 32), q in 0..63 from 4 low
- * bits (ql) and 2 high bits (qh). Each 32-value activation block covers two sub-blocks: the
- * low 128 bits of a register hold sub-block g, the high 128 bits g+1. */
-float tf_vec_dot_q6_K(int n, const void *vw, const void *vx) {
-    const uint8_t *w = vw; const tf_block_q8a *x = vx;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30), off = _mm256_set1_epi8(32);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (int i = 0; i < n / 256; i++, w += 210, x += 8) {
-        const uint8_t *ql = w, *qhp = w + 128;
-        const int8_t *sc = (const int8_t *)(w + 192);
-        float d = h2f(w + 208);
-        for (int h = 0; h < 2; h++) {
-            __m256i l0 = ld256(ql + 64 * h), l1 = ld256(ql + 64 * h + 32);
-            __m256i hb = ld256(qhp + 32 * h);
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m3));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m3));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m3));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(hb, 2), m3));
-            for (int s2 = 0; s2 < 4; s2++) {
-                int g = 8 * h + 2 * s2;
-                const tf_block_q8a *xb = x + 4 * h + s2;
-                __m256i qs = _mm256_sub_epi8(q[s2], off);               /* -32..31 */
-                __m256i xv = ld256(xb->qs);
-                __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(qs, qs), _mm256_sign_epi8(xv, qs));
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]));
-                __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, scv));
-                if (s2 & 1) acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), f, acc1);
-                else acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), f, acc0);
-            }
-        }
-    }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
-}
+/* Public single-row entry points: the same kernels the dispatcher runs. */
+#define TF_DOT_ENTRY(NAME, TYPE) \
+    float NAME(int n, const void *vw, const void *vx) { float r; tf_vec_dot_rows(TYPE, n, 1, vw, 0, vx, &r); return r; }
+TF_DOT_ENTRY(tf_vec_dot_q4_0, TF_TYPE_Q4_0)
+TF_DOT_ENTRY(tf_vec_dot_q4_1, TF_TYPE_Q4_1)
+TF_DOT_ENTRY(tf_vec_dot_q5_0, TF_TYPE_Q5_0)
+TF_DOT_ENTRY(tf_vec_dot_q5_1, TF_TYPE_Q5_1)
+TF_DOT_ENTRY(tf_vec_dot_q8_0, TF_TYPE_Q8_0)
+TF_DOT_ENTRY(tf_vec_dot_q4_K, TF_TYPE_Q4_K)
+TF_DOT_ENTRY(tf_vec_dot_q5_K, TF_TYPE_Q5_K)
+TF_DOT_ENTRY(tf_vec_dot_q6_K, TF_TYPE_Q6_K)
+#undef TF_DOT_ENTRY
 
 /* Scalar references: same per-sub-block integer sums, sequential float accumulation. */
 float tf_vec_dot_q4_K_ref(int n, const void *vw, const void *vx) {
@@ -481,12 +452,12 @@ float tf_vec_dot_bf16_f32_ref(int n, const void *vw, const float *x) {
 
 /* ---------------------------------------------------------------- several rows */
 
-typedef float (*qdot_fn)(int, const void *, const void *);
+static int rows_q_avx2(int, int, int, const uint8_t *, size_t, const void *, float *);
+static int rows_q_vnni(int, int, int, const uint8_t *, size_t, const void *, float *);
 
 int tf_vec_dot_rows(int type, int n, int nrows, const void *wrows, size_t stride,
                     const void *x, float *out) {
     const uint8_t *w = wrows;
-    qdot_fn f = 0;
     switch (type) {
     case TF_TYPE_F32:
         for (int r = 0; r < nrows; r++) out[r] = tf_vec_dot_f32(n, (const float *)(w + r * stride), x);
@@ -497,18 +468,10 @@ int tf_vec_dot_rows(int type, int n, int nrows, const void *wrows, size_t stride
     case TF_TYPE_BF16:
         for (int r = 0; r < nrows; r++) out[r] = tf_vec_dot_bf16_f32(n, w + r * stride, x);
         return 0;
-    case TF_TYPE_Q4_0: f = tf_vec_dot_q4_0; break;
-    case TF_TYPE_Q4_1: f = tf_vec_dot_q4_1; break;
-    case TF_TYPE_Q5_0: f = tf_vec_dot_q5_0; break;
-    case TF_TYPE_Q5_1: f = tf_vec_dot_q5_1; break;
-    case TF_TYPE_Q8_0: f = tf_vec_dot_q8_0; break;
-    case TF_TYPE_Q4_K: f = tf_vec_dot_q4_K; break;
-    case TF_TYPE_Q5_K: f = tf_vec_dot_q5_K; break;
-    case TF_TYPE_Q6_K: f = tf_vec_dot_q6_K; break;
-    default: return -1;
+    default:
+        return tf_kernel_isa() == TF_ISA_AVX512_VNNI ? rows_q_vnni(type, n, nrows, w, stride, x, out)
+                                                     : rows_q_avx2(type, n, nrows, w, stride, x, out);
     }
-    for (int r = 0; r < nrows; r++) out[r] = f(n, w + r * stride, x);
-    return 0;
 }
 
 /* ---------------------------------------------------------------- matrix products (prefill, batches) */
@@ -527,69 +490,12 @@ int tf_gemm_rows(int type, int n, int nrows, const void *wrows, size_t stride,
  * a scale, then multiplies it with every activation row of a tile. */
 typedef struct {
     __m256i q;       /* 32 weight values as bytes: unsigned, or signed for Q8_0 */
+    __m256i aq;      /* Q8_0: their magnitudes */
     float scale;     /* weight scale of the group: value = scale * q (Q6_K: times sc16) */
     float offset;    /* added per activation block as offset * s_x (zero points, K-quant mins) */
     int16_t sc16[2]; /* Q6_K: the int scales of values 0..15 and 16..31 */
 } tf_group;
 
-/* Decoders: one block of the weight row into its 32-value groups; return the group count. */
-static inline int dec_q4_0(const uint8_t *b, tf_group *g) {
-    float d = h2f(b);
-    g->q = unpack_nibbles(b + 2); g->scale = d; g->offset = -8.0f * d;
-    return 1;
-}
-static inline int dec_q4_1(const uint8_t *b, tf_group *g) {
-    g->q = unpack_nibbles(b + 4); g->scale = h2f(b); g->offset = h2f(b + 2);
-    return 1;
-}
-static inline int dec_q5_0(const uint8_t *b, tf_group *g) {
-    float d = h2f(b);
-    g->q = _mm256_or_si256(unpack_nibbles(b + 6), bits_to_0x10(b + 2));
-    g->scale = d; g->offset = -16.0f * d;
-    return 1;
-}
-static inline int dec_q5_1(const uint8_t *b, tf_group *g) {
-    g->q = _mm256_or_si256(unpack_nibbles(b + 8), bits_to_0x10(b + 4));
-    g->scale = h2f(b); g->offset = h2f(b + 2);
-    return 1;
-}
-static inline int dec_q8_0(const uint8_t *b, tf_group *g) {
-    g->q = ld256(b + 2); g->scale = h2f(b); g->offset = 0;
-    return 1;
-}
-static inline int dec_q4_K(const uint8_t *w, tf_group *g) {
-    uint8_t sc[8], mn[8];
-    k_scales(w + 4, sc, mn);
-    float d = h2f(w), dmin = h2f(w + 2);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    for (int k = 0; k < 4; k++) {
-        __m256i q = ld256(w + 16 + 32 * k);
-        g[2 * k].q = _mm256_and_si256(q, m4);
-        g[2 * k + 1].q = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        for (int h = 0; h < 2; h++) {
-            g[2 * k + h].scale = d * sc[2 * k + h]; g[2 * k + h].offset = -dmin * mn[2 * k + h];
-        }
-    }
-    return 8;
-}
-static inline int dec_q5_K(const uint8_t *w, tf_group *g) {
-    uint8_t sc[8], mn[8];
-    k_scales(w + 4, sc, mn);
-    float d = h2f(w), dmin = h2f(w + 2);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
-    __m256i qh = ld256(w + 16);
-    for (int k = 0; k < 4; k++) {
-        __m256i q = ld256(w + 48 + 32 * k);
-        __m256i hb0 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * k), 4), b16);
-        __m256i hb1 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * k + 1), 4), b16);
-        g[2 * k].q = _mm256_or_si256(_mm256_and_si256(q, m4), hb0);
-        g[2 * k + 1].q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), hb1);
-        for (int h = 0; h < 2; h++) {
-            g[2 * k + h].scale = d * sc[2 * k + h]; g[2 * k + h].offset = -dmin * mn[2 * k + h];
-        }
-    }
-    return 8;
-}
 /* Two-level activation quantization: y_main = Q8A(x), y_res = Q8A(x - dequant(y_main)). Their
  * dots with a weight row add up to about 15 bits of activation precision. Used where 8 bits
  * lose too much: the input of the FFN down projection, whose SwiGLU values have outliers. */
@@ -615,204 +521,94 @@ size_t tf_gemm_pack_bytes(int n, int ntok) {
     return (size_t)((ntok + 7) / 8) * (size_t)(n / 32) * sizeof(tf_pack_group);
 }
 
-/* A chunk of <= 4 tokens is packed as a quartet instead: q[k] (k < 4) holds values 8k..8k+7 of
- * tokens 0..3 (8 bytes each), so a token owns two adjacent lanes of integer sums. The kernel
- * adds each pair (hadd) before converting, which leaves tokens 0,1 in lanes 0,1 (and copies in
- * 2,3) and tokens 2,3 in lanes 4,5 (copies in 6,7); d, s and h are laid out the same way.
- * Every tile shape thus does the same float operations per token: a token's result does not
- * depend on which other tokens share its batch. */
-static const int pk_quartet_lane[4] = { 0, 1, 4, 5 };
+/* A chunk of <= 4 tokens is packed as a quartet instead, by pairs of groups: slot P of the tile
+ * holds groups 2P and 2P+1, and dword lane l = 2t + p belongs to token t, group 2P + p. Step j
+ * holds the 4-byte pieces pk_pair_piece[j] of both groups (the order in which the kernel's
+ * interleaving of two decoded weight groups leaves them), so one broadcast 8-byte piece of the
+ * two weight groups multiplies 4 tokens x 2 groups, and all 8 lanes do useful work. d, s and h
+ * follow the lanes. A lane accumulates the groups of one parity; the octet kernel keeps even and
+ * odd groups apart as well and adds the two at the end, so every tile shape does the same float
+ * operations per token: a token's result does not depend on which other tokens share its batch. */
+static const int pk_pair_piece[8] = { 0, 1, 4, 5, 2, 3, 6, 7 };
 static int pk_is_quartet(int ntok, int t0) { return ntok - t0 <= 4; }
 
 void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed) {
     int G = n / 32;
     tf_pack_group *p = packed;
-    for (int t0 = 0; t0 < ntok; t0 += 8) {
-        int nt = ntok - t0 < 8 ? ntok - t0 : 8, quartet = pk_is_quartet(ntok, t0);
-        for (int g = 0; g < G; g++, p++) {
-            memset(p, 0, sizeof *p);
-            for (int t = 0; t < nt; t++) {
-                const tf_block_q8a *b = (const tf_block_q8a *)((const uint8_t *)x + (size_t)(t0 + t) * xstride) + g;
+    for (int t0 = 0; t0 < ntok; t0 += 8, p += G) {
+        int nt = ntok - t0 < 8 ? ntok - t0 : 8;
+        memset(p, 0, sizeof *p * (size_t)G);
+        for (int t = 0; t < nt; t++) {
+            const tf_block_q8a *row = (const tf_block_q8a *)((const uint8_t *)x + (size_t)(t0 + t) * xstride);
+            for (int g = 0; g < G; g++) {
+                const tf_block_q8a *b = row + g;
                 int h = 0;
                 for (int j = 0; j < 16; j++) h += b->qs[j];
-                if (quartet) {
-                    int l = pk_quartet_lane[t];
-                    p->d[l] = p->d[l + 2] = b->d; p->s[l] = p->s[l + 2] = b->s; p->h[l] = p->h[l + 2] = b->d * (float)h;
-                    for (int k = 0; k < 4; k++) memcpy(&p->q[k][8 * t], b->qs + 8 * k, 8);
+                if (pk_is_quartet(ntok, t0)) {
+                    tf_pack_group *q = p + g / 2;
+                    int l = 2 * t + (g & 1);
+                    q->d[l] = b->d; q->s[l] = b->s; q->h[l] = b->d * (float)h;
+                    for (int j = 0; j < 8; j++) memcpy(&q->q[j][4 * l], b->qs + 4 * pk_pair_piece[j], 4);
                 } else {
-                    p->d[t] = b->d; p->s[t] = b->s; p->h[t] = b->d * (float)h;
-                    for (int k = 0; k < 8; k++) memcpy(&p->q[k][4 * t], b->qs + 4 * k, 4);
+                    tf_pack_group *q = p + g;
+                    q->d[t] = b->d; q->s[t] = b->s; q->h[t] = b->d * (float)h;
+                    for (int k = 0; k < 8; k++) memcpy(&q->q[k][4 * t], b->qs + 4 * k, 4);
                 }
             }
         }
     }
 }
 
-#define TF_INLINE static inline __attribute__((always_inline))
-#define PERM(q, k) _mm256_permutevar8x32_epi32(q, _mm256_set1_epi32(k))
+/* ---------------------------------------------------------------- the two instantiations */
+
+/* Broadcasts of 4 / 8 bytes from memory, kept as memory operands (asm): a load, where the compiler
+ * would otherwise forward a just-stored value through register shuffles. */
+static inline __m256i bcast32_mem(const void *p) { __m256i r; __asm__("vpbroadcastd %1, %0" : "=x"(r) : "m"(*(const int32_t *)p)); return r; }
+static inline __m256i bcast64_mem(const void *p) { __m256i r; __asm__("vpbroadcastq %1, %0" : "=x"(r) : "m"(*(const int64_t *)p)); return r; }
 static inline __m256i ldp(const int8_t *p) { return _mm256_load_si256((const __m256i *)p); }
 
-/* Q6_K group as unsigned 0..63 (value = d * sc * (q - 32)); sc16 = the two per-16 scales. */
-static inline int dec_q6_K(const uint8_t *w, tf_group *g) {
-    const uint8_t *ql = w, *qhp = w + 128;
-    const int8_t *sc = (const int8_t *)(w + 192);
-    float d = h2f(w + 208);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
-    for (int h = 0; h < 2; h++) {
-        __m256i l0 = ld256(ql + 64 * h), l1 = ld256(ql + 64 * h + 32), hb = ld256(qhp + 32 * h);
-        g[4 * h + 0].q = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m3));
-        g[4 * h + 1].q = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m3));
-        g[4 * h + 2].q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m3));
-        g[4 * h + 3].q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m3));
-        for (int s = 0; s < 4; s++) {
-            int gi = 8 * h + 2 * s;
-            tf_group *G = g + 4 * h + s;
-            G->scale = d; G->offset = 0; G->sc16[0] = sc[gi]; G->sc16[1] = sc[gi + 1];
-        }
+#define KFN(name) name##_avx2
+#define K_VNNI 0
+#define DOT_US(u, x) dot_us(u, x)
+#define DOT_SS(w, x) dot_ss(w, x)
+#define HIBITS(q, p) _mm256_or_si256(q, bits_to_0x10(p))
+#include "quant_kernels.h"
+#undef KFN
+#undef K_VNNI
+#undef DOT_US
+#undef DOT_SS
+#undef HIBITS
+
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+#define KFN(name) name##_vnni
+#define K_VNNI 1
+#define DOT_US(u, x) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x)
+#define DOT_SS(w, x) _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w))
+#define HIBITS(q, p) _mm256_mask_add_epi8(q, (__mmask32)rd32(p), q, _mm256_set1_epi8(0x10))
+#include "quant_kernels.h"
+#pragma clang attribute pop
+
+/* Which kernels run: AVX-512 VNNI where the CPU has it (and TIEFSEE_KERNELS is not "avx2"),
+ * else AVX2. Decided once; tests switch it to run both. */
+static int tf_isa = -1;
+int tf_kernel_isa(void) {
+    if (tf_isa < 0) {
+        const char *e = getenv("TIEFSEE_KERNELS");
+        int vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+        tf_isa = vnni && !(e && strcmp(e, "avx2") == 0) ? TF_ISA_AVX512_VNNI : TF_ISA_AVX2;
     }
-    return 8;
+    return tf_isa;
 }
-
-/* Integer dots of one decoded 32-value weight group with one octet: 8 int32 lanes = 8 tokens.
- * Step k multiplies weight bytes 4k..4k+3 (broadcast) with the octet's q[k]. */
-TF_INLINE __m256i pk_step(__m256i q, const tf_pack_group *P, int k) {
-    return _mm256_maddubs_epi16(PERM(q, k), ldp(P->q[k]));
+int tf_set_kernel_isa(int isa) {
+    int old = tf_kernel_isa();
+    if (isa == TF_ISA_AVX2 || (isa == TF_ISA_AVX512_VNNI && __builtin_cpu_supports("avx512vnni") &&
+                               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")))
+        tf_isa = isa;
+    return old;
 }
-/* Unsigned weights <= 31: four maddubs results fit an int16 sum before widening. */
-TF_INLINE __m256i pk_dot_u5(__m256i q, const tf_pack_group *P) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i a0 = pk_step(q, P, 0), a1 = pk_step(q, P, 4);
-    for (int k = 1; k < 4; k++) { a0 = _mm256_add_epi16(a0, pk_step(q, P, k)); a1 = _mm256_add_epi16(a1, pk_step(q, P, k + 4)); }
-    return _mm256_add_epi32(_mm256_madd_epi16(a0, ones), _mm256_madd_epi16(a1, ones));
-}
-/* Unsigned 0..63 (Q6_K) with the per-16 int scales folded in by madd: two maddubs per int16 sum;
- * steps 0-3 are values 0..15 (scale sc0), steps 4-7 values 16..31 (sc1). */
-TF_INLINE __m256i pk_dot_u6(__m256i q, const tf_pack_group *P, __m256i sc0, __m256i sc1) {
-    __m256i r = _mm256_setzero_si256();
-    for (int k = 0; k < 8; k += 2)
-        r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_add_epi16(pk_step(q, P, k), pk_step(q, P, k + 1)), k < 4 ? sc0 : sc1));
-    return r;
-}
-/* Signed 8-bit weights (Q8_0): the sign moves onto the activations, |w| * ±x. */
-TF_INLINE __m256i pk_dot_s8(__m256i q, const tf_pack_group *P) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i aq = _mm256_abs_epi8(q), r = _mm256_setzero_si256();
-    for (int s = 0; s < 8; s++)
-        r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PERM(aq, s), _mm256_sign_epi8(ldp(P->q[s]), PERM(q, s))), ones));
-    return r;
-}
-
-/* Quartet versions: 8-byte weight pieces (vpermq), four steps per group; a token's two lanes
- * are added (hadd) before the result leaves. */
-#define PERMQ(q, k) _mm256_permute4x64_epi64(q, (k) * 0x55)
-/* (vpermq takes its lane pattern as an immediate, hence a macro and unrolled steps) */
-#define PK4_STEP(q, P, k) _mm256_maddubs_epi16(PERMQ(q, k), ldp((P)->q[k]))
-TF_INLINE __m256i pk4_dot_u5(__m256i q, const tf_pack_group *P) {
-    __m256i a = _mm256_add_epi16(_mm256_add_epi16(PK4_STEP(q, P, 0), PK4_STEP(q, P, 1)),
-                                 _mm256_add_epi16(PK4_STEP(q, P, 2), PK4_STEP(q, P, 3)));
-    __m256i r = _mm256_madd_epi16(a, _mm256_set1_epi16(1));
-    return _mm256_hadd_epi32(r, r);
-}
-TF_INLINE __m256i pk4_dot_u6(__m256i q, const tf_pack_group *P, __m256i sc0, __m256i sc1) {
-    __m256i r = _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(PK4_STEP(q, P, 0), PK4_STEP(q, P, 1)), sc0),
-                                 _mm256_madd_epi16(_mm256_add_epi16(PK4_STEP(q, P, 2), PK4_STEP(q, P, 3)), sc1));
-    return _mm256_hadd_epi32(r, r);
-}
-#define PK4_STEP_S8(q, aq, P, k) \
-    _mm256_madd_epi16(_mm256_maddubs_epi16(PERMQ(aq, k), _mm256_sign_epi8(ldp((P)->q[k]), PERMQ(q, k))), _mm256_set1_epi16(1))
-TF_INLINE __m256i pk4_dot_s8(__m256i q, const tf_pack_group *P) {
-    __m256i aq = _mm256_abs_epi8(q);
-    __m256i r = _mm256_add_epi32(_mm256_add_epi32(PK4_STEP_S8(q, aq, P, 0), PK4_STEP_S8(q, aq, P, 1)),
-                                 _mm256_add_epi32(PK4_STEP_S8(q, aq, P, 2), PK4_STEP_S8(q, aq, P, 3)));
-    return _mm256_hadd_epi32(r, r);
-}
-
-/* One weight row against NO octets (1 or 2) of one tile: each decoded group serves 8*NO tokens. */
-TF_INLINE void pk_row(int type, const uint8_t *row, int nblocks, int bbytes, const tf_pack_group *tile, size_t G,
-                      int NO, int QUAD, int nt, float *o, size_t ostride) {
-    __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
-    tf_group grp[8];
-    const tf_pack_group *P = tile;
-    for (int b = 0; b < nblocks; b++) {
-        const uint8_t *blk = row + (size_t)b * bbytes;
-        int ng;
-        switch (type) {
-        case TF_TYPE_Q4_0: ng = dec_q4_0(blk, grp); break;
-        case TF_TYPE_Q4_1: ng = dec_q4_1(blk, grp); break;
-        case TF_TYPE_Q5_0: ng = dec_q5_0(blk, grp); break;
-        case TF_TYPE_Q5_1: ng = dec_q5_1(blk, grp); break;
-        case TF_TYPE_Q8_0: ng = dec_q8_0(blk, grp); break;
-        case TF_TYPE_Q4_K: ng = dec_q4_K(blk, grp); break;
-        case TF_TYPE_Q5_K: ng = dec_q5_K(blk, grp); break;
-        default: ng = dec_q6_K(blk, grp); break;
-        }
-        for (int k = 0; k < ng; k++, P++) {
-            __m256 sc = _mm256_set1_ps(grp[k].scale);
-            for (int oc = 0; oc < NO; oc++) {
-                const tf_pack_group *Q = P + oc * G;
-                __m256 dx = _mm256_load_ps(Q->d);
-                if (type == TF_TYPE_Q6_K) {
-                    __m256i sc0 = _mm256_set1_epi16(grp[k].sc16[0]), sc1 = _mm256_set1_epi16(grp[k].sc16[1]);
-                    __m256i i32 = QUAD ? pk4_dot_u6(grp[k].q, Q, sc0, sc1) : pk_dot_u6(grp[k].q, Q, sc0, sc1);
-                    acc[oc] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(sc, dx), acc[oc]);
-                    /* the -32 offset: -32 d (sc0 * sum of values 0..15 + sc1 * sum of 16..31) */
-                    __m256 h0 = _mm256_load_ps(Q->h), h1 = _mm256_sub_ps(_mm256_load_ps(Q->s), h0);
-                    acc[oc] = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * grp[k].scale * grp[k].sc16[0]), h0, acc[oc]);
-                    acc[oc] = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * grp[k].scale * grp[k].sc16[1]), h1, acc[oc]);
-                } else if (type == TF_TYPE_Q8_0) {
-                    acc[oc] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QUAD ? pk4_dot_s8(grp[k].q, Q) : pk_dot_s8(grp[k].q, Q)), _mm256_mul_ps(sc, dx), acc[oc]);
-                } else {
-                    acc[oc] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(QUAD ? pk4_dot_u5(grp[k].q, Q) : pk_dot_u5(grp[k].q, Q)), _mm256_mul_ps(sc, dx), acc[oc]);
-                    acc[oc] = _mm256_fmadd_ps(_mm256_set1_ps(grp[k].offset), _mm256_load_ps(Q->s), acc[oc]);
-                }
-            }
-        }
-    }
-    _Alignas(32) float res[16];
-    _mm256_store_ps(res, acc[0]);
-    _mm256_store_ps(res + 8, acc[1]);
-    for (int t = 0; t < nt; t++) o[t * ostride] = res[QUAD ? pk_quartet_lane[t] : t];
-}
-
-/* Weight rows are fetched PF_AHEAD rows ahead: with few tokens per pass the kernel is fast
- * enough that waiting for memory shows (measured on a 100 MB Q5_0 matrix, 4 tokens). */
-#ifndef PF_AHEAD
-#define PF_AHEAD 2
-#endif
-
-/* Tiles: two octets (16 tokens) while they last, then one octet, or one quartet at the end. */
-#define TF_PK_TYPE(TYPE, PER, BB)                                                              \
-    for (int t0 = 0; t0 < ntok;) {                                                             \
-        int left = ntok - t0;                                                                  \
-        int quad = pk_is_quartet(ntok, t0), two = left > 8 && !pk_is_quartet(ntok, t0 + 8);   \
-        int nt = two ? (left < 16 ? left : 16) : (left < 8 ? left : 8);                        \
-        const tf_pack_group *tile = (const tf_pack_group *)packed + (size_t)(t0 / 8) * G;      \
-        for (int r = 0; r < nrows; r++) {                                                      \
-            const uint8_t *row = w + (size_t)r * stride;                                       \
-            float *o = out + (size_t)t0 * ostride + r;                                         \
-            if (r + PF_AHEAD < nrows)                                                          \
-                for (size_t c = 0; c < stride; c += 64) _mm_prefetch((const char *)row + PF_AHEAD * stride + c, _MM_HINT_T0); \
-            if (two) pk_row(TYPE, row, n / PER, BB, tile, G, 2, 0, nt, o, ostride);            \
-            else if (quad) pk_row(TYPE, row, n / PER, BB, tile, G, 1, 1, nt, o, ostride);      \
-            else pk_row(TYPE, row, n / PER, BB, tile, G, 1, 0, nt, o, ostride);                \
-        }                                                                                      \
-        t0 += nt;                                                                              \
-    }                                                                                          \
-    return 0;
 
 int tf_gemm_packed(int type, int n, int nrows, const void *wrows, size_t stride,
                    const void *packed, int ntok, float *out, size_t ostride) {
-    const uint8_t *w = wrows;
-    size_t G = (size_t)(n / 32);
-    switch (type) {
-    case TF_TYPE_Q4_0: TF_PK_TYPE(TF_TYPE_Q4_0, 32, 18)
-    case TF_TYPE_Q4_1: TF_PK_TYPE(TF_TYPE_Q4_1, 32, 20)
-    case TF_TYPE_Q5_0: TF_PK_TYPE(TF_TYPE_Q5_0, 32, 22)
-    case TF_TYPE_Q5_1: TF_PK_TYPE(TF_TYPE_Q5_1, 32, 24)
-    case TF_TYPE_Q8_0: TF_PK_TYPE(TF_TYPE_Q8_0, 32, 34)
-    case TF_TYPE_Q4_K: TF_PK_TYPE(TF_TYPE_Q4_K, 256, 144)
-    case TF_TYPE_Q5_K: TF_PK_TYPE(TF_TYPE_Q5_K, 256, 176)
-    case TF_TYPE_Q6_K: TF_PK_TYPE(TF_TYPE_Q6_K, 256, 210)
-    default: return -1;
-    }
+    return tf_kernel_isa() == TF_ISA_AVX512_VNNI ? gemm_packed_vnni(type, n, nrows, wrows, stride, packed, ntok, out, ostride)
+                                                 : gemm_packed_avx2(type, n, nrows, wrows, stride, packed, ntok, out, ostride);
 }

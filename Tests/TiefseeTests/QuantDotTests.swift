@@ -43,6 +43,18 @@ private func activationErrorBound(w: [Float], x: [Float], block: Int) -> Double 
     return bound
 }
 
+/// Runs `body` once per kernel instruction set this CPU has (AVX2, and AVX-512 VNNI where present),
+/// with the dispatcher switched to it; restores the choice afterwards.
+func forEachKernelISA(_ body: (String) throws -> Void) rethrows {
+    let saved = tf_kernel_isa()
+    defer { _ = tf_set_kernel_isa(saved) }
+    for isa in [Int32(TF_ISA_AVX2), Int32(TF_ISA_AVX512_VNNI)] {
+        _ = tf_set_kernel_isa(isa)
+        guard tf_kernel_isa() == isa else { continue }
+        try body(isa == TF_ISA_AVX2 ? "AVX2" : "AVX-512 VNNI")
+    }
+}
+
 final class QuantDotTests: XCTestCase {
     func testActivationQuantizationAVXMatchesScalar() {
         var rng = SplitMix(seed: 1)
@@ -75,6 +87,7 @@ final class QuantDotTests: XCTestCase {
     /// lossless and every partial sum is an integer below 2^24: AVX2 and scalar kernels must
     /// return exactly the integer dot of the dequantized weights and the activations.
     func testQuantizedDotsExactOnIntegers() {
+        forEachKernelISA { isa in
         var rng = SplitMix(seed: 2)
         let n = 512
         for type in quantTypes {
@@ -90,10 +103,11 @@ final class QuantDotTests: XCTestCase {
                 xq.withUnsafeBytes { xp in
                     let a = dotRow(type: type, row: wp.baseAddress!, xq: xp.baseAddress!, n: n)
                     let r = dotRowReference(type: type, row: wp.baseAddress!, xq: xp.baseAddress!, n: n)
-                    XCTAssertEqual(Double(a), exact, "\(type) AVX2 (\(f))")
+                    XCTAssertEqual(Double(a), exact, "\(type) \(isa) (\(f))")
                     XCTAssertEqual(Double(r), exact, "\(type) scalar reference")
                 }
             }
+        }
         }
     }
 
@@ -101,6 +115,7 @@ final class QuantDotTests: XCTestCase {
     /// float accumulation order differs) and vs the f32 dot of dequantized weights with the
     /// unquantized activations (bounded by the activation quantization error).
     func testQuantizedDotsRandom() {
+        forEachKernelISA { isa in
         var rng = SplitMix(seed: 3)
         for type in quantTypes {
             let f = activationFormat(for: type)!
@@ -126,11 +141,12 @@ final class QuantDotTests: XCTestCase {
                             XCTAssertEqual(Double(a), Double(ref), accuracy: 2e-6 * mag + 1e-12, "\(type) n=\(n) row \(r): AVX2 vs scalar")
                             let bound = activationErrorBound(w: wd, x: x, block: f.blockSize) * 1.001 + 2e-6 * mag
                             XCTAssertEqual(Double(a), exact, accuracy: bound, "\(type) n=\(n) row \(r): vs f32 dot")
-                            XCTAssertEqual(multi[r], a, "\(type) dotRows row \(r)")
+                            XCTAssertEqual(multi[r], a, "\(type) dotRows row \(r) (\(isa))")
                         }
                     }
                 }
             }
+        }
         }
     }
 
@@ -306,6 +322,61 @@ final class GemmTests: XCTestCase {
                         }
                     }
                     XCTAssertEqual(tail, Array(packed[(ntok - 2) * rows..<ntok * rows]), "\(type): rows \(ntok - 2)... alone vs in \(ntok)")
+                }
+            }
+        }
+    }
+
+    /// The AVX-512 VNNI kernels compute the same integer sums with fewer instructions and the same
+    /// float steps: every output, row dots and the packed matrix kernel alike, is bit-identical
+    /// to the AVX2 one (row lengths with partial 8-block groups, and 1408 = 5.5 superblocks).
+    func testKernelInstructionSetsAgree() throws {
+        let saved = tf_set_kernel_isa(Int32(TF_ISA_AVX512_VNNI))
+        defer { _ = tf_set_kernel_isa(saved) }
+        guard tf_kernel_isa() == TF_ISA_AVX512_VNNI else {
+            throw XCTSkip("this CPU has no AVX-512 VNNI: only the AVX2 kernels exist here")
+        }
+        var rng = SplitMix(seed: 12)
+        for type in quantTypes {
+            for n in [256, 896, 1408, 4864].filter({ $0 % type.blockSize == 0 }) {
+                let rows = 7, rowBytes = type.byteCount(elements: n)!
+                let w = randomQuantRows(type, n: n, rows: rows, rng: &rng)
+                for ntok in [1, 2, 4, 8, 13] {
+                    let x = (0..<ntok * n).map { _ in Float.random(in: -2...2, using: &rng) }
+                    let fmt = activationFormat(for: type)!
+                    let aBytes = fmt.byteCount(elements: n)
+                    var xq = [UInt8](repeating: 0, count: ntok * aBytes)
+                    x.withUnsafeBufferPointer { xp in
+                        xq.withUnsafeMutableBytes { q in
+                            for t in 0..<ntok { quantizeActivations(xp.baseAddress! + t * n, count: n, format: fmt, into: q.baseAddress! + t * aBytes) }
+                        }
+                    }
+                    var results: [[Float]] = []
+                    let buf = UnsafeMutableRawPointer.allocate(byteCount: tf_gemm_pack_bytes(Int32(n), Int32(ntok)), alignment: 64)
+                    defer { buf.deallocate() }
+                    for isa in [Int32(TF_ISA_AVX2), Int32(TF_ISA_AVX512_VNNI)] {
+                        _ = tf_set_kernel_isa(isa)
+                        var out = [Float](repeating: .nan, count: 2 * ntok * rows)
+                        w.withUnsafeBytes { wp in
+                            xq.withUnsafeBytes { qp in
+                                out.withUnsafeMutableBufferPointer { o in
+                                    for t in 0..<ntok {
+                                        dotRows(type: type, rows: wp.baseAddress!, rowStride: rowBytes, count: rows,
+                                                xq: qp.baseAddress! + t * aBytes, n: n, out: o.baseAddress! + t * rows)
+                                    }
+                                    if ntok >= 2 {
+                                        tf_gemm_pack(Int32(n), qp.baseAddress!, aBytes, Int32(ntok), buf)
+                                        _ = tf_gemm_packed(Int32(type.ggmlID!), Int32(n), Int32(rows), wp.baseAddress!, rowBytes,
+                                                           buf, Int32(ntok), o.baseAddress! + ntok * rows, rows)
+                                    }
+                                }
+                            }
+                        }
+                        if ntok < 2 { out.removeLast(ntok * rows) }
+                        XCTAssertFalse(out.contains { $0.isNaN }, "\(type) n=\(n) ntok=\(ntok)")
+                        results.append(out)
+                    }
+                    XCTAssertEqual(results[0], results[1], "\(type) n=\(n) ntok=\(ntok): AVX2 vs AVX-512 VNNI")
                 }
             }
         }

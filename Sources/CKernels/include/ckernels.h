@@ -91,6 +91,14 @@ float tf_vec_dot_q4_K_ref(int n, const void *wrow, const void *xq);
 float tf_vec_dot_q5_K_ref(int n, const void *wrow, const void *xq);
 float tf_vec_dot_q6_K_ref(int n, const void *wrow, const void *xq);
 
+/* Kernel instruction set for the quantized products: AVX2 everywhere, AVX-512 VNNI (at 256-bit
+ * width) where the CPU has it, chosen once at first use (TIEFSEE_KERNELS=avx2 forces AVX2). Both
+ * give identical results. tf_set_kernel_isa switches (tests); it returns the previous choice and
+ * ignores an instruction set the CPU lacks. */
+enum { TF_ISA_AVX2 = 0, TF_ISA_AVX512_VNNI = 1 };
+int tf_kernel_isa(void);
+int tf_set_kernel_isa(int isa);
+
 /* Unquantized dots: weights f32 / f16 / bf16, activations f32. Any n >= 0. */
 float tf_vec_dot_f32(int n, const float *w, const float *x);
 float tf_vec_dot_f16_f32(int n, const void *w, const float *x);

@@ -1,0 +1,490 @@
+/* Quantized row kernels, instantiated twice by quant_dot.c: once for AVX2 and once for AVX-512
+ * VNNI at 256-bit width (AVX512VL/BW + VNNI), which the dispatcher picks at run time when the CPU
+ * has it. The two differ only where the wider instruction set saves work, through the macros
+ * below, and give bit-identical integer sums (vpdpbusd does not saturate, and no maddubs pair
+ * here can reach the int16 limit), so identical results whatever the CPU.
+ *   KFN(name)     the instantiation's function name
+ *   DOT_US(u, x)  unsigned x signed bytes -> 8 int32 sums of 4 products
+ *   DOT_SS(w, x)  signed x signed bytes (Q8_0): the sign moves onto x
+ *   HIBITS(q, p)  adds 0x10 to byte j of q where bit j of the 32 bits at p is set (Q5 formats)
+ * Not a public header. */
+
+/* ---------------------------------------------------------------- 32-block rows */
+
+/* Block b of a 32-block row as unsigned (or, Q8_0, signed) bytes: q; scale d; zero point m. */
+TF_INLINE __m256i KFN(dec32)(int type, const uint8_t *b, float *d, float *m) {
+    switch (type) {
+    case TF_TYPE_Q4_0: *d = h2f(b); return unpack_nibbles(b + 2);
+    case TF_TYPE_Q4_1: *d = h2f(b); *m = h2f(b + 2); return unpack_nibbles(b + 4);
+    case TF_TYPE_Q5_0: *d = h2f(b); return HIBITS(unpack_nibbles(b + 6), b + 2);
+    case TF_TYPE_Q5_1: *d = h2f(b); *m = h2f(b + 2); return HIBITS(unpack_nibbles(b + 8), b + 4);
+    default: *d = h2f(b); return ld256(b + 2);
+    }
+}
+TF_INLINE float KFN(dot32)(int type, int n, const uint8_t *w, const tf_block_q8a *x, const tf_side32 *side) {
+    const int bb = bytes32(type), nb = n / 32, zp = type == TF_TYPE_Q4_1 || type == TF_TYPE_Q5_1;
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    __m256 accm = _mm256_setzero_ps();
+    _Alignas(32) float fs[8];
+#define DOT32_BLOCK(b, A)                                                                           \
+    do {                                                                                            \
+        float d_, m_;                                                                               \
+        __m256i q_ = KFN(dec32)(type, w + (size_t)(b) * bb, &d_, &m_);                             \
+        __m256i p_ = type == TF_TYPE_Q8_0 ? DOT_SS(q_, ld256(x[b].qs)) : DOT_US(q_, ld256(x[b].qs)); \
+        if (type == TF_TYPE_Q4_0 || type == TF_TYPE_Q5_0) p_ = _mm256_sub_epi32(p_, side->off[b]);   \
+        A = _mm256_fmadd_ps(_mm256_broadcast_ss(&fs[b]), _mm256_cvtepi32_ps(p_), A);               \
+    } while (0)
+    int g = 0;
+    for (; g + 8 <= nb; g += 8, side++, w += 8 * bb, x += 8) {
+        _mm256_store_ps(fs, _mm256_mul_ps(f16x8_strided(w, bb), _mm256_loadu_ps(side->d)));
+        if (zp) accm = _mm256_fmadd_ps(f16x8_strided(w + 2, bb), _mm256_loadu_ps(side->s), accm);
+        DOT32_BLOCK(0, acc[0]); DOT32_BLOCK(1, acc[1]); DOT32_BLOCK(2, acc[2]); DOT32_BLOCK(3, acc[3]);
+        DOT32_BLOCK(4, acc[0]); DOT32_BLOCK(5, acc[1]); DOT32_BLOCK(6, acc[2]); DOT32_BLOCK(7, acc[3]);
+    }
+    if (g < nb) {   /* the last 1..7 blocks, one at a time */
+        _Alignas(32) float m[8] = { 0 };
+        int cnt = nb - g;
+        for (int b = 0; b < cnt; b++) { fs[b] = h2f(w + b * bb) * side->d[b]; if (zp) m[b] = h2f(w + b * bb + 2); }
+        if (zp) accm = _mm256_fmadd_ps(_mm256_load_ps(m), _mm256_loadu_ps(side->s), accm);
+        for (int b = 0; b < cnt; b++) DOT32_BLOCK(b, acc[0]);
+    }
+#undef DOT32_BLOCK
+    return hsum_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])), accm));
+}
+
+/* Rows of a 32-block type; side records on the stack for rows up to 16k values. */
+TF_INLINE void KFN(rows32)(int type, int n, int nrows, const uint8_t *w, size_t stride, const tf_block_q8a *x, float *out) {
+    tf_side32 stack[64], *side = stack;
+    if (n / 32 > 8 * 64) side = aligned_alloc(32, sizeof(tf_side32) * (size_t)((n / 32 + 7) / 8));
+    side32(n, x, offset32(type), side);
+    for (int r = 0; r < nrows; r++) {
+        prefetch_ahead(w + r * stride, stride, r + ROW_AHEAD < nrows);
+        out[r] = KFN(dot32)(type, n, w + r * stride, x, side);
+    }
+    if (side != stack) free(side);
+}
+
+/* ---------------------------------------------------------------- K-quant rows */
+
+/* Integer dot of sub-block j (32 unsigned weight bytes q) with its activations, times the
+ * weight's int16 scale for j, converted and weighted by the activation scale: t += that. */
+/* Q4_K / Q5_K rows: 8 sub-blocks of 32, value = d*sc_j*q - dmin*m_j. Sub-block pair k: 32 bytes
+ * of nibbles, low nibbles = sub-block 2k, high nibbles = 2k+1; Q5_K adds bit j of qh[l]. */
+TF_INLINE float KFN(dot_q45_K)(int n, const uint8_t *w, const tf_block_q8a *x, const tf_kside *side, int five) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
+    const int bb = five ? 176 : 144;
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    __m256 accm = _mm256_setzero_ps();
+    _Alignas(32) float fs[8];
+    for (int i = 0; i < n / 256; i++, w += bb, x += 8, side++) {
+        __m128i scv, mnv;
+        k_scales16(w + 4, &scv, &mnv);
+        /* d * sc_j * (activation scale j) for the 8 sub-blocks, read back one at a time */
+        _mm256_store_ps(fs, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(scv)), _mm256_loadu_ps(side->d)),
+                                          _mm256_set1_ps(h2f(w))));
+        const uint8_t *qs = w + (five ? 48 : 16);
+        __m256i qh = five ? ld256(w + 16) : _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            __m256i q = ld256(qs + 32 * k);
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * k), 4), b16));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * k + 1), 4), b16));
+            }
+            int j = 2 * k;
+            acc[j & 3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_US(lo, ld256(x[j].qs))), _mm256_broadcast_ss(&fs[j]), acc[j & 3]);
+            acc[(j + 1) & 3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_US(hi, ld256(x[j + 1].qs))), _mm256_broadcast_ss(&fs[j + 1]), acc[(j + 1) & 3]);
+        }
+        __m256 mf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(mnv)), _mm256_loadu_ps(side->s));
+        accm = _mm256_fmadd_ps(mf, _mm256_set1_ps(h2f(w + 2)), accm);
+    }
+    return hsum_ps(_mm256_sub_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])), accm));
+}
+
+/* Q6_K sub-block pair j: integer dot with the two int16 scales (madd), weighted by the activation
+ * scale. (Stays maddubs + madd with VNNI too: the per-16 scales need the 16-bit step.) */
+#define Q6_SUB(t, q, j, scv2, pick) \
+    _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, ld256(x[j].qs)), \
+                    _mm256_shuffle_epi8(scv2, ld256(pick)))), _mm256_broadcast_ss(&side->d[j]), t)
+
+/* Q6_K rows: 16 sub-blocks of 16 with int8 scales, value = d*sc_g*(q - 32), q in 0..63 from 4
+ * low bits (ql) and 2 high bits (qh). Each 32-value activation block covers two sub-blocks
+ * (low 128 bits: sub-block g, high: g+1). q stays unsigned in the integer dot; the -32 offset is
+ * -32 * sum over sub-blocks of sc_g * (activation sum of g), one madd per superblock. */
+TF_INLINE float KFN(dot_q6_K)(int n, const uint8_t *w, const tf_block_q8a *x, const tf_kside *side) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++, w += 210, x += 8, side++) {
+        const uint8_t *ql = w, *qhp = w + 128;
+        __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 192)));
+        __m256 t0 = _mm256_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
+        for (int h = 0; h < 2; h++) {
+            /* the half's 8 scales in both lanes */
+            __m256i sh = h ? _mm256_permute2x128_si256(s16, s16, 0x11) : _mm256_permute2x128_si256(s16, s16, 0x00);
+            __m256i l0 = ld256(ql + 64 * h), l1 = ld256(ql + 64 * h + 32), hb = ld256(qhp + 32 * h);
+            __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m3));
+            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m3));
+            __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m3));
+            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m3));
+            t0 = Q6_SUB(t0, q0, 4 * h, sh, k6_sc_pick[0]);
+            t1 = Q6_SUB(t1, q1, 4 * h + 1, sh, k6_sc_pick[1]);
+            t2 = Q6_SUB(t2, q2, 4 * h + 2, sh, k6_sc_pick[2]);
+            t3 = Q6_SUB(t3, q3, 4 * h + 3, sh, k6_sc_pick[3]);
+        }
+        __m256 t = _mm256_add_ps(_mm256_add_ps(t0, t1), _mm256_add_ps(t2, t3));
+        __m256 off = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ld256(side->bs))), _mm256_loadu_ps(side->d));
+        acc = _mm256_fmadd_ps(_mm256_fmadd_ps(off, _mm256_set1_ps(-32.0f), t), _mm256_set1_ps(h2f(w + 208)), acc);
+    }
+    return hsum_ps(acc);
+}
+
+#undef Q6_SUB
+
+/* Rows of any quantized type (0, or -1 for a type without a kernel). */
+static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stride, const void *x, float *out) {
+    switch (type) {
+    case TF_TYPE_Q4_0: KFN(rows32)(TF_TYPE_Q4_0, n, nrows, w, stride, x, out); return 0;
+    case TF_TYPE_Q4_1: KFN(rows32)(TF_TYPE_Q4_1, n, nrows, w, stride, x, out); return 0;
+    case TF_TYPE_Q5_0: KFN(rows32)(TF_TYPE_Q5_0, n, nrows, w, stride, x, out); return 0;
+    case TF_TYPE_Q5_1: KFN(rows32)(TF_TYPE_Q5_1, n, nrows, w, stride, x, out); return 0;
+    case TF_TYPE_Q8_0: KFN(rows32)(TF_TYPE_Q8_0, n, nrows, w, stride, x, out); return 0;
+    case TF_TYPE_Q4_K: case TF_TYPE_Q5_K: case TF_TYPE_Q6_K:
+        WITH_KSIDE(n, x, side, {
+            for (int r = 0; r < nrows; r++) {
+                prefetch_ahead(w + r * stride, stride, r + ROW_AHEAD < nrows);
+                out[r] = type == TF_TYPE_Q6_K ? KFN(dot_q6_K)(n, w + r * stride, x, side)
+                                              : KFN(dot_q45_K)(n, w + r * stride, x, side, type == TF_TYPE_Q5_K);
+            }
+        });
+        return 0;
+    default: return -1;
+    }
+}
+
+/* ---------------------------------------------------------------- packed matrix kernel */
+
+/* Decoders: one block of the weight row into its 32-value groups; return the group count. */
+TF_INLINE int KFN(dec_q4_0)(const uint8_t *b, tf_group *g) {
+    float d = h2f(b);
+    g->q = unpack_nibbles(b + 2); g->scale = d; g->offset = -8.0f * d;
+    return 1;
+}
+TF_INLINE int KFN(dec_q4_1)(const uint8_t *b, tf_group *g) {
+    g->q = unpack_nibbles(b + 4); g->scale = h2f(b); g->offset = h2f(b + 2);
+    return 1;
+}
+TF_INLINE int KFN(dec_q5_0)(const uint8_t *b, tf_group *g) {
+    float d = h2f(b);
+    g->q = HIBITS(unpack_nibbles(b + 6), b + 2);
+    g->scale = d; g->offset = -16.0f * d;
+    return 1;
+}
+TF_INLINE int KFN(dec_q5_1)(const uint8_t *b, tf_group *g) {
+    g->q = HIBITS(unpack_nibbles(b + 8), b + 4);
+    g->scale = h2f(b); g->offset = h2f(b + 2);
+    return 1;
+}
+TF_INLINE int KFN(dec_q8_0)(const uint8_t *b, tf_group *g) {
+    g->q = ld256(b + 2); g->aq = _mm256_abs_epi8(g->q); g->scale = h2f(b); g->offset = 0;
+    return 1;
+}
+TF_INLINE int KFN(dec_q4_K)(const uint8_t *w, tf_group *g) {
+    uint8_t sc[8], mn[8];
+    k_scales(w + 4, sc, mn);
+    float d = h2f(w), dmin = h2f(w + 2);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int k = 0; k < 4; k++) {
+        __m256i q = ld256(w + 16 + 32 * k);
+        g[2 * k].q = _mm256_and_si256(q, m4);
+        g[2 * k + 1].q = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        for (int h = 0; h < 2; h++) {
+            g[2 * k + h].scale = d * sc[2 * k + h]; g[2 * k + h].offset = -dmin * mn[2 * k + h];
+        }
+    }
+    return 8;
+}
+TF_INLINE int KFN(dec_q5_K)(const uint8_t *w, tf_group *g) {
+    uint8_t sc[8], mn[8];
+    k_scales(w + 4, sc, mn);
+    float d = h2f(w), dmin = h2f(w + 2);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
+    __m256i qh = ld256(w + 16);
+    for (int k = 0; k < 4; k++) {
+        __m256i q = ld256(w + 48 + 32 * k);
+        __m256i hb0 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * k), 4), b16);
+        __m256i hb1 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * k + 1), 4), b16);
+        g[2 * k].q = _mm256_or_si256(_mm256_and_si256(q, m4), hb0);
+        g[2 * k + 1].q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), hb1);
+        for (int h = 0; h < 2; h++) {
+            g[2 * k + h].scale = d * sc[2 * k + h]; g[2 * k + h].offset = -dmin * mn[2 * k + h];
+        }
+    }
+    return 8;
+}
+
+/* Q6_K group as unsigned 0..63 (value = d * sc * (q - 32)); sc16 = the two per-16 scales. */
+TF_INLINE int KFN(dec_q6_K)(const uint8_t *w, tf_group *g) {
+    const uint8_t *ql = w, *qhp = w + 128;
+    const int8_t *sc = (const int8_t *)(w + 192);
+    float d = h2f(w + 208);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
+    for (int h = 0; h < 2; h++) {
+        __m256i l0 = ld256(ql + 64 * h), l1 = ld256(ql + 64 * h + 32), hb = ld256(qhp + 32 * h);
+        g[4 * h + 0].q = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m3));
+        g[4 * h + 1].q = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m3));
+        g[4 * h + 2].q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m3));
+        g[4 * h + 3].q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m3));
+        for (int s = 0; s < 4; s++) {
+            int gi = 8 * h + 2 * s;
+            tf_group *G = g + 4 * h + s;
+            G->scale = d; G->offset = 0; G->sc16[0] = sc[gi]; G->sc16[1] = sc[gi + 1];
+        }
+    }
+    return 8;
+}
+
+/* Integer dots of one decoded 32-value weight group with one octet: 8 int32 lanes = 8 tokens.
+ * Step k multiplies weight bytes 4k..4k+3 (broadcast) with the octet's q[k]. The weight pieces
+ * are broadcast from the decoded group in memory (a load), not from a register (a shuffle: the
+ * steps would queue on the one shuffle port). */
+#define WB4(g, k) bcast32_mem((const int8_t *)&(g)->q + 4 * (k))
+#define WA4(g, k) bcast32_mem((const int8_t *)&(g)->aq + 4 * (k))
+TF_INLINE __m256i KFN(pk_step)(const tf_group *g, const tf_pack_group *P, int k) {
+    return _mm256_maddubs_epi16(WB4(g, k), ldp(P->q[k]));
+}
+/* Unsigned weights <= 31: four maddubs results fit an int16 sum before widening. */
+TF_INLINE __m256i KFN(pk_dot_u5)(const tf_group *g, const tf_pack_group *P) {
+#if K_VNNI
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0;   /* two chains hide vpdpbusd's latency */
+    for (int k = 0; k < 4; k++) { a0 = _mm256_dpbusd_epi32(a0, WB4(g, k), ldp(P->q[k])); a1 = _mm256_dpbusd_epi32(a1, WB4(g, k + 4), ldp(P->q[k + 4])); }
+    return _mm256_add_epi32(a0, a1);
+#else
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a0 = KFN(pk_step)(g, P, 0), a1 = KFN(pk_step)(g, P, 4);
+    for (int k = 1; k < 4; k++) { a0 = _mm256_add_epi16(a0, KFN(pk_step)(g, P, k)); a1 = _mm256_add_epi16(a1, KFN(pk_step)(g, P, k + 4)); }
+    return _mm256_add_epi32(_mm256_madd_epi16(a0, ones), _mm256_madd_epi16(a1, ones));
+#endif
+}
+/* Unsigned 0..63 (Q6_K) with the per-16 int scales folded in by madd: two maddubs per int16 sum;
+ * steps 0-3 are values 0..15 (scale sc0), steps 4-7 values 16..31 (sc1). */
+TF_INLINE __m256i KFN(pk_dot_u6)(const tf_group *g, const tf_pack_group *P, __m256i sc0, __m256i sc1) {
+    __m256i r = _mm256_setzero_si256();
+    for (int k = 0; k < 8; k += 2)
+        r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_add_epi16(KFN(pk_step)(g, P, k), KFN(pk_step)(g, P, k + 1)), k < 4 ? sc0 : sc1));
+    return r;
+}
+/* Signed 8-bit weights (Q8_0): the sign moves onto the activations, |w| * ±x. */
+TF_INLINE __m256i KFN(pk_dot_s8)(const tf_group *g, const tf_pack_group *P) {
+    __m256i r = _mm256_setzero_si256();
+#if K_VNNI
+    __m256i r1 = r;
+    for (int s = 0; s < 8; s += 2) {
+        r = _mm256_dpbusd_epi32(r, WA4(g, s), _mm256_sign_epi8(ldp(P->q[s]), WB4(g, s)));
+        r1 = _mm256_dpbusd_epi32(r1, WA4(g, s + 1), _mm256_sign_epi8(ldp(P->q[s + 1]), WB4(g, s + 1)));
+    }
+    return _mm256_add_epi32(r, r1);
+#else
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int s = 0; s < 8; s++)
+        r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(WA4(g, s), _mm256_sign_epi8(ldp(P->q[s]), WB4(g, s))), ones));
+    return r;
+#endif
+}
+
+/* Quartet (pairs of groups): w holds two decoded groups interleaved by 4-byte pieces (64 bytes,
+ * 8-byte step j = piece pk_pair_piece[j] of both), P one pair slot; lanes = (token, group). */
+#define WP(w, j) bcast64_mem((w) + 8 * (j))
+#define PK4_STEP(w, P, j) _mm256_maddubs_epi16(WP(w, j), ldp((P)->q[j]))
+TF_INLINE __m256i KFN(pk4_dot_u5)(const int8_t *w, const tf_pack_group *P) {
+#if K_VNNI
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+    for (int j = 0; j < 8; j += 2) { a0 = _mm256_dpbusd_epi32(a0, WP(w, j), ldp(P->q[j])); a1 = _mm256_dpbusd_epi32(a1, WP(w, j + 1), ldp(P->q[j + 1])); }
+    return _mm256_add_epi32(a0, a1);
+#else
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a0 = PK4_STEP(w, P, 0), a1 = PK4_STEP(w, P, 4);
+    for (int j = 1; j < 4; j++) { a0 = _mm256_add_epi16(a0, PK4_STEP(w, P, j)); a1 = _mm256_add_epi16(a1, PK4_STEP(w, P, j + 4)); }
+    return _mm256_add_epi32(_mm256_madd_epi16(a0, ones), _mm256_madd_epi16(a1, ones));
+#endif
+}
+/* Q6_K: steps 0,1 and 4,5 are pieces of values 0..15 (scale sc0), steps 2,3 and 6,7 of 16..31. */
+TF_INLINE __m256i KFN(pk4_dot_u6)(const int8_t *w, const tf_pack_group *P, __m256i sc0, __m256i sc1) {
+    __m256i r = _mm256_setzero_si256();
+    for (int j = 0; j < 8; j += 2)
+        r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_add_epi16(PK4_STEP(w, P, j), PK4_STEP(w, P, j + 1)), (j & 2) ? sc1 : sc0));
+    return r;
+}
+/* Q8_0: a holds the magnitudes, interleaved the same way. */
+TF_INLINE __m256i KFN(pk4_dot_s8)(const int8_t *w, const int8_t *a, const tf_pack_group *P) {
+    __m256i r = _mm256_setzero_si256();
+#if K_VNNI
+    __m256i r1 = r;
+    for (int j = 0; j < 8; j += 2) {
+        r = _mm256_dpbusd_epi32(r, WP(a, j), _mm256_sign_epi8(ldp(P->q[j]), WP(w, j)));
+        r1 = _mm256_dpbusd_epi32(r1, WP(a, j + 1), _mm256_sign_epi8(ldp(P->q[j + 1]), WP(w, j + 1)));
+    }
+    return _mm256_add_epi32(r, r1);
+#else
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int j = 0; j < 8; j++)
+        r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(WP(a, j), _mm256_sign_epi8(ldp(P->q[j]), WP(w, j))), ones));
+    return r;
+#endif
+}
+#undef PK4_STEP
+#undef WP
+#undef WB4
+#undef WA4
+
+/* Decodes block b of a row into its 32-value groups; returns the group count. */
+TF_INLINE int KFN(dec_block)(int type, const uint8_t *blk, tf_group *grp) {
+    switch (type) {
+    case TF_TYPE_Q4_0: return KFN(dec_q4_0)(blk, grp);
+    case TF_TYPE_Q4_1: return KFN(dec_q4_1)(blk, grp);
+    case TF_TYPE_Q5_0: return KFN(dec_q5_0)(blk, grp);
+    case TF_TYPE_Q5_1: return KFN(dec_q5_1)(blk, grp);
+    case TF_TYPE_Q8_0: return KFN(dec_q8_0)(blk, grp);
+    case TF_TYPE_Q4_K: return KFN(dec_q4_K)(blk, grp);
+    case TF_TYPE_Q5_K: return KFN(dec_q5_K)(blk, grp);
+    default: return KFN(dec_q6_K)(blk, grp);
+    }
+}
+
+/* One weight row against NO octets (1 or 2) of one tile: each decoded group serves 8*NO tokens.
+ * Even and odd groups go to separate accumulators (see the quartet layout). */
+TF_INLINE void KFN(pk_row)(int type, const uint8_t *row, int nblocks, int bbytes, const tf_pack_group *tile, size_t G,
+                      int NO, int nt, float *o, size_t ostride) {
+    __m256 acc[2][2] = { { _mm256_setzero_ps(), _mm256_setzero_ps() }, { _mm256_setzero_ps(), _mm256_setzero_ps() } };
+    tf_group grp[8];
+    const tf_pack_group *P = tile;
+    int gi = 0;
+    for (int b = 0; b < nblocks; b++) {
+        int ng = KFN(dec_block)(type, row + (size_t)b * bbytes, grp);
+        for (int k = 0; k < ng; k++, P++, gi++) {
+            __m256 sc = _mm256_set1_ps(grp[k].scale);
+            for (int oc = 0; oc < NO; oc++) {
+                const tf_pack_group *Q = P + oc * G;
+                __m256 dx = _mm256_load_ps(Q->d), *a = &acc[oc][gi & 1];
+                if (type == TF_TYPE_Q6_K) {
+                    __m256i sc0 = _mm256_set1_epi16(grp[k].sc16[0]), sc1 = _mm256_set1_epi16(grp[k].sc16[1]);
+                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk_dot_u6)(&grp[k], Q, sc0, sc1)), _mm256_mul_ps(sc, dx), *a);
+                    /* the -32 offset: -32 d (sc0 * sum of values 0..15 + sc1 * sum of 16..31) */
+                    __m256 h0 = _mm256_load_ps(Q->h), h1 = _mm256_sub_ps(_mm256_load_ps(Q->s), h0);
+                    *a = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * grp[k].scale * grp[k].sc16[0]), h0, *a);
+                    *a = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * grp[k].scale * grp[k].sc16[1]), h1, *a);
+                } else if (type == TF_TYPE_Q8_0) {
+                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk_dot_s8)(&grp[k], Q)), _mm256_mul_ps(sc, dx), *a);
+                } else {
+                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk_dot_u5)(&grp[k], Q)), _mm256_mul_ps(sc, dx), *a);
+                    *a = _mm256_fmadd_ps(_mm256_set1_ps(grp[k].offset), _mm256_load_ps(Q->s), *a);
+                }
+            }
+        }
+    }
+    _Alignas(32) float res[16];
+    _mm256_store_ps(res, _mm256_add_ps(acc[0][0], acc[0][1]));
+    _mm256_store_ps(res + 8, _mm256_add_ps(acc[1][0], acc[1][1]));
+    for (int t = 0; t < nt; t++) o[t * ostride] = res[t];
+}
+
+/* A pair of floats in both halves of every 64-bit lane: (a, b, a, b, ...). */
+TF_INLINE __m256 KFN(pair_ps)(float a, float b) {
+    return _mm256_castpd_ps(_mm256_set1_pd(_mm_cvtsd_f64(_mm_castps_pd(_mm_setr_ps(a, b, 0, 0)))));
+}
+/* The same float steps as the octet kernel, for two groups (lanes of parity 0 and 1) at once. */
+TF_INLINE void KFN(pk4_pair)(int type, const tf_group *g0, const tf_group *g1, const tf_pack_group *P, __m256 *acc) {
+    _Alignas(32) int8_t w[64], a[64];
+    _mm256_store_si256((__m256i *)w, _mm256_unpacklo_epi32(g0->q, g1->q));
+    _mm256_store_si256((__m256i *)(w + 32), _mm256_unpackhi_epi32(g0->q, g1->q));
+    __m256 scdx = _mm256_mul_ps(KFN(pair_ps)(g0->scale, g1->scale), _mm256_load_ps(P->d));
+    if (type == TF_TYPE_Q6_K) {
+        /* dword lanes alternate the two groups: each int16 scale twice per lane */
+        __m256i sc0 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint16_t)g1->sc16[0] * 0x10001u << 32 | (uint16_t)g0->sc16[0] * 0x10001u));
+        __m256i sc1 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint16_t)g1->sc16[1] * 0x10001u << 32 | (uint16_t)g0->sc16[1] * 0x10001u));
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk4_dot_u6)(w, P, sc0, sc1)), scdx, *acc);
+        __m256 h0 = _mm256_load_ps(P->h), h1 = _mm256_sub_ps(_mm256_load_ps(P->s), h0);
+        *acc = _mm256_fmadd_ps(KFN(pair_ps)(-32.0f * g0->scale * g0->sc16[0], -32.0f * g1->scale * g1->sc16[0]), h0, *acc);
+        *acc = _mm256_fmadd_ps(KFN(pair_ps)(-32.0f * g0->scale * g0->sc16[1], -32.0f * g1->scale * g1->sc16[1]), h1, *acc);
+    } else if (type == TF_TYPE_Q8_0) {
+        _mm256_store_si256((__m256i *)a, _mm256_unpacklo_epi32(g0->aq, g1->aq));
+        _mm256_store_si256((__m256i *)(a + 32), _mm256_unpackhi_epi32(g0->aq, g1->aq));
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk4_dot_s8)(w, a, P)), scdx, *acc);
+    } else {
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk4_dot_u5)(w, P)), scdx, *acc);
+        *acc = _mm256_fmadd_ps(KFN(pair_ps)(g0->offset, g1->offset), _mm256_load_ps(P->s), *acc);
+    }
+}
+
+/* One weight row against a quartet tile (<= 4 tokens, pairs of groups). */
+TF_INLINE void KFN(pk4_row)(int type, const uint8_t *row, int nblocks, int bbytes, const tf_pack_group *tile,
+                            int nt, float *o, size_t ostride) {
+    __m256 acc = _mm256_setzero_ps();
+    tf_group grp[8];
+    const tf_pack_group *P = tile;
+    int per = type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K || type == TF_TYPE_Q6_K ? 8 : 1;
+    if (per == 8) {
+        for (int b = 0; b < nblocks; b++) {
+            KFN(dec_block)(type, row + (size_t)b * bbytes, grp);
+            for (int k = 0; k < 8; k += 2, P++) KFN(pk4_pair)(type, &grp[k], &grp[k + 1], P, &acc);
+        }
+    } else {
+        int b = 0;
+        for (; b + 1 < nblocks; b += 2, P++) {
+            KFN(dec_block)(type, row + (size_t)b * bbytes, grp);
+            KFN(dec_block)(type, row + (size_t)(b + 1) * bbytes, grp + 1);
+            KFN(pk4_pair)(type, &grp[0], &grp[1], P, &acc);
+        }
+        if (b < nblocks) {   /* an odd last group: its pair partner is zero (zero activations too) */
+            KFN(dec_block)(type, row + (size_t)b * bbytes, grp);
+            memset(&grp[1], 0, sizeof grp[1]);
+            KFN(pk4_pair)(type, &grp[0], &grp[1], P, &acc);
+        }
+    }
+    _Alignas(32) float res[8];
+    _mm256_store_ps(res, acc);
+    for (int t = 0; t < nt; t++) o[t * ostride] = res[2 * t] + res[2 * t + 1];
+}
+
+/* Weight rows are fetched PF_AHEAD rows ahead: with few tokens per pass the kernel is fast
+ * enough that waiting for memory shows (measured on a 100 MB Q5_0 matrix, 4 tokens). */
+#ifndef PF_AHEAD
+#define PF_AHEAD 2
+#endif
+
+/* Tiles: two octets (16 tokens) while they last, then one octet, or one quartet at the end. */
+#undef TF_PK_TYPE
+#define TF_PK_TYPE(TYPE, PER, BB)                                                              \
+    for (int t0 = 0; t0 < ntok;) {                                                             \
+        int left = ntok - t0;                                                                  \
+        int quad = pk_is_quartet(ntok, t0), two = left > 8 && !pk_is_quartet(ntok, t0 + 8);   \
+        int nt = two ? (left < 16 ? left : 16) : (left < 8 ? left : 8);                        \
+        const tf_pack_group *tile = (const tf_pack_group *)packed + (size_t)(t0 / 8) * G;      \
+        for (int r = 0; r < nrows; r++) {                                                      \
+            const uint8_t *row = w + (size_t)r * stride;                                       \
+            float *o = out + (size_t)t0 * ostride + r;                                         \
+            if (r + PF_AHEAD < nrows)                                                          \
+                for (size_t c = 0; c < stride; c += 64) _mm_prefetch((const char *)row + PF_AHEAD * stride + c, _MM_HINT_T0); \
+            if (two) KFN(pk_row)(TYPE, row, n / PER, BB, tile, G, 2, nt, o, ostride);               \
+            else if (quad) KFN(pk4_row)(TYPE, row, n / PER, BB, tile, nt, o, ostride);             \
+            else KFN(pk_row)(TYPE, row, n / PER, BB, tile, G, 1, nt, o, ostride);                   \
+        }                                                                                      \
+        t0 += nt;                                                                              \
+    }                                                                                          \
+    return 0;
+
+static int KFN(gemm_packed)(int type, int n, int nrows, const void *wrows, size_t stride,
+                   const void *packed, int ntok, float *out, size_t ostride) {
+    const uint8_t *w = wrows;
+    size_t G = (size_t)(n / 32);
+    switch (type) {
+    case TF_TYPE_Q4_0: TF_PK_TYPE(TF_TYPE_Q4_0, 32, 18)
+    case TF_TYPE_Q4_1: TF_PK_TYPE(TF_TYPE_Q4_1, 32, 20)
+    case TF_TYPE_Q5_0: TF_PK_TYPE(TF_TYPE_Q5_0, 32, 22)
+    case TF_TYPE_Q5_1: TF_PK_TYPE(TF_TYPE_Q5_1, 32, 24)
+    case TF_TYPE_Q8_0: TF_PK_TYPE(TF_TYPE_Q8_0, 32, 34)
+    case TF_TYPE_Q4_K: TF_PK_TYPE(TF_TYPE_Q4_K, 256, 144)
+    case TF_TYPE_Q5_K: TF_PK_TYPE(TF_TYPE_Q5_K, 256, 176)
+    case TF_TYPE_Q6_K: TF_PK_TYPE(TF_TYPE_Q6_K, 256, 210)
+    default: return -1;
+    }
+}
