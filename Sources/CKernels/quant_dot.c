@@ -147,15 +147,17 @@ static void side32(int n, const tf_block_q8a *x, int offset, tf_side32 *side) {
     }
 }
 
-/* Row kernels fetch the weight row ROW_AHEAD rows ahead while working on this one: streaming
- * from memory, the hardware prefetcher alone left the kernels waiting (a 1 GB matrix ran at
- * ~6.5 GB/s of the machine's ~10 GB/s per core). */
-#ifndef ROW_AHEAD
-#define ROW_AHEAD 2
+/* Row kernels fetch weights about PF_BYTES ahead (whole rows, at least one) while working on a
+ * row: streaming from memory, the hardware prefetcher alone left the kernels waiting (a 1 GB
+ * matrix ran at ~6.5 GB/s of the machine's ~10 GB/s per core; ~3 KB ahead measured best for
+ * rows of 0.6-1.7 KB). */
+#ifndef PF_BYTES
+#define PF_BYTES 3072
 #endif
-static inline void prefetch_ahead(const uint8_t *row, size_t stride, int ok) {
+static inline int rows_ahead(size_t stride) { int a = (int)((PF_BYTES + stride - 1) / stride); return a < 1 ? 1 : a > 8 ? 8 : a; }
+static inline void prefetch_ahead(const uint8_t *row, size_t stride, int ahead, int ok) {
     if (!ok) return;
-    const uint8_t *p = row + ROW_AHEAD * stride;
+    const uint8_t *p = row + (size_t)ahead * stride;
     for (size_t c = 0; c < stride; c += 64) _mm_prefetch((const char *)p + c, _MM_HINT_T0);
 }
 

@@ -57,8 +57,9 @@ TF_INLINE void KFN(rows32)(int type, int n, int nrows, const uint8_t *w, size_t 
     tf_side32 stack[64], *side = stack;
     if (n / 32 > 8 * 64) side = aligned_alloc(32, sizeof(tf_side32) * (size_t)((n / 32 + 7) / 8));
     side32(n, x, offset32(type), side);
+    const int ahead = rows_ahead(stride);
     for (int r = 0; r < nrows; r++) {
-        prefetch_ahead(w + r * stride, stride, r + ROW_AHEAD < nrows);
+        prefetch_ahead(w + r * stride, stride, ahead, r + ahead < nrows);
         out[r] = KFN(dot32)(type, n, w + r * stride, x, side);
     }
     if (side != stack) free(side);
@@ -150,8 +151,9 @@ static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stri
     case TF_TYPE_Q8_0: KFN(rows32)(TF_TYPE_Q8_0, n, nrows, w, stride, x, out); return 0;
     case TF_TYPE_Q4_K: case TF_TYPE_Q5_K: case TF_TYPE_Q6_K:
         WITH_KSIDE(n, x, side, {
+            const int ahead = rows_ahead(stride);
             for (int r = 0; r < nrows; r++) {
-                prefetch_ahead(w + r * stride, stride, r + ROW_AHEAD < nrows);
+                prefetch_ahead(w + r * stride, stride, ahead, r + ahead < nrows);
                 out[r] = type == TF_TYPE_Q6_K ? KFN(dot_q6_K)(n, w + r * stride, x, side)
                                               : KFN(dot_q45_K)(n, w + r * stride, x, side, type == TF_TYPE_Q5_K);
             }
