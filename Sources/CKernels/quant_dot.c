@@ -154,9 +154,14 @@ static void side32(int n, const tf_block_q8a *x, int offset, tf_side32 *side) {
 #ifndef PF_BYTES
 #define PF_BYTES 3072
 #endif
-static inline int rows_ahead(size_t stride) { int a = (int)((PF_BYTES + stride - 1) / stride); return a < 1 ? 1 : a > 8 ? 8 : a; }
-static inline void prefetch_ahead(const uint8_t *row, size_t stride, int ahead, int ok) {
-    if (!ok) return;
+static inline int rows_ahead(size_t stride) {
+    if (stride == 0) return 1;   /* one row (the single-row entry points) */
+    int a = (int)((PF_BYTES + stride - 1) / stride);
+    return a < 1 ? 1 : a > 8 ? 8 : a;
+}
+/* Also past the last row of the call: the caller's next call usually continues the matrix, and
+ * a prefetch never faults (an address outside the mapping is simply dropped). */
+static inline void prefetch_ahead(const uint8_t *row, size_t stride, int ahead) {
     const uint8_t *p = row + (size_t)ahead * stride;
     for (size_t c = 0; c < stride; c += 64) _mm_prefetch((const char *)p + c, _MM_HINT_T0);
 }
@@ -528,9 +533,9 @@ size_t tf_gemm_pack_bytes(int n, int ntok) {
  * holds the 4-byte pieces pk_pair_piece[j] of both groups (the order in which the kernel's
  * interleaving of two decoded weight groups leaves them), so one broadcast 8-byte piece of the
  * two weight groups multiplies 4 tokens x 2 groups, and all 8 lanes do useful work. d, s and h
- * follow the lanes. A lane accumulates the groups of one parity; the octet kernel keeps even and
- * odd groups apart as well and adds the two at the end, so every tile shape does the same float
- * operations per token: a token's result does not depend on which other tokens share its batch. */
+ * follow the lanes. The float steps then run in the octet kernel's order (group 2P, then 2P+1,
+ * per token), so every tile shape does the same float operations per token: a token's result
+ * does not depend on which other tokens share its batch. */
 static const int pk_pair_piece[8] = { 0, 1, 4, 5, 2, 3, 6, 7 };
 static int pk_is_quartet(int ntok, int t0) { return ntok - t0 <= 4; }
 

@@ -59,7 +59,7 @@ TF_INLINE void KFN(rows32)(int type, int n, int nrows, const uint8_t *w, size_t 
     side32(n, x, offset32(type), side);
     const int ahead = rows_ahead(stride);
     for (int r = 0; r < nrows; r++) {
-        prefetch_ahead(w + r * stride, stride, ahead, r + ahead < nrows);
+        prefetch_ahead(w + r * stride, stride, ahead);
         out[r] = KFN(dot32)(type, n, w + r * stride, x, side);
     }
     if (side != stack) free(side);
@@ -153,7 +153,7 @@ static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stri
         WITH_KSIDE(n, x, side, {
             const int ahead = rows_ahead(stride);
             for (int r = 0; r < nrows; r++) {
-                prefetch_ahead(w + r * stride, stride, ahead, r + ahead < nrows);
+                prefetch_ahead(w + r * stride, stride, ahead);
                 out[r] = type == TF_TYPE_Q6_K ? KFN(dot_q6_K)(n, w + r * stride, x, side)
                                               : KFN(dot_q45_K)(n, w + r * stride, x, side, type == TF_TYPE_Q5_K);
             }
@@ -352,21 +352,19 @@ TF_INLINE int KFN(dec_block)(int type, const uint8_t *blk, tf_group *grp) {
     }
 }
 
-/* One weight row against NO octets (1 or 2) of one tile: each decoded group serves 8*NO tokens.
- * Even and odd groups go to separate accumulators (see the quartet layout). */
+/* One weight row against NO octets (1 or 2) of one tile: each decoded group serves 8*NO tokens. */
 TF_INLINE void KFN(pk_row)(int type, const uint8_t *row, int nblocks, int bbytes, const tf_pack_group *tile, size_t G,
                       int NO, int nt, float *o, size_t ostride) {
-    __m256 acc[2][2] = { { _mm256_setzero_ps(), _mm256_setzero_ps() }, { _mm256_setzero_ps(), _mm256_setzero_ps() } };
+    __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
     tf_group grp[8];
     const tf_pack_group *P = tile;
-    int gi = 0;
     for (int b = 0; b < nblocks; b++) {
         int ng = KFN(dec_block)(type, row + (size_t)b * bbytes, grp);
-        for (int k = 0; k < ng; k++, P++, gi++) {
+        for (int k = 0; k < ng; k++, P++) {
             __m256 sc = _mm256_set1_ps(grp[k].scale);
             for (int oc = 0; oc < NO; oc++) {
                 const tf_pack_group *Q = P + oc * G;
-                __m256 dx = _mm256_load_ps(Q->d), *a = &acc[oc][gi & 1];
+                __m256 dx = _mm256_load_ps(Q->d), *a = &acc[oc];
                 if (type == TF_TYPE_Q6_K) {
                     __m256i sc0 = _mm256_set1_epi16(grp[k].sc16[0]), sc1 = _mm256_set1_epi16(grp[k].sc16[1]);
                     *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk_dot_u6)(&grp[k], Q, sc0, sc1)), _mm256_mul_ps(sc, dx), *a);
@@ -384,8 +382,8 @@ TF_INLINE void KFN(pk_row)(int type, const uint8_t *row, int nblocks, int bbytes
         }
     }
     _Alignas(32) float res[16];
-    _mm256_store_ps(res, _mm256_add_ps(acc[0][0], acc[0][1]));
-    _mm256_store_ps(res + 8, _mm256_add_ps(acc[1][0], acc[1][1]));
+    _mm256_store_ps(res, acc[0]);
+    _mm256_store_ps(res + 8, acc[1]);
     for (int t = 0; t < nt; t++) o[t * ostride] = res[t];
 }
 
@@ -393,29 +391,38 @@ TF_INLINE void KFN(pk_row)(int type, const uint8_t *row, int nblocks, int bbytes
 TF_INLINE __m256 KFN(pair_ps)(float a, float b) {
     return _mm256_castpd_ps(_mm256_set1_pd(_mm_cvtsd_f64(_mm_castps_pd(_mm_setr_ps(a, b, 0, 0)))));
 }
-/* The same float steps as the octet kernel, for two groups (lanes of parity 0 and 1) at once. */
+/* Odd lanes (group 2P+1) moved onto the even ones (group 2P). */
+#define ODD(v) _mm256_permute_ps(v, 0xF5)
+/* The octet kernel's float steps, in its order: group 2P's then group 2P+1's, for each token in
+ * lane 2t (odd lanes carry no result). The integer work covers both groups in all 8 lanes. */
 TF_INLINE void KFN(pk4_pair)(int type, const tf_group *g0, const tf_group *g1, const tf_pack_group *P, __m256 *acc) {
     _Alignas(32) int8_t w[64], a[64];
     _mm256_store_si256((__m256i *)w, _mm256_unpacklo_epi32(g0->q, g1->q));
     _mm256_store_si256((__m256i *)(w + 32), _mm256_unpackhi_epi32(g0->q, g1->q));
-    __m256 scdx = _mm256_mul_ps(KFN(pair_ps)(g0->scale, g1->scale), _mm256_load_ps(P->d));
+    __m256 scdx = _mm256_mul_ps(KFN(pair_ps)(g0->scale, g1->scale), _mm256_load_ps(P->d)), v;
     if (type == TF_TYPE_Q6_K) {
         /* dword lanes alternate the two groups: each int16 scale twice per lane */
         __m256i sc0 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint16_t)g1->sc16[0] * 0x10001u << 32 | (uint16_t)g0->sc16[0] * 0x10001u));
         __m256i sc1 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint16_t)g1->sc16[1] * 0x10001u << 32 | (uint16_t)g0->sc16[1] * 0x10001u));
-        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk4_dot_u6)(w, P, sc0, sc1)), scdx, *acc);
+        v = _mm256_cvtepi32_ps(KFN(pk4_dot_u6)(w, P, sc0, sc1));
         __m256 h0 = _mm256_load_ps(P->h), h1 = _mm256_sub_ps(_mm256_load_ps(P->s), h0);
-        *acc = _mm256_fmadd_ps(KFN(pair_ps)(-32.0f * g0->scale * g0->sc16[0], -32.0f * g1->scale * g1->sc16[0]), h0, *acc);
-        *acc = _mm256_fmadd_ps(KFN(pair_ps)(-32.0f * g0->scale * g0->sc16[1], -32.0f * g1->scale * g1->sc16[1]), h1, *acc);
+        __m256 o0 = KFN(pair_ps)(-32.0f * g0->scale * g0->sc16[0], -32.0f * g1->scale * g1->sc16[0]);
+        __m256 o1 = KFN(pair_ps)(-32.0f * g0->scale * g0->sc16[1], -32.0f * g1->scale * g1->sc16[1]);
+        *acc = _mm256_fmadd_ps(o1, h1, _mm256_fmadd_ps(o0, h0, _mm256_fmadd_ps(v, scdx, *acc)));
+        *acc = _mm256_fmadd_ps(ODD(o1), ODD(h1), _mm256_fmadd_ps(ODD(o0), ODD(h0), _mm256_fmadd_ps(ODD(v), ODD(scdx), *acc)));
     } else if (type == TF_TYPE_Q8_0) {
         _mm256_store_si256((__m256i *)a, _mm256_unpacklo_epi32(g0->aq, g1->aq));
         _mm256_store_si256((__m256i *)(a + 32), _mm256_unpackhi_epi32(g0->aq, g1->aq));
-        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk4_dot_s8)(w, a, P)), scdx, *acc);
+        v = _mm256_cvtepi32_ps(KFN(pk4_dot_s8)(w, a, P));
+        *acc = _mm256_fmadd_ps(ODD(v), ODD(scdx), _mm256_fmadd_ps(v, scdx, *acc));
     } else {
-        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk4_dot_u5)(w, P)), scdx, *acc);
-        *acc = _mm256_fmadd_ps(KFN(pair_ps)(g0->offset, g1->offset), _mm256_load_ps(P->s), *acc);
+        v = _mm256_cvtepi32_ps(KFN(pk4_dot_u5)(w, P));
+        __m256 o = KFN(pair_ps)(g0->offset, g1->offset), sx = _mm256_load_ps(P->s);
+        *acc = _mm256_fmadd_ps(o, sx, _mm256_fmadd_ps(v, scdx, *acc));
+        *acc = _mm256_fmadd_ps(ODD(o), ODD(sx), _mm256_fmadd_ps(ODD(v), ODD(scdx), *acc));
     }
 }
+#undef ODD
 
 /* One weight row against a quartet tile (<= 4 tokens, pairs of groups). */
 TF_INLINE void KFN(pk4_row)(int type, const uint8_t *row, int nblocks, int bbytes, const tf_pack_group *tile,
@@ -444,7 +451,7 @@ TF_INLINE void KFN(pk4_row)(int type, const uint8_t *row, int nblocks, int bbyte
     }
     _Alignas(32) float res[8];
     _mm256_store_ps(res, acc);
-    for (int t = 0; t < nt; t++) o[t * ostride] = res[2 * t] + res[2 * t + 1];
+    for (int t = 0; t < nt; t++) o[t * ostride] = res[2 * t];
 }
 
 /* Weight rows are fetched PF_AHEAD rows ahead: with few tokens per pass the kernel is fast
