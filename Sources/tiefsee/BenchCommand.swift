@@ -51,6 +51,7 @@ enum BenchCommand {
         let weightBytes = model.activeWeightBytesPerToken
         if !json {
             print("model: \(name) (\(model.config.family.rawValue)), bytes read per token: \(formatBytes(weightBytes)) of weights + KV cache")
+            print("kernels: \(kernelInstructionSet)")
         }
         var results = [JSONValue]()
         var peakKVBytes = 0, peakRSS = 0

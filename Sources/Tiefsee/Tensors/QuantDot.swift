@@ -57,6 +57,10 @@ public func quantizeActivations(_ x: [Float], for type: TensorType) throws -> [U
     return out
 }
 
+/// The instruction set the quantized kernels run with on this CPU ("AVX2" or "AVX-512 VNNI";
+/// TIEFSEE_KERNELS=avx2 forces AVX2).
+public var kernelInstructionSet: String { tf_kernel_isa() == TF_ISA_AVX512_VNNI ? "AVX-512 VNNI" : "AVX2" }
+
 /// ggml type id used by the C dispatcher.
 @inline(__always)
 func cTypeCode(_ t: TensorType) -> Int32 {
