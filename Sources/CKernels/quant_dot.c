@@ -524,23 +524,22 @@ void tf_quantize_row_q8_0_residual(const float *x, void *y_main, void *y_res, in
  * s = d * sum(q), h = d * sum(q[0..15]) (Q6_K's per-16 offsets), per token. */
 typedef struct { int8_t q[8][32]; float d[8]; float s[8]; float h[8]; } tf_pack_group;
 
-/* A quartet's pair slot: the steps of groups 2P and 2P+1 side by side, and per token t in lane 2t
- * the scales and sums of group 2P (d, s, h) and of group 2P+1 (d1, s1, h1). */
-typedef struct { int8_t q[8][32]; float d[8]; float s[8]; float h[8]; float d1[8]; float s1[8]; float h1[8]; } tf_pack_pair;
-
 size_t tf_gemm_pack_bytes(int n, int ntok) {
-    /* octet tiles of G groups; the last tile may be a quartet of (G + 1) / 2 pair slots */
-    return (size_t)((ntok + 7) / 8) * (size_t)(n / 32) * sizeof(tf_pack_group) + sizeof(tf_pack_pair);
+    /* octet tiles of G groups (a quartet tile uses (G + 1) / 2 of its slots) */
+    return (size_t)((ntok + 7) / 8) * (size_t)(n / 32) * sizeof(tf_pack_group);
 }
 
 /* A chunk of <= 4 tokens is packed as a quartet instead, by pairs of groups: slot P of the tile
- * (a tf_pack_pair) holds groups 2P and 2P+1, and dword lane l = 2t + p of a step belongs to token
- * t, group 2P + p. Step j holds the 4-byte pieces pk_pair_piece[j] of both groups (the order in
- * which the kernel's interleaving of two decoded weight groups leaves them), so one broadcast
- * 8-byte piece of the two weight groups multiplies 4 tokens x 2 groups and all 8 lanes do
- * integer work. The float steps then run per token in lane 2t, in the octet kernel's order
- * (group 2P, then 2P+1), so every tile shape does the same float operations per token: a token's
- * result does not depend on which other tokens share its batch. */
+ * holds groups 2P and 2P+1, and dword lane l = 2t + p belongs to token t, group 2P + p (d, s and
+ * h follow the lanes). Step j holds the 4-byte pieces pk_pair_piece[j] of both groups (the order
+ * in which the kernel's interleaving of two decoded weight groups leaves them), so one broadcast
+ * 8-byte piece of the two weight groups multiplies 4 tokens x 2 groups in all 8 lanes.
+ *
+ * Float steps, the same in every tile shape so that a token's result does not depend on which
+ * other tokens share its batch: per group, the token's term t = (int sum) * (scale * d_x) +
+ * (offset terms) is formed off the accumulator, then added to it, groups in row order (the
+ * quartet adds lane 2t+0, then lane 2t+1 moved over). One add per group on the dependency
+ * chain keeps the small tiles from waiting on it. */
 static const int pk_pair_piece[8] = { 0, 1, 4, 5, 2, 3, 6, 7 };
 static int pk_is_quartet(int ntok, int t0) { return ntok - t0 <= 4; }
 
@@ -549,7 +548,7 @@ void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed) 
     tf_pack_group *p = packed;
     for (int t0 = 0; t0 < ntok; t0 += 8, p += G) {
         int nt = ntok - t0 < 8 ? ntok - t0 : 8, quartet = pk_is_quartet(ntok, t0);
-        memset(p, 0, quartet ? sizeof(tf_pack_pair) * (size_t)((G + 1) / 2) : sizeof *p * (size_t)G);
+        memset(p, 0, sizeof *p * (size_t)G);
         for (int t = 0; t < nt; t++) {
             const tf_block_q8a *row = (const tf_block_q8a *)((const uint8_t *)x + (size_t)(t0 + t) * xstride);
             for (int g = 0; g < G; g++) {
@@ -557,10 +556,9 @@ void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed) 
                 int h = 0;
                 for (int j = 0; j < 16; j++) h += b->qs[j];
                 if (quartet) {
-                    tf_pack_pair *q = (tf_pack_pair *)p + g / 2;
+                    tf_pack_group *q = p + g / 2;
                     int l = 2 * t + (g & 1);
-                    if (g & 1) { q->d1[2 * t] = b->d; q->s1[2 * t] = b->s; q->h1[2 * t] = b->d * (float)h; }
-                    else { q->d[2 * t] = b->d; q->s[2 * t] = b->s; q->h[2 * t] = b->d * (float)h; }
+                    q->d[l] = b->d; q->s[l] = b->s; q->h[l] = b->d * (float)h;
                     for (int j = 0; j < 8; j++) memcpy(&q->q[j][4 * l], b->qs + 4 * pk_pair_piece[j], 4);
                 } else {
                     tf_pack_group *q = p + g;

@@ -297,7 +297,7 @@ TF_INLINE __m256i KFN(pk_dot_s8)(const tf_group *g, const tf_pack_group *P) {
  * 8-byte step j = piece pk_pair_piece[j] of both), P one pair slot; lanes = (token, group). */
 #define WP(w, j) bcast64_mem((w) + 8 * (j))
 #define PK4_STEP(w, P, j) _mm256_maddubs_epi16(WP(w, j), ldp((P)->q[j]))
-TF_INLINE __m256i KFN(pk4_dot_u5)(const int8_t *w, const tf_pack_pair *P) {
+TF_INLINE __m256i KFN(pk4_dot_u5)(const int8_t *w, const tf_pack_group *P) {
 #if K_VNNI
     __m256i a0 = _mm256_setzero_si256(), a1 = a0;
     for (int j = 0; j < 8; j += 2) { a0 = _mm256_dpbusd_epi32(a0, WP(w, j), ldp(P->q[j])); a1 = _mm256_dpbusd_epi32(a1, WP(w, j + 1), ldp(P->q[j + 1])); }
@@ -310,14 +310,14 @@ TF_INLINE __m256i KFN(pk4_dot_u5)(const int8_t *w, const tf_pack_pair *P) {
 #endif
 }
 /* Q6_K: steps 0,1 and 4,5 are pieces of values 0..15 (scale sc0), steps 2,3 and 6,7 of 16..31. */
-TF_INLINE __m256i KFN(pk4_dot_u6)(const int8_t *w, const tf_pack_pair *P, __m256i sc0, __m256i sc1) {
+TF_INLINE __m256i KFN(pk4_dot_u6)(const int8_t *w, const tf_pack_group *P, __m256i sc0, __m256i sc1) {
     __m256i r = _mm256_setzero_si256();
     for (int j = 0; j < 8; j += 2)
         r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_add_epi16(PK4_STEP(w, P, j), PK4_STEP(w, P, j + 1)), (j & 2) ? sc1 : sc0));
     return r;
 }
 /* Q8_0: a holds the magnitudes, interleaved the same way. */
-TF_INLINE __m256i KFN(pk4_dot_s8)(const int8_t *w, const int8_t *a, const tf_pack_pair *P) {
+TF_INLINE __m256i KFN(pk4_dot_s8)(const int8_t *w, const int8_t *a, const tf_pack_group *P) {
     __m256i r = _mm256_setzero_si256();
 #if K_VNNI
     __m256i r1 = r;
@@ -365,19 +365,21 @@ TF_INLINE void KFN(pk_row)(int type, const uint8_t *row, int nblocks, int bbytes
             for (int oc = 0; oc < NO; oc++) {
                 const tf_pack_group *Q = P + oc * G;
                 __m256 dx = _mm256_load_ps(Q->d), *a = &acc[oc];
+                __m256 t, sdx = _mm256_mul_ps(sc, dx);
                 if (type == TF_TYPE_Q6_K) {
                     __m256i sc0 = _mm256_set1_epi16(grp[k].sc16[0]), sc1 = _mm256_set1_epi16(grp[k].sc16[1]);
-                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk_dot_u6)(&grp[k], Q, sc0, sc1)), _mm256_mul_ps(sc, dx), *a);
+                    t = _mm256_mul_ps(_mm256_cvtepi32_ps(KFN(pk_dot_u6)(&grp[k], Q, sc0, sc1)), sdx);
                     /* the -32 offset: -32 d (sc0 * sum of values 0..15 + sc1 * sum of 16..31) */
                     __m256 h0 = _mm256_load_ps(Q->h), h1 = _mm256_sub_ps(_mm256_load_ps(Q->s), h0);
-                    *a = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * grp[k].scale * grp[k].sc16[0]), h0, *a);
-                    *a = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * grp[k].scale * grp[k].sc16[1]), h1, *a);
+                    t = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * grp[k].scale * grp[k].sc16[0]), h0, t);
+                    t = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * grp[k].scale * grp[k].sc16[1]), h1, t);
                 } else if (type == TF_TYPE_Q8_0) {
-                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk_dot_s8)(&grp[k], Q)), _mm256_mul_ps(sc, dx), *a);
+                    t = _mm256_mul_ps(_mm256_cvtepi32_ps(KFN(pk_dot_s8)(&grp[k], Q)), sdx);
                 } else {
-                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(KFN(pk_dot_u5)(&grp[k], Q)), _mm256_mul_ps(sc, dx), *a);
-                    *a = _mm256_fmadd_ps(_mm256_set1_ps(grp[k].offset), _mm256_load_ps(Q->s), *a);
+                    t = _mm256_mul_ps(_mm256_cvtepi32_ps(KFN(pk_dot_u5)(&grp[k], Q)), sdx);
+                    t = _mm256_fmadd_ps(_mm256_set1_ps(grp[k].offset), _mm256_load_ps(Q->s), t);
                 }
+                *a = _mm256_add_ps(*a, t);
             }
         }
     }
@@ -387,48 +389,42 @@ TF_INLINE void KFN(pk_row)(int type, const uint8_t *row, int nblocks, int bbytes
     for (int t = 0; t < nt; t++) o[t * ostride] = res[t];
 }
 
-/* Odd lanes (group 2P+1's integer sums) moved onto the even ones. */
-#define ODD(v) _mm256_permute_ps(v, 0xF5)
-/* The octet kernel's float steps, in its order: group 2P's, then group 2P+1's, for token t in
- * lane 2t (odd lanes carry no result). The integer work covers both groups in all 8 lanes. */
-TF_INLINE void KFN(pk4_pair)(int type, const tf_group *g0, const tf_group *g1, const tf_pack_pair *P, __m256 *acc) {
+/* (a, b, a, b, ...) */
+TF_INLINE __m256 KFN(pair_ps)(float a, float b) {
+    return _mm256_castpd_ps(_mm256_set1_pd(_mm_cvtsd_f64(_mm_castps_pd(_mm_setr_ps(a, b, 0, 0)))));
+}
+/* The octet kernel's float steps for two groups: each lane's term, then for token t (lane 2t)
+ * group 2P's term and group 2P+1's (moved over from lane 2t+1) added in that order. */
+TF_INLINE void KFN(pk4_pair)(int type, const tf_group *g0, const tf_group *g1, const tf_pack_group *P, __m256 *acc) {
     _Alignas(32) int8_t w[64], a[64];
     _mm256_store_si256((__m256i *)w, _mm256_unpacklo_epi32(g0->q, g1->q));
     _mm256_store_si256((__m256i *)(w + 32), _mm256_unpackhi_epi32(g0->q, g1->q));
-    __m256 sd0 = _mm256_mul_ps(_mm256_set1_ps(g0->scale), _mm256_load_ps(P->d));
-    __m256 sd1 = _mm256_mul_ps(_mm256_set1_ps(g1->scale), _mm256_load_ps(P->d1)), v;
+    __m256 sdx = _mm256_mul_ps(KFN(pair_ps)(g0->scale, g1->scale), _mm256_load_ps(P->d)), t;
     if (type == TF_TYPE_Q6_K) {
         /* dword lanes alternate the two groups: each int16 scale twice per lane */
         __m256i sc0 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint16_t)g1->sc16[0] * 0x10001u << 32 | (uint16_t)g0->sc16[0] * 0x10001u));
         __m256i sc1 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint16_t)g1->sc16[1] * 0x10001u << 32 | (uint16_t)g0->sc16[1] * 0x10001u));
-        v = _mm256_cvtepi32_ps(KFN(pk4_dot_u6)(w, P, sc0, sc1));
+        t = _mm256_mul_ps(_mm256_cvtepi32_ps(KFN(pk4_dot_u6)(w, P, sc0, sc1)), sdx);
         __m256 h0 = _mm256_load_ps(P->h), h1 = _mm256_sub_ps(_mm256_load_ps(P->s), h0);
-        __m256 k0 = _mm256_load_ps(P->h1), k1 = _mm256_sub_ps(_mm256_load_ps(P->s1), k0);
-        *acc = _mm256_fmadd_ps(v, sd0, *acc);
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * g0->scale * g0->sc16[0]), h0, *acc);
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * g0->scale * g0->sc16[1]), h1, *acc);
-        *acc = _mm256_fmadd_ps(ODD(v), sd1, *acc);
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * g1->scale * g1->sc16[0]), k0, *acc);
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * g1->scale * g1->sc16[1]), k1, *acc);
+        t = _mm256_fmadd_ps(KFN(pair_ps)(-32.0f * g0->scale * g0->sc16[0], -32.0f * g1->scale * g1->sc16[0]), h0, t);
+        t = _mm256_fmadd_ps(KFN(pair_ps)(-32.0f * g0->scale * g0->sc16[1], -32.0f * g1->scale * g1->sc16[1]), h1, t);
     } else if (type == TF_TYPE_Q8_0) {
         _mm256_store_si256((__m256i *)a, _mm256_unpacklo_epi32(g0->aq, g1->aq));
         _mm256_store_si256((__m256i *)(a + 32), _mm256_unpackhi_epi32(g0->aq, g1->aq));
-        v = _mm256_cvtepi32_ps(KFN(pk4_dot_s8)(w, a, P));
-        *acc = _mm256_fmadd_ps(ODD(v), sd1, _mm256_fmadd_ps(v, sd0, *acc));
+        t = _mm256_mul_ps(_mm256_cvtepi32_ps(KFN(pk4_dot_s8)(w, a, P)), sdx);
     } else {
-        v = _mm256_cvtepi32_ps(KFN(pk4_dot_u5)(w, P));
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(g0->offset), _mm256_load_ps(P->s), _mm256_fmadd_ps(v, sd0, *acc));
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(g1->offset), _mm256_load_ps(P->s1), _mm256_fmadd_ps(ODD(v), sd1, *acc));
+        t = _mm256_mul_ps(_mm256_cvtepi32_ps(KFN(pk4_dot_u5)(w, P)), sdx);
+        t = _mm256_fmadd_ps(KFN(pair_ps)(g0->offset, g1->offset), _mm256_load_ps(P->s), t);
     }
+    *acc = _mm256_add_ps(_mm256_add_ps(*acc, t), _mm256_permute_ps(t, 0xF5));
 }
-#undef ODD
 
 /* One weight row against a quartet tile (<= 4 tokens, pairs of groups). */
 TF_INLINE void KFN(pk4_row)(int type, const uint8_t *row, int nblocks, int bbytes, const tf_pack_group *tile,
                             int nt, float *o, size_t ostride) {
     __m256 acc = _mm256_setzero_ps();
     tf_group grp[8];
-    const tf_pack_pair *P = (const tf_pack_pair *)tile;
+    const tf_pack_group *P = tile;
     int per = type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K || type == TF_TYPE_Q6_K ? 8 : 1;
     if (per == 8) {
         for (int b = 0; b < nblocks; b++) {
