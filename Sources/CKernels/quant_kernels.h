@@ -449,13 +449,7 @@ TF_INLINE void KFN(pk4_row)(int type, const uint8_t *row, int nblocks, int bbyte
     for (int t = 0; t < nt; t++) o[t * ostride] = res[2 * t];
 }
 
-/* Weight rows are fetched PF_AHEAD rows ahead: with few tokens per pass the kernel is fast
- * enough that waiting for memory shows (measured on a 100 MB Q5_0 matrix, 4 tokens). */
-#ifndef PF_AHEAD
-#define PF_AHEAD 2
-#endif
-
-/* Tiles: two octets (16 tokens) while they last, then one octet, or one quartet at the end. */
+/* Weight rows are fetched ~3 KB ahead, as in the row kernels (prefetch_ahead). */
 #undef TF_PK_TYPE
 #define TF_PK_TYPE(TYPE, PER, BB)                                                              \
     for (int t0 = 0; t0 < ntok;) {                                                             \
@@ -463,11 +457,11 @@ TF_INLINE void KFN(pk4_row)(int type, const uint8_t *row, int nblocks, int bbyte
         int quad = pk_is_quartet(ntok, t0), two = left > 8 && !pk_is_quartet(ntok, t0 + 8);   \
         int nt = two ? (left < 16 ? left : 16) : (left < 8 ? left : 8);                        \
         const tf_pack_group *tile = (const tf_pack_group *)packed + (size_t)(t0 / 8) * G;      \
+        const int ahead = rows_ahead(stride);                                                  \
         for (int r = 0; r < nrows; r++) {                                                      \
             const uint8_t *row = w + (size_t)r * stride;                                       \
             float *o = out + (size_t)t0 * ostride + r;                                         \
-            if (r + PF_AHEAD < nrows)                                                          \
-                for (size_t c = 0; c < stride; c += 64) _mm_prefetch((const char *)row + PF_AHEAD * stride + c, _MM_HINT_T0); \
+            if (t0 == 0) prefetch_ahead(row, stride, ahead);   /* later tiles find it cached */ \
             if (two) KFN(pk_row)(TYPE, row, n / PER, BB, tile, G, 2, nt, o, ostride);               \
             else if (quad) KFN(pk4_row)(TYPE, row, n / PER, BB, tile, nt, o, ostride);             \
             else KFN(pk_row)(TYPE, row, n / PER, BB, tile, G, 1, nt, o, ostride);                   \

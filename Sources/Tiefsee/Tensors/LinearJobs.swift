@@ -126,10 +126,10 @@ extension Linear {
             while g < range.upperBound {
                 while g >= starts[i + 1] { i += 1 }
                 let p = parts[i], l = p.l
-                // One token: the whole run of this product's rows in the range in one call (the
-                // kernel builds its activation record once per call and prefetches across rows);
-                // several tokens: tiles of 16 rows.
-                let lo = g - starts[i], cnt = min(p.x.rows == 1 ? Int.max : tile, range.upperBound - g, starts[i + 1] - g)
+                // Up to 8 tokens (one activation tile): the whole run of this product's rows in the
+                // range in one call (one activation record per call, prefetch across rows); more
+                // tokens: tiles of 16 weight rows, which stay in cache while every token tile passes.
+                let lo = g - starts[i], cnt = min(p.x.rows <= 8 ? Int.max : tile, range.upperBound - g, starts[i + 1] - g)
                 let w = l.weight.data + lo * l.rowBytes
                 let out = p.pairOffset.map { pairs.p + $0 } ?? p.out
                 if p.x.rows == 1 {
