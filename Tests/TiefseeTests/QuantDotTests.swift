@@ -265,15 +265,8 @@ final class GemmTests: XCTestCase {
             // 3/4: one quartet tile; 7/8: an octet; 13: octet + quartet; 21: two octets + quartet;
             // 24: two octets + octet.
             for ntok in [1, 3, 4, 7, 8, 13, 21, 24] {
-                let x = (0..<ntok * n).map { _ in Float.random(in: -2...2, using: &rng) }
                 let fmt = activationFormat(for: type)!
-                let aBytes = fmt.byteCount(elements: n)
-                var xq = [UInt8](repeating: 0, count: ntok * aBytes)
-                x.withUnsafeBufferPointer { xp in
-                    xq.withUnsafeMutableBytes { q in
-                        for t in 0..<ntok { quantizeActivations(xp.baseAddress! + t * n, count: n, format: fmt, into: q.baseAddress! + t * aBytes) }
-                    }
-                }
+                let (xq, aBytes) = randomActivations(type, n: n, ntok: ntok, rng: &rng)
                 var gemm = [Float](repeating: 0, count: ntok * rows), dots = gemm
                 let unquantized = fmt == .f32
                 wbytes.withUnsafeBytes { wp in
@@ -342,15 +335,7 @@ final class GemmTests: XCTestCase {
                 let rows = 7, rowBytes = type.byteCount(elements: n)!
                 let w = randomQuantRows(type, n: n, rows: rows, rng: &rng)
                 for ntok in [1, 2, 4, 8, 13] {
-                    let x = (0..<ntok * n).map { _ in Float.random(in: -2...2, using: &rng) }
-                    let fmt = activationFormat(for: type)!
-                    let aBytes = fmt.byteCount(elements: n)
-                    var xq = [UInt8](repeating: 0, count: ntok * aBytes)
-                    x.withUnsafeBufferPointer { xp in
-                        xq.withUnsafeMutableBytes { q in
-                            for t in 0..<ntok { quantizeActivations(xp.baseAddress! + t * n, count: n, format: fmt, into: q.baseAddress! + t * aBytes) }
-                        }
-                    }
+                    let (xq, aBytes) = randomActivations(type, n: n, ntok: ntok, rng: &rng)
                     var results: [[Float]] = []
                     let buf = UnsafeMutableRawPointer.allocate(byteCount: tf_gemm_pack_bytes(Int32(n), Int32(ntok)), alignment: 64)
                     defer { buf.deallocate() }
@@ -380,6 +365,21 @@ final class GemmTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// `ntok` rows of random activations in [-2, 2] prepared for `type` (Q8A, or f32 for
+    /// unquantized weights): the bytes and the bytes per row.
+    func randomActivations(_ type: TensorType, n: Int, ntok: Int, rng: inout SplitMix) -> ([UInt8], Int) {
+        let x = (0..<ntok * n).map { _ in Float.random(in: -2...2, using: &rng) }
+        let fmt = activationFormat(for: type)!
+        let aBytes = fmt.byteCount(elements: n)
+        var xq = [UInt8](repeating: 0, count: ntok * aBytes)
+        x.withUnsafeBufferPointer { xp in
+            xq.withUnsafeMutableBytes { q in
+                for t in 0..<ntok { quantizeActivations(xp.baseAddress! + t * n, count: n, format: fmt, into: q.baseAddress! + t * aBytes) }
+            }
+        }
+        return (xq, aBytes)
     }
 
     /// Quantized rows with valid scales: random bytes, scale fields set to small f16 values.
