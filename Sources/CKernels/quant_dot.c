@@ -127,23 +127,31 @@ static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __
 /* ---------------------------------------------------------------- 32-blocks */
 
 /* 32-block rows. Offset formats (Q4_0: q - 8, Q5_0: q - 16) multiply the unsigned q and take
- * the offset off in integers: the side record holds, per activation block, offset * (the 8 lane
- * sums of its values in the order madd leaves them), and the activation scales d and sums s of
- * eight blocks contiguous; it is built once per call and shared by every row. Per eight blocks
- * the weight scales are gathered into one vector and multiplied with the activation scales at
- * once, so each block is one integer dot, one convert and one FMA (no scalar float work).
- * Q4_1/Q5_1 add m * s_x. Four accumulators hide the FMA latency. */
-typedef struct { __m256i off[8]; float d[8]; float s[8]; } tf_side32;   /* one per 8 blocks */
+ * the offset off in integers (from the activation record below). Per eight blocks the weight
+ * scales are gathered into one vector and multiplied with the activation scales at once, so
+ * each block is one integer dot, one convert and one FMA (no scalar float work). Q4_1/Q5_1 add
+ * m * s_x. Four accumulators hide the FMA latency. */
+/* The activation record of one kernel call, one per 8 activation blocks (a K-quant superblock),
+ * shared by every row of the call: the blocks' scales d and scaled sums s side by side (one vector
+ * load instead of eight strided ones), for Q4_0/Q5_0 offset * (the 8 lane sums of each block's
+ * values, in the order madd leaves them), and the sums of each 16 values (Q6_K's -32 offset). */
+typedef struct { __m256i off[8]; float d[8]; float s[8]; int16_t bs[16]; } tf_side;
 
-static void side32(int n, const tf_block_q8a *x, int offset, tf_side32 *side) {
+static void act_side(int n, const tf_block_q8a *x, int offset, tf_side *side) {
     const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-    memset(side, 0, sizeof(tf_side32) * (size_t)((n / 32 + 7) / 8));
+    memset(side, 0, sizeof(tf_side) * (size_t)((n / 32 + 7) / 8));
     for (int b = 0; b < n / 32; b++) {
-        tf_side32 *g = side + b / 8;
-        g->d[b % 8] = x[b].d; g->s[b % 8] = x[b].s;
-        if (offset)
-            g->off[b % 8] = _mm256_mullo_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones, ld256(x[b].qs)), ones16),
-                                               _mm256_set1_epi32(offset));
+        tf_side *g = side + b / 8;
+        int j = b % 8;
+        g->d[j] = x[b].d; g->s[j] = x[b].s;
+        __m256i s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, ld256(x[b].qs)), ones16);
+        if (offset) g->off[j] = _mm256_mullo_epi32(s32, _mm256_set1_epi32(offset));
+        /* values 0..15 sit in the low four lanes, 16..31 in the high four */
+        __m128i lo = _mm256_castsi256_si128(s32), hi = _mm256_extracti128_si256(s32, 1);
+        lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0x4E)); lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0xB1));
+        hi = _mm_add_epi32(hi, _mm_shuffle_epi32(hi, 0x4E)); hi = _mm_add_epi32(hi, _mm_shuffle_epi32(hi, 0xB1));
+        g->bs[2 * j] = (int16_t)_mm_cvtsi128_si32(lo);
+        g->bs[2 * j + 1] = (int16_t)_mm_cvtsi128_si32(hi);
     }
 }
 
@@ -260,41 +268,10 @@ static inline void k_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8]) {
  * per 256 values, Q8_K; that was the largest error source against the f32 reference on the
  * default model, so Tiefsee pays a float multiply-add per 32 values for the accuracy.)
  *
- * To keep that cheap the row kernels read the activation scales of a 256-value superblock
- * from one contiguous "side" record built once per call (tf_vec_dot_rows) and shared by every
- * row: the 8 scales d, the 8 scaled sums s (K-quant mins), and for Q6_K the integer sums of
- * each 16 values (its -32 offset). Q4_K/Q5_K fold their 6-bit scales into the float factors
+ * To keep that cheap the row kernels read the activation scales of a superblock from the call's
+ * activation record (tf_side, with the sums for the mins and for Q6_K's offset). Q4_K/Q5_K fold their 6-bit scales into the float factors
  * d * sc_j * d_x (eight at once per superblock), so 32 values cost one integer dot, one convert
  * and one FMA; Q6_K's per-16 int8 scales are multiplied in by madd. */
-typedef struct { float d[8]; float s[8]; int16_t bs[16]; } tf_kside;
-
-static void k_side(int n, const tf_block_q8a *x, tf_kside *side) {
-    const __m256i ones = _mm256_set1_epi8(1);
-    for (int i = 0; i < n / 32; i++) {
-        tf_kside *k = side + i / 8;
-        int j = i % 8;
-        k->d[j] = x[i].d; k->s[j] = x[i].s;
-        /* sums of values 0..15 and 16..31: maddubs pairs, then the two 128-bit halves */
-        __m256i s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, ld256(x[i].qs)), _mm256_set1_epi16(1));
-        __m128i lo = _mm256_castsi256_si128(s32), hi = _mm256_extracti128_si256(s32, 1);
-        lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0x4E)); lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0xB1));
-        hi = _mm_add_epi32(hi, _mm_shuffle_epi32(hi, 0x4E)); hi = _mm_add_epi32(hi, _mm_shuffle_epi32(hi, 0xB1));
-        k->bs[2 * j] = (int16_t)_mm_cvtsi128_si32(lo);
-        k->bs[2 * j + 1] = (int16_t)_mm_cvtsi128_si32(hi);
-    }
-}
-
-/* Side records on the stack for rows up to 64k values, else on the heap. */
-#define TF_KSIDE_STACK 256
-#define WITH_KSIDE(n, x, side, BODY)                                                          \
-    do {                                                                                      \
-        tf_kside side##_stack[TF_KSIDE_STACK];                                                \
-        tf_kside *side = (n) / 256 <= TF_KSIDE_STACK ? side##_stack : malloc(sizeof(tf_kside) * (size_t)((n) / 256)); \
-        k_side((n), (const tf_block_q8a *)(x), side);                                         \
-        BODY                                                                                  \
-        if (side != side##_stack) free(side);                                                 \
-    } while (0)
-
 /* shuffle masks: broadcast int16 element j of a 128-bit lane to the whole lane */
 #define SC16(j) 2*(j), 2*(j)+1, 2*(j), 2*(j)+1, 2*(j), 2*(j)+1, 2*(j), 2*(j)+1, \
                 2*(j), 2*(j)+1, 2*(j), 2*(j)+1, 2*(j), 2*(j)+1, 2*(j), 2*(j)+1

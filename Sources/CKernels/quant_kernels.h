@@ -21,7 +21,7 @@ TF_INLINE __m256i KFN(dec32)(int type, const uint8_t *b, float *d, float *m) {
     default: *d = h2f(b); return ld256(b + 2);
     }
 }
-TF_INLINE float KFN(dot32)(int type, int n, const uint8_t *w, const tf_block_q8a *x, const tf_side32 *side) {
+TF_INLINE float KFN(dot32)(int type, int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side) {
     const int bb = bytes32(type), nb = n / 32, zp = type == TF_TYPE_Q4_1 || type == TF_TYPE_Q5_1;
     __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
     __m256 accm = _mm256_setzero_ps();
@@ -52,26 +52,11 @@ TF_INLINE float KFN(dot32)(int type, int n, const uint8_t *w, const tf_block_q8a
     return hsum_ps(_mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])), accm));
 }
 
-/* Rows of a 32-block type; side records on the stack for rows up to 16k values. */
-TF_INLINE void KFN(rows32)(int type, int n, int nrows, const uint8_t *w, size_t stride, const tf_block_q8a *x, float *out) {
-    tf_side32 stack[64], *side = stack;
-    if (n / 32 > 8 * 64) side = aligned_alloc(32, sizeof(tf_side32) * (size_t)((n / 32 + 7) / 8));
-    side32(n, x, offset32(type), side);
-    const int ahead = rows_ahead(stride);
-    for (int r = 0; r < nrows; r++) {
-        prefetch_ahead(w + r * stride, stride, ahead);
-        out[r] = KFN(dot32)(type, n, w + r * stride, x, side);
-    }
-    if (side != stack) free(side);
-}
-
 /* ---------------------------------------------------------------- K-quant rows */
 
-/* Integer dot of sub-block j (32 unsigned weight bytes q) with its activations, times the
- * weight's int16 scale for j, converted and weighted by the activation scale: t += that. */
 /* Q4_K / Q5_K rows: 8 sub-blocks of 32, value = d*sc_j*q - dmin*m_j. Sub-block pair k: 32 bytes
  * of nibbles, low nibbles = sub-block 2k, high nibbles = 2k+1; Q5_K adds bit j of qh[l]. */
-TF_INLINE float KFN(dot_q45_K)(int n, const uint8_t *w, const tf_block_q8a *x, const tf_kside *side, int five) {
+TF_INLINE float KFN(dot_q45_K)(int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side, int five) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
     const int bb = five ? 176 : 144;
     __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
@@ -112,7 +97,7 @@ TF_INLINE float KFN(dot_q45_K)(int n, const uint8_t *w, const tf_block_q8a *x, c
  * low bits (ql) and 2 high bits (qh). Each 32-value activation block covers two sub-blocks
  * (low 128 bits: sub-block g, high: g+1). q stays unsigned in the integer dot; the -32 offset is
  * -32 * sum over sub-blocks of sc_g * (activation sum of g), one madd per superblock. */
-TF_INLINE float KFN(dot_q6_K)(int n, const uint8_t *w, const tf_block_q8a *x, const tf_kside *side) {
+TF_INLINE float KFN(dot_q6_K)(int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / 256; i++, w += 210, x += 8, side++) {
@@ -141,26 +126,33 @@ TF_INLINE float KFN(dot_q6_K)(int n, const uint8_t *w, const tf_block_q8a *x, co
 
 #undef Q6_SUB
 
-/* Rows of any quantized type (0, or -1 for a type without a kernel). */
-static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stride, const void *x, float *out) {
-    switch (type) {
-    case TF_TYPE_Q4_0: KFN(rows32)(TF_TYPE_Q4_0, n, nrows, w, stride, x, out); return 0;
-    case TF_TYPE_Q4_1: KFN(rows32)(TF_TYPE_Q4_1, n, nrows, w, stride, x, out); return 0;
-    case TF_TYPE_Q5_0: KFN(rows32)(TF_TYPE_Q5_0, n, nrows, w, stride, x, out); return 0;
-    case TF_TYPE_Q5_1: KFN(rows32)(TF_TYPE_Q5_1, n, nrows, w, stride, x, out); return 0;
-    case TF_TYPE_Q8_0: KFN(rows32)(TF_TYPE_Q8_0, n, nrows, w, stride, x, out); return 0;
-    case TF_TYPE_Q4_K: case TF_TYPE_Q5_K: case TF_TYPE_Q6_K:
-        WITH_KSIDE(n, x, side, {
-            const int ahead = rows_ahead(stride);
-            for (int r = 0; r < nrows; r++) {
-                prefetch_ahead(w + r * stride, stride, ahead);
-                out[r] = type == TF_TYPE_Q6_K ? KFN(dot_q6_K)(n, w + r * stride, x, side)
-                                              : KFN(dot_q45_K)(n, w + r * stride, x, side, type == TF_TYPE_Q5_K);
-            }
-        });
-        return 0;
-    default: return -1;
+/* Rows of any quantized type (0, or -1 for a type without a kernel): one activation record for
+ * the call (on the stack for rows up to 16k values), then each row, prefetching ahead. */
+static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stride, const void *vx, float *out) {
+    const tf_block_q8a *x = vx;
+    int kq = type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K || type == TF_TYPE_Q6_K;
+    if (!kq && type != TF_TYPE_Q4_0 && type != TF_TYPE_Q4_1 && type != TF_TYPE_Q5_0 && type != TF_TYPE_Q5_1 && type != TF_TYPE_Q8_0)
+        return -1;
+    size_t records = (size_t)((n / 32 + 7) / 8);
+    tf_side stack[64], *side = records <= 64 ? stack : aligned_alloc(32, sizeof(tf_side) * records);
+    act_side(n, x, offset32(type), side);
+    const int ahead = rows_ahead(stride);
+    for (int r = 0; r < nrows; r++) {
+        const uint8_t *row = w + r * stride;
+        prefetch_ahead(row, stride, ahead);
+        switch (type) {
+        case TF_TYPE_Q4_0: out[r] = KFN(dot32)(TF_TYPE_Q4_0, n, row, x, side); break;
+        case TF_TYPE_Q4_1: out[r] = KFN(dot32)(TF_TYPE_Q4_1, n, row, x, side); break;
+        case TF_TYPE_Q5_0: out[r] = KFN(dot32)(TF_TYPE_Q5_0, n, row, x, side); break;
+        case TF_TYPE_Q5_1: out[r] = KFN(dot32)(TF_TYPE_Q5_1, n, row, x, side); break;
+        case TF_TYPE_Q8_0: out[r] = KFN(dot32)(TF_TYPE_Q8_0, n, row, x, side); break;
+        case TF_TYPE_Q4_K: out[r] = KFN(dot_q45_K)(n, row, x, side, 0); break;
+        case TF_TYPE_Q5_K: out[r] = KFN(dot_q45_K)(n, row, x, side, 1); break;
+        default: out[r] = KFN(dot_q6_K)(n, row, x, side); break;
+        }
     }
+    if (side != stack) free(side);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- packed matrix kernel */
