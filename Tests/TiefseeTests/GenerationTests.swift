@@ -59,6 +59,39 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(Set(draw(tp)), [417])
     }
 
+    /// The whole-vocabulary path (top-k off) draws from the right distribution: softmax, then
+    /// min-p and top-p as on sorted candidates.
+    func testSamplerWholeVocabularyFrequencies() {
+        // Tokens 0...2 with probabilities 1/6, 2/6, 3/6; 997 more far below (weight e^-50 each).
+        var base = [Float](repeating: -50, count: 1000)
+        base[0] = 0; base[1] = Float(log(2.0)); base[2] = Float(log(3.0))
+        func freqs(_ edit: (inout SamplingParameters) -> Void) -> [Double] {
+            var p = SamplingParameters(); p.temperature = 1; p.topK = 0; p.topP = 1; p.minP = 0; p.seed = 11
+            edit(&p)
+            var s = Sampler(p)
+            var counts = [Int](repeating: 0, count: 4)
+            let draws = 12_000
+            for _ in 0..<draws {
+                var l = base
+                let id = l.withUnsafeMutableBufferPointer { s.sample($0.baseAddress!, count: 1000, history: []) }
+                counts[min(id, 3)] += 1
+            }
+            return counts.map { Double($0) / Double(draws) }
+        }
+        let plain = freqs { _ in }
+        XCTAssertEqual(plain[0], 1 / 6, accuracy: 0.02); XCTAssertEqual(plain[1], 2 / 6, accuracy: 0.02)
+        XCTAssertEqual(plain[2], 3 / 6, accuracy: 0.02); XCTAssertEqual(plain[3], 0)
+        // min-p 0.5: only tokens with at least half the best probability (1 and 2: 2/5, 3/5).
+        let minP = freqs { $0.minP = 0.5 }
+        XCTAssertEqual(minP[0], 0); XCTAssertEqual(minP[1], 0.4, accuracy: 0.02); XCTAssertEqual(minP[2], 0.6, accuracy: 0.02)
+        // top-p 0.6: the best (1/2) is not enough, the best two (5/6) are.
+        let topP = freqs { $0.topP = 0.6 }
+        XCTAssertEqual(topP[0], 0); XCTAssertEqual(topP[1], 0.4, accuracy: 0.02); XCTAssertEqual(topP[2], 0.6, accuracy: 0.02)
+        // Temperature 0.5 squares the odds: 1/14, 4/14, 9/14.
+        let cold = freqs { $0.temperature = 0.5 }
+        XCTAssertEqual(cold[0], 1 / 14, accuracy: 0.02); XCTAssertEqual(cold[2], 9 / 14, accuracy: 0.02)
+    }
+
     func testPenalties() {
         var p = SamplingParameters.greedy
         p.repetitionPenalty = 2

@@ -234,9 +234,10 @@ final class ServerRobustnessTests: XCTestCase {
         let s = try TestServers.requireShared()
         let cancelledBefore = TestServers.metric(s, "tiefsee_cancelled_total") ?? 0
         let fd = try XCTUnwrap(RawHTTP.connect(port: s.port, timeout: 30))
-        let body = #"{"messages":[{"role":"user","content":"Count from 1 to 500."}],"max_tokens":400,"stream":true}"#
+        let body = #"{"messages":[{"role":"user","content":"Count from 1 to 500."}],"max_tokens":400,"temperature":0,"stream":true}"#
         RawHTTP.send(fd, Array("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8))
-        // Read until some content has streamed.
+        // Read until some content has streamed. Greedy: this prompt's answer runs to max_tokens
+        // (a sampled one may be a short loop in code, finished before the check below).
         var got = ""
         var buf = [UInt8](repeating: 0, count: 4096)
         while !got.contains(#""content":"#) || got.components(separatedBy: "data: ").count < 4 {
@@ -268,7 +269,7 @@ final class ServerRobustnessTests: XCTestCase {
         let server = try OpenAIServer(engine: e, config: cfg)
         defer { server.stop() }
         let fd = try XCTUnwrap(RawHTTP.connect(port: server.port, timeout: 30))
-        let body = #"{"messages":[{"role":"user","content":"Count to 100."}],"max_tokens":200,"stream":true}"#
+        let body = #"{"messages":[{"role":"user","content":"Count to 100."}],"max_tokens":200,"temperature":0,"stream":true}"#
         RawHTTP.send(fd, Array("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8))
         var buf = [UInt8](repeating: 0, count: 4096)
         _ = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, 4096, 0) }

@@ -71,44 +71,71 @@ public struct Sampler {
     public mutating func sample(_ logits: UnsafeMutablePointer<Float>, count n: Int, history: [Int]) -> Int {
         applyPenalties(logits, n, history)
         if params.temperature <= 0 { return Sampler.argmax(logits, n) }
-        // Candidates sorted by logit; top-k first keeps the sort cheap.
-        var cand: [(id: Int, logit: Float)]
-        let k = params.topK > 0 ? min(params.topK, n) : n
-        if k < n {
-            cand = topK(logits, n, k)
-        } else {
-            cand = (0..<n).map { ($0, logits[$0]) }
-            cand.sort { $0.logit > $1.logit }
-        }
         let invT = Float(1 / params.temperature)
+        if params.topK <= 0 || params.topK >= n { return sampleWholeVocabulary(logits, n, invT) }
+        return sampleSorted(topK(logits, n, params.topK), invT)
+    }
+
+    /// Candidates sorted by logit, best first: min-p, then top-p keep a prefix; one draw.
+    /// `wholeMass`: the mass top-p is a share of, when `cand` is only the head of the candidates.
+    mutating func sampleSorted(_ cand: [(id: Int, logit: Float)], _ invT: Float, wholeMass: Double? = nil) -> Int {
         let maxL = cand[0].logit
-        var probs = cand.map { Double(expf(($0.logit - maxL) * invT)) }
-        var total = probs.reduce(0, +)
+        let probs = cand.map { Double(expf(($0.logit - maxL) * invT)) }
+        var keep = probs.count
         // min-p: drop candidates below min_p × the best probability.
         if params.minP > 0 {
             let floor = params.minP * probs[0]
-            var keep = probs.count
             while keep > 1 && probs[keep - 1] < floor { keep -= 1 }
-            probs.removeLast(probs.count - keep); cand.removeLast(cand.count - keep)
-            total = probs.reduce(0, +)
         }
+        var total = wholeMass ?? probs[..<keep].reduce(0, +)
         // top-p: the smallest prefix whose mass reaches top_p.
         if params.topP < 1 {
             var acc = 0.0
-            var keep = probs.count
-            for (i, p) in probs.enumerated() {
-                acc += p / total
+            for i in 0..<keep {
+                acc += probs[i] / total
                 if acc >= params.topP { keep = i + 1; break }
             }
-            probs.removeLast(probs.count - keep); cand.removeLast(cand.count - keep)
-            total = probs.reduce(0, +)
+            total = probs[..<keep].reduce(0, +)
         }
         var r = rng.unit() * total
-        for (i, p) in probs.enumerated() {
-            r -= p
+        for i in 0..<keep {
+            r -= probs[i]
             if r < 0 { return cand[i].id }
         }
-        return cand[cand.count - 1].id
+        return cand[keep - 1].id
+    }
+
+    /// No top-k: every token is a candidate. Sorting a 150k vocabulary took longer than the
+    /// model's forward pass, and only top-p needs an order: without it the draw walks the
+    /// probabilities in token order (min-p just zeroes the small ones); with it, the k best are
+    /// taken for growing k until their mass reaches top_p, and the draw is among those.
+    mutating func sampleWholeVocabulary(_ logits: UnsafePointer<Float>, _ n: Int, _ invT: Float) -> Int {
+        var maxL = -Float.infinity
+        for i in 0..<n where logits[i] > maxL { maxL = logits[i] }
+        let floor = Float(max(params.minP, 0))   // the best token's weight is 1
+        var probs = [Double](repeating: 0, count: n)
+        var total = 0.0
+        for i in 0..<n {
+            let w = expf((logits[i] - maxL) * invT)
+            if w >= floor { probs[i] = Double(w); total += Double(w) }
+        }
+        if params.topP < 1 {
+            var k = 64
+            while true {
+                let best = topK(logits, n, min(k, n)).filter { probs[$0.id] > 0 }
+                let mass = best.reduce(0) { $0 + probs[$1.id] }
+                if mass >= params.topP * total || k >= n || best.count < min(k, n) { return sampleSorted(best, invT, wholeMass: total) }
+                k *= 4
+            }
+        }
+        var r = rng.unit() * total
+        var last = 0
+        for i in 0..<n where probs[i] > 0 {
+            r -= probs[i]
+            if r < 0 { return i }
+            last = i
+        }
+        return last
     }
 
     func applyPenalties(_ logits: UnsafeMutablePointer<Float>, _ n: Int, _ history: [Int]) {
