@@ -26,7 +26,7 @@ final class RealModelTests: XCTestCase {
         let V = engine.model.outputHead.outFeatures
         let cache = engine.model.makeCache(capacity: ids.count)
         let logits = try engine.model.forward(ids, cache: cache, lastK: ids.count)
-        var agree = 0
+        var agree = 0, clear = 0, clearAgree = 0
         var klSum = 0.0
         let tops = passage["top"]!.array!
         for t in 0..<ids.count {
@@ -38,7 +38,14 @@ final class RealModelTests: XCTestCase {
             for i in 0..<V { s += exp(Double(row[i] - m)) }
             let lse = Double(m) + log(s)
             let top = tops[t].array!.map { ($0[0]!.int!, $0[1]!.double!) }
-            if Sampler.argmax(row, V) == top[0].0 { agree += 1 }
+            // 8-bit activations move logits by ~1e-2: where the reference's best two tokens are
+            // that close, the pick is a coin toss that any change of float order can flip; where
+            // they are clearly apart, ours must pick the same.
+            let margin = top[0].1 - top[1].1
+            if margin >= 0.05 { clear += 1 }
+            if Sampler.argmax(row, V) == top[0].0 { agree += 1; if margin >= 0.05 { clearAgree += 1 } } else {
+                print(String(format: "  position %d differs: reference top-1/top-2 margin %.4f nats", t, margin))
+            }
             // KL(ref ‖ ours) over the reference's top-N tokens plus one bucket for the rest.
             var kl = 0.0, pRefTop = 0.0, pOursTop = 0.0
             for (id, lpRef) in top {
@@ -54,8 +61,10 @@ final class RealModelTests: XCTestCase {
         let agreement = Double(agree) / Double(ids.count)
         let meanKL = klSum / Double(ids.count)
         print(String(format: "real model passage: %d tokens, argmax agreement %.2f%%, mean KL %.5f nats", ids.count, agreement * 100, meanKL))
-        XCTAssertGreaterThanOrEqual(agreement, 0.98)
-        XCTAssertLessThanOrEqual(meanKL, 0.01)
+        print("real model passage: \(clearAgree) of \(clear) positions with a reference margin >= 0.05 nats agree")
+        XCTAssertEqual(clearAgree, clear, "every clear reference choice is ours too")
+        XCTAssertGreaterThanOrEqual(agreement, 0.97)
+        XCTAssertLessThanOrEqual(meanKL, 0.001)
         // Last position: the same top-5 tokens in the same order.
         let last = logits.p + (ids.count - 1) * V
         let ours5 = (0..<V).sorted { last[$0] > last[$1] }.prefix(5)
