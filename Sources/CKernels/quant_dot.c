@@ -497,9 +497,10 @@ void tf_quantize_row_q8_0_residual(const float *x, void *y_main, void *y_res, in
 
 /* Activations of 8 tokens ("an octet") for one 32-value group, tokens in the vector lanes:
  * q[k] holds values 4k..4k+3 of token 0, then of token 1, ... token 7 (4 bytes each), so one
- * broadcast 4-byte piece of a weight row multiplies all 8 tokens at once. d = activation scale,
- * s = d * sum(q), h = d * sum(q[0..15]) (Q6_K's per-16 offsets), per token. */
-typedef struct { int8_t q[8][32]; float d[8]; float s[8]; float h[8]; } tf_pack_group;
+ * broadcast 4-byte piece of a weight row multiplies all 8 tokens at once. Per token: d = activation
+ * scale, s = d * sum(q), and as integers for the weights' zero points nq16 = -16 * sum(q) and h16 = the
+ * int16 pair (sum of q[0..15], sum of q[16..31]) (Q6_K's per-16 scales). */
+typedef struct { int8_t q[8][32]; float d[8]; float s[8]; int32_t nq16[8]; int32_t h16[8]; } tf_pack_group;
 
 size_t tf_gemm_pack_bytes(int n, int ntok) {
     /* octet tiles of G groups (a quartet tile uses (G + 1) / 2 of its slots) */
@@ -513,10 +514,9 @@ size_t tf_gemm_pack_bytes(int n, int ntok) {
  * 8-byte piece of the two weight groups multiplies 4 tokens x 2 groups in all 8 lanes.
  *
  * Float steps, the same in every tile shape so that a token's result does not depend on which
- * other tokens share its batch: per group, the token's term t = (int sum) * (scale * d_x) +
- * (offset terms) is formed off the accumulator, then added to it, groups in row order (the
- * quartet adds lane 2t+0, then lane 2t+1 moved over). One add per group on the dependency
- * chain keeps the small tiles from waiting on it. */
+ * other tokens share its batch: per group, fused multiply-adds of the group's exact integer sum
+ * (zero points already taken off in integers where they are integers) into one of two
+ * accumulators per token, even and odd groups, added at the end (see pk_acc). */
 static const int pk_pair_piece[8] = { 0, 1, 4, 5, 2, 3, 6, 7 };
 static int pk_is_quartet(int ntok, int t0) { return ntok - t0 <= 4; }
 
@@ -530,18 +530,13 @@ void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed) 
             const tf_block_q8a *row = (const tf_block_q8a *)((const uint8_t *)x + (size_t)(t0 + t) * xstride);
             for (int g = 0; g < G; g++) {
                 const tf_block_q8a *b = row + g;
-                int h = 0;
-                for (int j = 0; j < 16; j++) h += b->qs[j];
-                if (quartet) {
-                    tf_pack_group *q = p + g / 2;
-                    int l = 2 * t + (g & 1);
-                    q->d[l] = b->d; q->s[l] = b->s; q->h[l] = b->d * (float)h;
-                    for (int j = 0; j < 8; j++) memcpy(&q->q[j][4 * l], b->qs + 4 * pk_pair_piece[j], 4);
-                } else {
-                    tf_pack_group *q = p + g;
-                    q->d[t] = b->d; q->s[t] = b->s; q->h[t] = b->d * (float)h;
-                    for (int k = 0; k < 8; k++) memcpy(&q->q[k][4 * t], b->qs + 4 * k, 4);
-                }
+                int lo = 0, hi = 0;
+                for (int j = 0; j < 16; j++) { lo += b->qs[j]; hi += b->qs[j + 16]; }
+                tf_pack_group *q = quartet ? p + g / 2 : p + g;
+                int l = quartet ? 2 * t + (g & 1) : t;
+                q->d[l] = b->d; q->s[l] = b->s; q->nq16[l] = -16 * (lo + hi);
+                q->h16[l] = (int32_t)((uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16);
+                for (int j = 0; j < 8; j++) memcpy(&q->q[j][4 * l], b->qs + 4 * (quartet ? pk_pair_piece[j] : j), 4);
             }
         }
     }
@@ -549,10 +544,6 @@ void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed) 
 
 /* ---------------------------------------------------------------- the two instantiations */
 
-/* Broadcasts of 4 / 8 bytes from memory, kept as memory operands (asm): a load, where the compiler
- * would otherwise forward a just-stored value through register shuffles. */
-static inline __m256i bcast32_mem(const void *p) { __m256i r; __asm__("vpbroadcastd %1, %0" : "=x"(r) : "m"(*(const int32_t *)p)); return r; }
-static inline __m256i bcast64_mem(const void *p) { __m256i r; __asm__("vpbroadcastq %1, %0" : "=x"(r) : "m"(*(const int64_t *)p)); return r; }
 static inline __m256i ldp(const int8_t *p) { return _mm256_load_si256((const __m256i *)p); }
 
 #define KFN(name) name##_avx2
@@ -568,11 +559,19 @@ static inline __m256i ldp(const int8_t *p) { return _mm256_load_si256((const __m
 #undef HIBITS
 
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+/* q + 0x10 in the bytes whose bit is set in the 32 bits at p: one masked byte add (asm, since the
+ * compiler turns it into an or and a masked blend, two instructions). */
+static inline __m256i hibits_vnni(__m256i q, const uint8_t *p) {
+    __mmask32 k = (__mmask32)rd32(p);
+    __m256i c = _mm256_set1_epi8(0x10);
+    __asm__("vpaddb %2, %1, %0%{%3%}" : "+v"(q) : "v"(q), "v"(c), "Yk"(k));
+    return q;
+}
 #define KFN(name) name##_vnni
 #define K_VNNI 1
 #define DOT_US(u, x) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x)
 #define DOT_SS(w, x) _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w))
-#define HIBITS(q, p) _mm256_mask_add_epi8(q, (__mmask32)rd32(p), q, _mm256_set1_epi8(0x10))
+#define HIBITS(q, p) hibits_vnni(q, p)
 #include "quant_kernels.h"
 #pragma clang attribute pop
 

@@ -179,7 +179,9 @@ TF_INLINE int KFN(dec_q5_1)(const uint8_t *b, tf_group *g) {
     return 1;
 }
 TF_INLINE int KFN(dec_q8_0)(const uint8_t *b, tf_group *g) {
-    g->q = ld256(b + 2); g->aq = _mm256_abs_epi8(g->q); g->scale = h2f(b); g->offset = 0;
+    /* VNNI: unsigned w + 128 (zero point 128, integer); AVX2: signed, with the magnitudes */
+    g->q = ld256(b + 2); g->scale = h2f(b); g->offset = 0;
+    if (K_VNNI) g->q = _mm256_xor_si256(g->q, _mm256_set1_epi8((char)0x80)); else g->aq = _mm256_abs_epi8(g->q);
     return 1;
 }
 TF_INLINE int KFN(dec_q4_K)(const uint8_t *w, tf_group *g) {
@@ -237,96 +239,105 @@ TF_INLINE int KFN(dec_q6_K)(const uint8_t *w, tf_group *g) {
     return 8;
 }
 
-/* Integer dots of one decoded 32-value weight group with one octet: 8 int32 lanes = 8 tokens.
- * Step k multiplies weight bytes 4k..4k+3 (broadcast) with the octet's q[k]. The weight pieces
- * are broadcast from the decoded group in memory (a load), not from a register (a shuffle: the
- * steps would queue on the one shuffle port). */
-#define WB4(g, k) bcast32_mem((const int8_t *)&(g)->q + 4 * (k))
-#define WA4(g, k) bcast32_mem((const int8_t *)&(g)->aq + 4 * (k))
+/* Integer part of the packed kernel. Each result is an exact int32 per lane: the dot of one
+ * decoded 32-value weight group with one token's 32 activations, *minus the weights' integer
+ * zero point* (Q4_0: 8, Q5_0: 16, Q6_K: 32 times its per-16 scales, and Q8_0 with VNNI, whose
+ * signed weights go in as unsigned w + 128) times the token's activation sums, which the pack
+ * holds as integers. So the float steps see the same integer whatever the instruction set. */
+
+/* Where a type's decoded weights carry an integer zero point (value = q - z: Q4_0 8, Q5_0 16,
+ * Q8_0 under VNNI 128), the integer sums start from -z * (sum of the token's activations): the pack
+ * holds -16 * sum, which shifts exactly to the other two. Zero for the other types. */
+TF_INLINE __m256i KFN(zp_init)(int type, const tf_pack_group *P) {
+    __m256i n16 = ldp((const int8_t *)P->nq16);
+    if (type == TF_TYPE_Q5_0) return n16;
+    if (type == TF_TYPE_Q4_0) return _mm256_srai_epi32(n16, 1);
+    if (type == TF_TYPE_Q8_0 && K_VNNI) return _mm256_slli_epi32(n16, 3);
+    return _mm256_setzero_si256();
+}
+/* Q6_K's per-16 int scales (sc0, sc1) of one group as an int16 pair, for madd with h16. */
+TF_INLINE uint32_t KFN(q6_pair)(const tf_group *g) { return (uint16_t)g->sc16[0] | (uint32_t)(uint16_t)g->sc16[1] << 16; }
+/* Q6_K's zero point 32, times its per-16 scales: -32 (sc0 * sum q[0..15] + sc1 * sum q[16..31]). */
+TF_INLINE __m256i KFN(q6_zero_point)(__m256i isum, const tf_pack_group *P, __m256i sc01) {
+    return _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(ldp((const int8_t *)P->h16), sc01), 5));
+}
+
+/* Octet: one decoded group against 8 tokens. Step k multiplies weight bytes 4k..4k+3, put in
+ * every lane by a register permute (reloading them from the stored group measured slower: store
+ * forwarding), with the octet's q[k]. */
+#define WB4(g, k) _mm256_permutevar8x32_epi32((g)->q, _mm256_set1_epi32(k))
+#define WA4(g, k) _mm256_permutevar8x32_epi32((g)->aq, _mm256_set1_epi32(k))
 TF_INLINE __m256i KFN(pk_step)(const tf_group *g, const tf_pack_group *P, int k) {
     return _mm256_maddubs_epi16(WB4(g, k), ldp(P->q[k]));
 }
-/* Unsigned weights <= 31: four maddubs results fit an int16 sum before widening. */
-TF_INLINE __m256i KFN(pk_dot_u5)(const tf_group *g, const tf_pack_group *P) {
-#if K_VNNI
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0;   /* two chains hide vpdpbusd's latency */
-    for (int k = 0; k < 4; k++) { a0 = _mm256_dpbusd_epi32(a0, WB4(g, k), ldp(P->q[k])); a1 = _mm256_dpbusd_epi32(a1, WB4(g, k + 4), ldp(P->q[k + 4])); }
-    return _mm256_add_epi32(a0, a1);
-#else
+TF_INLINE __m256i KFN(pk_dot)(int type, const tf_group *g, const tf_pack_group *P, __m256i sc01) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256i a0 = KFN(pk_step)(g, P, 0), a1 = KFN(pk_step)(g, P, 4);
-    for (int k = 1; k < 4; k++) { a0 = _mm256_add_epi16(a0, KFN(pk_step)(g, P, k)); a1 = _mm256_add_epi16(a1, KFN(pk_step)(g, P, k + 4)); }
-    return _mm256_add_epi32(_mm256_madd_epi16(a0, ones), _mm256_madd_epi16(a1, ones));
-#endif
-}
-/* Unsigned 0..63 (Q6_K) with the per-16 int scales folded in by madd: two maddubs per int16 sum;
- * steps 0-3 are values 0..15 (scale sc0), steps 4-7 values 16..31 (sc1). */
-TF_INLINE __m256i KFN(pk_dot_u6)(const tf_group *g, const tf_pack_group *P, __m256i sc0, __m256i sc1) {
-    __m256i r = _mm256_setzero_si256();
-    for (int k = 0; k < 8; k += 2)
-        r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_add_epi16(KFN(pk_step)(g, P, k), KFN(pk_step)(g, P, k + 1)), k < 4 ? sc0 : sc1));
-    return r;
-}
-/* Signed 8-bit weights (Q8_0): the sign moves onto the activations, |w| * ±x. */
-TF_INLINE __m256i KFN(pk_dot_s8)(const tf_group *g, const tf_pack_group *P) {
-    __m256i r = _mm256_setzero_si256();
-#if K_VNNI
-    __m256i r1 = r;
-    for (int s = 0; s < 8; s += 2) {
-        r = _mm256_dpbusd_epi32(r, WA4(g, s), _mm256_sign_epi8(ldp(P->q[s]), WB4(g, s)));
-        r1 = _mm256_dpbusd_epi32(r1, WA4(g, s + 1), _mm256_sign_epi8(ldp(P->q[s + 1]), WB4(g, s + 1)));
+    __m256i r = _mm256_setzero_si256(), r1 = KFN(zp_init)(type, P);
+    if (type == TF_TYPE_Q6_K) {
+        /* 0..63 with the per-16 scales folded in by madd: steps 0-3 are values 0..15 (sc0), 4-7 16..31 */
+        __m256i sc0 = _mm256_set1_epi16(g->sc16[0]), sc1 = _mm256_set1_epi16(g->sc16[1]);
+        for (int k = 0; k < 8; k += 2)
+            r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_add_epi16(KFN(pk_step)(g, P, k), KFN(pk_step)(g, P, k + 1)), k < 4 ? sc0 : sc1));
+        return KFN(q6_zero_point)(r, P, sc01);
     }
+    if (type == TF_TYPE_Q8_0 && !K_VNNI) {   /* signed weights: the sign moves onto the activations */
+        for (int k = 0; k < 8; k++)
+            r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(WA4(g, k), _mm256_sign_epi8(ldp(P->q[k]), WB4(g, k))), ones));
+        return r;
+    }
+#if K_VNNI
+    for (int k = 0; k < 4; k++) { r = _mm256_dpbusd_epi32(r, WB4(g, k), ldp(P->q[k])); r1 = _mm256_dpbusd_epi32(r1, WB4(g, k + 4), ldp(P->q[k + 4])); }
     return _mm256_add_epi32(r, r1);
 #else
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int s = 0; s < 8; s++)
-        r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(WA4(g, s), _mm256_sign_epi8(ldp(P->q[s]), WB4(g, s))), ones));
-    return r;
+    /* unsigned weights <= 31: four maddubs results fit an int16 sum before widening */
+    __m256i zp = r1, s0 = KFN(pk_step)(g, P, 0), s1 = KFN(pk_step)(g, P, 4);
+    for (int k = 1; k < 4; k++) { s0 = _mm256_add_epi16(s0, KFN(pk_step)(g, P, k)); s1 = _mm256_add_epi16(s1, KFN(pk_step)(g, P, k + 4)); }
+    return _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones)), zp);
 #endif
 }
 
-/* Quartet (pairs of groups): w holds two decoded groups interleaved by 4-byte pieces (64 bytes,
- * 8-byte step j = piece pk_pair_piece[j] of both), P one pair slot; lanes = (token, group). */
-#define WP(w, j) bcast64_mem((w) + 8 * (j))
-#define PK4_STEP(w, P, j) _mm256_maddubs_epi16(WP(w, j), ldp((P)->q[j]))
-TF_INLINE __m256i KFN(pk4_dot_u5)(const int8_t *w, const tf_pack_group *P) {
-#if K_VNNI
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0;
-    for (int j = 0; j < 8; j += 2) { a0 = _mm256_dpbusd_epi32(a0, WP(w, j), ldp(P->q[j])); a1 = _mm256_dpbusd_epi32(a1, WP(w, j + 1), ldp(P->q[j + 1])); }
-    return _mm256_add_epi32(a0, a1);
-#else
+/* Quartet: two decoded groups interleaved by 4-byte pieces (lo = unpacklo_epi32, hi =
+ * unpackhi_epi32 of the two) against one pair slot; lanes = (token, group). Step j takes the 8-byte
+ * piece j of the interleaving (pieces pk_pair_piece[j] of both groups) into every lane by a
+ * register permute (a store and 8-byte reloads measured slower: they wait on store forwarding). */
+#define PK4_W(lo, hi, j) _mm256_permute4x64_epi64((j) < 4 ? (lo) : (hi), ((j) & 3) * 0x55)
+#define PK4_STEP(j) _mm256_maddubs_epi16(PK4_W(lo, hi, j), ldp(P->q[j]))
+TF_INLINE __m256i KFN(pk4_dot)(int type, const tf_group *g0, const tf_group *g1, const tf_pack_group *P, __m256i sc01) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256i a0 = PK4_STEP(w, P, 0), a1 = PK4_STEP(w, P, 4);
-    for (int j = 1; j < 4; j++) { a0 = _mm256_add_epi16(a0, PK4_STEP(w, P, j)); a1 = _mm256_add_epi16(a1, PK4_STEP(w, P, j + 4)); }
-    return _mm256_add_epi32(_mm256_madd_epi16(a0, ones), _mm256_madd_epi16(a1, ones));
-#endif
-}
-/* Q6_K: steps 0,1 and 4,5 are pieces of values 0..15 (scale sc0), steps 2,3 and 6,7 of 16..31. */
-TF_INLINE __m256i KFN(pk4_dot_u6)(const int8_t *w, const tf_pack_group *P, __m256i sc0, __m256i sc1) {
-    __m256i r = _mm256_setzero_si256();
-    for (int j = 0; j < 8; j += 2)
-        r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_add_epi16(PK4_STEP(w, P, j), PK4_STEP(w, P, j + 1)), (j & 2) ? sc1 : sc0));
-    return r;
-}
-/* Q8_0: a holds the magnitudes, interleaved the same way. */
-TF_INLINE __m256i KFN(pk4_dot_s8)(const int8_t *w, const int8_t *a, const tf_pack_group *P) {
-    __m256i r = _mm256_setzero_si256();
-#if K_VNNI
-    __m256i r1 = r;
-    for (int j = 0; j < 8; j += 2) {
-        r = _mm256_dpbusd_epi32(r, WP(a, j), _mm256_sign_epi8(ldp(P->q[j]), WP(w, j)));
-        r1 = _mm256_dpbusd_epi32(r1, WP(a, j + 1), _mm256_sign_epi8(ldp(P->q[j + 1]), WP(w, j + 1)));
+    __m256i lo = _mm256_unpacklo_epi32(g0->q, g1->q), hi = _mm256_unpackhi_epi32(g0->q, g1->q);
+    __m256i r = _mm256_setzero_si256(), r1 = KFN(zp_init)(type, P);
+    if (type == TF_TYPE_Q6_K) {
+        /* dword lanes alternate the two groups: each int16 scale twice per lane; steps 0,1 and 4,5
+         * are pieces of values 0..15 (sc0), steps 2,3 and 6,7 of 16..31 (sc1) */
+        __m256i sc0 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint16_t)g1->sc16[0] * 0x10001u << 32 | (uint16_t)g0->sc16[0] * 0x10001u));
+        __m256i sc1 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint16_t)g1->sc16[1] * 0x10001u << 32 | (uint16_t)g0->sc16[1] * 0x10001u));
+#define Q6_PAIR(j, sc) r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_add_epi16(PK4_STEP(j), PK4_STEP(j + 1)), sc))
+        Q6_PAIR(0, sc0); Q6_PAIR(2, sc1); Q6_PAIR(4, sc0); Q6_PAIR(6, sc1);
+#undef Q6_PAIR
+        return KFN(q6_zero_point)(r, P, sc01);
     }
+    if (type == TF_TYPE_Q8_0 && !K_VNNI) {
+        __m256i alo = _mm256_unpacklo_epi32(g0->aq, g1->aq), ahi = _mm256_unpackhi_epi32(g0->aq, g1->aq);
+#define S8_STEP(j) r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(PK4_W(alo, ahi, j), _mm256_sign_epi8(ldp(P->q[j]), PK4_W(lo, hi, j))), ones))
+        S8_STEP(0); S8_STEP(1); S8_STEP(2); S8_STEP(3); S8_STEP(4); S8_STEP(5); S8_STEP(6); S8_STEP(7);
+#undef S8_STEP
+        return r;
+    }
+#if K_VNNI
+#define U_STEP(j) r = _mm256_dpbusd_epi32(r, PK4_W(lo, hi, j), ldp(P->q[j])); r1 = _mm256_dpbusd_epi32(r1, PK4_W(lo, hi, j + 1), ldp(P->q[j + 1]))
+    U_STEP(0); U_STEP(2); U_STEP(4); U_STEP(6);
+#undef U_STEP
     return _mm256_add_epi32(r, r1);
 #else
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int j = 0; j < 8; j++)
-        r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(WP(a, j), _mm256_sign_epi8(ldp(P->q[j]), WP(w, j))), ones));
-    return r;
+    __m256i zp = r1, s0 = PK4_STEP(0), s1 = PK4_STEP(4);
+    s0 = _mm256_add_epi16(s0, PK4_STEP(1)); s1 = _mm256_add_epi16(s1, PK4_STEP(5));
+    s0 = _mm256_add_epi16(s0, PK4_STEP(2)); s1 = _mm256_add_epi16(s1, PK4_STEP(6));
+    s0 = _mm256_add_epi16(s0, PK4_STEP(3)); s1 = _mm256_add_epi16(s1, PK4_STEP(7));
+    return _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones)), zp);
 #endif
 }
 #undef PK4_STEP
-#undef WP
+#undef PK4_W
 #undef WB4
 #undef WA4
 
@@ -344,40 +355,61 @@ TF_INLINE int KFN(dec_block)(int type, const uint8_t *blk, tf_group *grp) {
     }
 }
 
-/* One weight row against NO octets (1 or 2) of one tile: each decoded group serves 8*NO tokens. */
+/* The float steps, one lane = one (token, group): acc += (int sum) * (scale * d_x), and for
+ * zero points that are not integers (Q4_1/Q5_1, K-quant mins) acc += offset * s_x, each a fused
+ * multiply-add. Every tile shape runs exactly these per lane, each token's even and odd groups
+ * in two accumulators added at the end, so a token's result does not depend on which other
+ * tokens share its batch. */
+TF_INLINE __m256 KFN(pk_acc)(int type, __m256i isum, __m256 sdx, __m256 off, const tf_pack_group *P, __m256 acc) {
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), sdx, acc);
+    if (type == TF_TYPE_Q4_1 || type == TF_TYPE_Q5_1 || type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K)
+        acc = _mm256_fmadd_ps(off, _mm256_load_ps(P->s), acc);
+    return acc;
+}
+
+/* One decoded group against NO octets (1 or 2): into acc[0..NO-1], the accumulators of the
+ * group's parity. */
+TF_INLINE void KFN(pk_group)(int type, const tf_group *g, const tf_pack_group *P, size_t G, int NO, __m256 *acc) {
+    __m256 sc = _mm256_set1_ps(g->scale), off = _mm256_set1_ps(g->offset);
+    __m256i sc01 = _mm256_set1_epi32((int)KFN(q6_pair)(g));
+    for (int oc = 0; oc < NO; oc++) {
+        const tf_pack_group *Q = P + oc * G;
+        __m256i isum = KFN(pk_dot)(type, g, Q, sc01);
+        acc[oc] = KFN(pk_acc)(type, isum, _mm256_mul_ps(sc, _mm256_load_ps(Q->d)), off, Q, acc[oc]);
+    }
+}
+
+/* One weight row against NO octets (1 or 2) of one tile: each decoded group serves 8*NO tokens.
+ * Even and odd groups go to separate accumulators (ev, od), as in the quartet's lanes. */
 TF_INLINE void KFN(pk_row)(int type, const uint8_t *row, int nblocks, int bbytes, const tf_pack_group *tile, size_t G,
                       int NO, int nt, float *o, size_t ostride) {
-    __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
+    __m256 ev[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() }, od[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
     tf_group grp[8];
     const tf_pack_group *P = tile;
-    for (int b = 0; b < nblocks; b++) {
-        int ng = KFN(dec_block)(type, row + (size_t)b * bbytes, grp);
-        for (int k = 0; k < ng; k++, P++) {
-            __m256 sc = _mm256_set1_ps(grp[k].scale);
-            for (int oc = 0; oc < NO; oc++) {
-                const tf_pack_group *Q = P + oc * G;
-                __m256 dx = _mm256_load_ps(Q->d), *a = &acc[oc];
-                __m256 t, sdx = _mm256_mul_ps(sc, dx);
-                if (type == TF_TYPE_Q6_K) {
-                    __m256i sc0 = _mm256_set1_epi16(grp[k].sc16[0]), sc1 = _mm256_set1_epi16(grp[k].sc16[1]);
-                    t = _mm256_mul_ps(_mm256_cvtepi32_ps(KFN(pk_dot_u6)(&grp[k], Q, sc0, sc1)), sdx);
-                    /* the -32 offset: -32 d (sc0 * sum of values 0..15 + sc1 * sum of 16..31) */
-                    __m256 h0 = _mm256_load_ps(Q->h), h1 = _mm256_sub_ps(_mm256_load_ps(Q->s), h0);
-                    t = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * grp[k].scale * grp[k].sc16[0]), h0, t);
-                    t = _mm256_fmadd_ps(_mm256_set1_ps(-32.0f * grp[k].scale * grp[k].sc16[1]), h1, t);
-                } else if (type == TF_TYPE_Q8_0) {
-                    t = _mm256_mul_ps(_mm256_cvtepi32_ps(KFN(pk_dot_s8)(&grp[k], Q)), sdx);
-                } else {
-                    t = _mm256_mul_ps(_mm256_cvtepi32_ps(KFN(pk_dot_u5)(&grp[k], Q)), sdx);
-                    t = _mm256_fmadd_ps(_mm256_set1_ps(grp[k].offset), _mm256_load_ps(Q->s), t);
-                }
-                *a = _mm256_add_ps(*a, t);
+    if (type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K || type == TF_TYPE_Q6_K) {
+        for (int b = 0; b < nblocks; b++) {
+            KFN(dec_block)(type, row + (size_t)b * bbytes, grp);
+            for (int k = 0; k < 8; k += 2, P += 2) {
+                KFN(pk_group)(type, &grp[k], P, G, NO, ev);
+                KFN(pk_group)(type, &grp[k + 1], P + 1, G, NO, od);
             }
+        }
+    } else {
+        int b = 0;
+        for (; b + 1 < nblocks; b += 2, P += 2) {
+            KFN(dec_block)(type, row + (size_t)b * bbytes, grp);
+            KFN(dec_block)(type, row + (size_t)(b + 1) * bbytes, grp + 1);
+            KFN(pk_group)(type, &grp[0], P, G, NO, ev);
+            KFN(pk_group)(type, &grp[1], P + 1, G, NO, od);
+        }
+        if (b < nblocks) {
+            KFN(dec_block)(type, row + (size_t)b * bbytes, grp);
+            KFN(pk_group)(type, &grp[0], P, G, NO, ev);
         }
     }
     _Alignas(32) float res[16];
-    _mm256_store_ps(res, acc[0]);
-    _mm256_store_ps(res + 8, acc[1]);
+    _mm256_store_ps(res, _mm256_add_ps(ev[0], od[0]));
+    _mm256_store_ps(res + 8, _mm256_add_ps(ev[1], od[1]));
     for (int t = 0; t < nt; t++) o[t * ostride] = res[t];
 }
 
@@ -385,33 +417,15 @@ TF_INLINE void KFN(pk_row)(int type, const uint8_t *row, int nblocks, int bbytes
 TF_INLINE __m256 KFN(pair_ps)(float a, float b) {
     return _mm256_castpd_ps(_mm256_set1_pd(_mm_cvtsd_f64(_mm_castps_pd(_mm_setr_ps(a, b, 0, 0)))));
 }
-/* The octet kernel's float steps for two groups: each lane's term, then for token t (lane 2t)
- * group 2P's term and group 2P+1's (moved over from lane 2t+1) added in that order. */
 TF_INLINE void KFN(pk4_pair)(int type, const tf_group *g0, const tf_group *g1, const tf_pack_group *P, __m256 *acc) {
-    _Alignas(32) int8_t w[64], a[64];
-    _mm256_store_si256((__m256i *)w, _mm256_unpacklo_epi32(g0->q, g1->q));
-    _mm256_store_si256((__m256i *)(w + 32), _mm256_unpackhi_epi32(g0->q, g1->q));
-    __m256 sdx = _mm256_mul_ps(KFN(pair_ps)(g0->scale, g1->scale), _mm256_load_ps(P->d)), t;
-    if (type == TF_TYPE_Q6_K) {
-        /* dword lanes alternate the two groups: each int16 scale twice per lane */
-        __m256i sc0 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint16_t)g1->sc16[0] * 0x10001u << 32 | (uint16_t)g0->sc16[0] * 0x10001u));
-        __m256i sc1 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint16_t)g1->sc16[1] * 0x10001u << 32 | (uint16_t)g0->sc16[1] * 0x10001u));
-        t = _mm256_mul_ps(_mm256_cvtepi32_ps(KFN(pk4_dot_u6)(w, P, sc0, sc1)), sdx);
-        __m256 h0 = _mm256_load_ps(P->h), h1 = _mm256_sub_ps(_mm256_load_ps(P->s), h0);
-        t = _mm256_fmadd_ps(KFN(pair_ps)(-32.0f * g0->scale * g0->sc16[0], -32.0f * g1->scale * g1->sc16[0]), h0, t);
-        t = _mm256_fmadd_ps(KFN(pair_ps)(-32.0f * g0->scale * g0->sc16[1], -32.0f * g1->scale * g1->sc16[1]), h1, t);
-    } else if (type == TF_TYPE_Q8_0) {
-        _mm256_store_si256((__m256i *)a, _mm256_unpacklo_epi32(g0->aq, g1->aq));
-        _mm256_store_si256((__m256i *)(a + 32), _mm256_unpackhi_epi32(g0->aq, g1->aq));
-        t = _mm256_mul_ps(_mm256_cvtepi32_ps(KFN(pk4_dot_s8)(w, a, P)), sdx);
-    } else {
-        t = _mm256_mul_ps(_mm256_cvtepi32_ps(KFN(pk4_dot_u5)(w, P)), sdx);
-        t = _mm256_fmadd_ps(KFN(pair_ps)(g0->offset, g1->offset), _mm256_load_ps(P->s), t);
-    }
-    *acc = _mm256_add_ps(_mm256_add_ps(*acc, t), _mm256_permute_ps(t, 0xF5));
+    __m256i sc01 = _mm256_set1_epi64x((int64_t)((uint64_t)KFN(q6_pair)(g1) << 32 | KFN(q6_pair)(g0)));
+    __m256i isum = KFN(pk4_dot)(type, g0, g1, P, sc01);
+    __m256 sdx = _mm256_mul_ps(KFN(pair_ps)(g0->scale, g1->scale), _mm256_load_ps(P->d));
+    *acc = KFN(pk_acc)(type, isum, sdx, KFN(pair_ps)(g0->offset, g1->offset), P, *acc);
 }
 
-/* One weight row against a quartet tile (<= 4 tokens, pairs of groups). */
+/* One weight row against a quartet tile (<= 4 tokens, pairs of groups): lane 2t + p accumulates
+ * token t's groups of parity p. */
 TF_INLINE void KFN(pk4_row)(int type, const uint8_t *row, int nblocks, int bbytes, const tf_pack_group *tile,
                             int nt, float *o, size_t ostride) {
     __m256 acc = _mm256_setzero_ps();
@@ -438,7 +452,7 @@ TF_INLINE void KFN(pk4_row)(int type, const uint8_t *row, int nblocks, int bbyte
     }
     _Alignas(32) float res[8];
     _mm256_store_ps(res, acc);
-    for (int t = 0; t < nt; t++) o[t * ostride] = res[2 * t];
+    for (int t = 0; t < nt; t++) o[t * ostride] = res[2 * t] + res[2 * t + 1];
 }
 
 /* Weight rows are fetched ~3 KB ahead, as in the row kernels (prefetch_ahead). */

@@ -154,3 +154,23 @@ void tf_attend_heads(int n, int hd, int nq, const float *q, size_t qstride, cons
         }
     }
 }
+
+/* Index of the largest value, the first one on ties (as torch.argmax); NaNs never win. Two
+ * passes: the maximum in eight lanes, then its first position. */
+int tf_argmax(int n, const float *x) {
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_loadu_ps(x + i), m);   /* x NaN: keeps m */
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float best = _mm_cvtss_f32(h);
+    for (; i < n; i++) if (x[i] > best) best = x[i];
+    __m256 b = _mm256_set1_ps(best);
+    for (i = 0; i + 8 <= n; i += 8) {
+        int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), b, _CMP_EQ_OQ));
+        if (mask) return i + __builtin_ctz(mask);
+    }
+    for (; i < n; i++) if (x[i] == best) return i;
+    return 0;
+}

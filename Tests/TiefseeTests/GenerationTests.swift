@@ -59,6 +59,16 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(Set(draw(tp)), [417])
     }
 
+    func testArgmaxFirstOnTiesAndNaN() {
+        var v = [Float](repeating: -1, count: 1003)
+        v.withUnsafeBufferPointer { XCTAssertEqual(Sampler.argmax($0.baseAddress!, 1003), 0) }
+        v[1001] = 3; v[517] = 3; v[9] = .nan
+        v.withUnsafeBufferPointer { XCTAssertEqual(Sampler.argmax($0.baseAddress!, 1003), 517) }  // first of the tie
+        v[1002] = 4   // in the scalar tail
+        v.withUnsafeBufferPointer { XCTAssertEqual(Sampler.argmax($0.baseAddress!, 1003), 1002) }
+        v.withUnsafeBufferPointer { XCTAssertEqual(Sampler.argmax($0.baseAddress!, 5), 0) }       // shorter than a vector
+    }
+
     /// The whole-vocabulary path (top-k off) draws from the right distribution: softmax, then
     /// min-p and top-p as on sorted candidates.
     func testSamplerWholeVocabularyFrequencies() {

@@ -250,8 +250,11 @@ final class GemmTests: XCTestCase {
     /// The prefill matrix kernel gives the same numbers as one dot per (row, token).
     func testGemmMatchesRowDots() throws {
         var rng = SplitMix(seed: 11)
-        let n = 512, rows = 5
-        for type in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f32, .f16, .bf16] {
+        let rows = 5
+        // 544 = 17 groups: the quartet's last pair has one group (and the even/odd accumulators
+        // differ in count).
+        for (type, n) in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f32, .f16, .bf16].map({ ($0, 512) })
+            + [TensorType.q4_0, .q5_0, .q8_0].map({ ($0, 544) }) {
             let rowBytes = type.byteCount(elements: n)!
             // Random weight bytes with sane f16 scales: take real quantized values via random floats.
             let wf = (0..<rows * n).map { _ in Float.random(in: -1...1, using: &rng) }
@@ -322,7 +325,8 @@ final class GemmTests: XCTestCase {
 
     /// The AVX-512 VNNI kernels compute the same integer sums with fewer instructions and the same
     /// float steps: every output, row dots and the packed matrix kernel alike, is bit-identical
-    /// to the AVX2 one (row lengths with partial 8-block groups, and 1408 = 5.5 superblocks).
+    /// to the AVX2 one (row lengths with partial 8-block groups, 544 = 17 groups, and 1408 = 5.5
+    /// superblocks).
     func testKernelInstructionSetsAgree() throws {
         let saved = tf_set_kernel_isa(Int32(TF_ISA_AVX512_VNNI))
         defer { _ = tf_set_kernel_isa(saved) }
@@ -331,7 +335,7 @@ final class GemmTests: XCTestCase {
         }
         var rng = SplitMix(seed: 12)
         for type in quantTypes {
-            for n in [256, 896, 1408, 4864].filter({ $0 % type.blockSize == 0 }) {
+            for n in [256, 544, 896, 1408, 4864].filter({ $0 % type.blockSize == 0 }) {
                 let rows = 7, rowBytes = type.byteCount(elements: n)!
                 let w = randomQuantRows(type, n: n, rows: rows, rng: &rng)
                 for ntok in [1, 2, 4, 8, 13] {

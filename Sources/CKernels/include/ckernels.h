@@ -126,6 +126,7 @@ void tf_add(int n, const float *x, float *y);                      /* y += x */
 void tf_rmsnorm(int n, const float *x, const float *w, float *out, float eps);
 void tf_swiglu(int n, float *gate, const float *up);               /* gate = silu(gate)*up */
 void tf_softmax(int n, float *x);
+int tf_argmax(int n, const float *x);                              /* first index of the maximum */
 void tf_attend(int n, int hd, const float *q, const float *k, size_t kstride, const float *v, size_t vstride,
                float scale, float *scores, float *out);
 /* Grouped-query form of tf_attend: nq query heads (q + i*qstride) sharing one key/value head,

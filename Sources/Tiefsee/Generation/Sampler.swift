@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 /// Sampling settings, with the meanings OpenAI's API and llama.cpp give them.
 public struct SamplingParameters: Equatable, Sendable {
@@ -60,10 +61,7 @@ public struct Sampler {
 
     /// Index of the largest logit (first on ties, like torch.argmax).
     public static func argmax(_ logits: UnsafePointer<Float>, _ n: Int) -> Int {
-        var best = 0
-        var bv = logits[0]
-        for i in 1..<n where logits[i] > bv { bv = logits[i]; best = i }
-        return best
+        Int(tf_argmax(Int32(n), logits))
     }
 
     /// Picks the next token from one row of logits. `history` is the tokens so far (prompt +

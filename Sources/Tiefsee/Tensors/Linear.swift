@@ -72,13 +72,16 @@ extension Linear {
     public func refineTop(_ x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, topK: Int) {
         guard activation != .f32, topK > 0 else { return }
         let n = inFeatures, o = outFeatures
-        let row = UnsafeMutablePointer<Float>.allocate(capacity: n)
-        defer { row.deallocate() }
-        for t in 0..<rows {
-            let logits = out + t * o
-            for (id, _) in VectorOps.largest(logits, o, topK) {
-                try? dequantizeRow(weight.type, weight.data + id * rowBytes, row, count: n)
-                logits[id] = VectorOps.dot(row, x + t * n, n) + (bias?[id] ?? 0)
+        // One row per work item: in batched decode (the server) each sequence's row in parallel.
+        ThreadPool.shared.parallelFor(rows) { range in
+            let row = UnsafeMutablePointer<Float>.allocate(capacity: n)
+            defer { row.deallocate() }
+            for t in range {
+                let logits = out + t * o
+                for (id, _) in VectorOps.largest(logits, o, topK) {
+                    try? dequantizeRow(self.weight.type, self.weight.data + id * self.rowBytes, row, count: n)
+                    logits[id] = VectorOps.dot(row, x + t * n, n) + (self.bias?[id] ?? 0)
+                }
             }
         }
     }
