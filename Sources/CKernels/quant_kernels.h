@@ -456,52 +456,6 @@ TF_INLINE void KFN(pk4_row)(int type, const uint8_t *row, int nblocks, int bbyte
 }
 
 #if K_VNNI
-/* Eight weight rows against a quartet tile, rows in the vector lanes (VNNI; Q4_0, Q5_0, Q8_0, whose
- * zero points are integers):
- * the eight decoded groups are transposed so that vector j holds piece j of every row, and each
- * token's activation piece comes as a 4-byte broadcast operand of vpdpbusd, so no permute per
- * step and one float step per (token, group) for all eight rows. Lane r runs exactly the
- * quartet's operations for (row r, token t, group g), so the results are bit-identical to
- * pk4_row's (and so to every other tile shape's and the AVX2 kernels'). */
-TF_INLINE void KFN(pk4_rows8_block)(int type, const uint8_t *w, size_t stride, int b, int bbytes, const tf_pack_group *P,
-                                    int p, int nt, __m256 acc[4]) {
-    tf_group g[8];
-    for (int r = 0; r < 8; r++) KFN(dec_block)(type, w + (size_t)r * stride + (size_t)b * bbytes, &g[r]);
-    __m256i t[8], u[8], W[8];
-    for (int k = 0; k < 4; k++) {
-        t[2 * k] = _mm256_unpacklo_epi32(g[2 * k].q, g[2 * k + 1].q);
-        t[2 * k + 1] = _mm256_unpackhi_epi32(g[2 * k].q, g[2 * k + 1].q);
-    }
-    for (int h = 0; h < 2; h++) {   /* rows 4h..4h+3 */
-        u[4 * h + 0] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
-        u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
-        u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
-        u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
-    }
-    for (int j = 0; j < 4; j++) {
-        W[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
-        W[j + 4] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
-    }
-    /* the eight rows' weight scales */
-    __m256 dw = _mm256_cvtph_ps(_mm_setr_epi16((short)rd16(w + (size_t)b * bbytes), (short)rd16(w + stride + (size_t)b * bbytes),
-        (short)rd16(w + 2 * stride + (size_t)b * bbytes), (short)rd16(w + 3 * stride + (size_t)b * bbytes),
-        (short)rd16(w + 4 * stride + (size_t)b * bbytes), (short)rd16(w + 5 * stride + (size_t)b * bbytes),
-        (short)rd16(w + 6 * stride + (size_t)b * bbytes), (short)rd16(w + 7 * stride + (size_t)b * bbytes)));
-    for (int tk = 0; tk < nt; tk++) {
-        int l = 2 * tk + p;
-        int z = P->nq16[l];
-        __m256i r0 = _mm256_set1_epi32(type == TF_TYPE_Q4_0 ? z >> 1 : type == TF_TYPE_Q8_0 ? z * 8 : z), r1 = _mm256_setzero_si256();
-        /* pack step jj holds piece pk_pair_piece[jj] = 0, 1, 4, 5, 2, 3, 6, 7 */
-#define A4(jj) _mm256_set1_epi32(*(const int32_t *)&P->q[jj][4 * l])
-        r0 = _mm256_dpbusd_epi32(r0, W[0], A4(0)); r1 = _mm256_dpbusd_epi32(r1, W[1], A4(1));
-        r0 = _mm256_dpbusd_epi32(r0, W[4], A4(2)); r1 = _mm256_dpbusd_epi32(r1, W[5], A4(3));
-        r0 = _mm256_dpbusd_epi32(r0, W[2], A4(4)); r1 = _mm256_dpbusd_epi32(r1, W[3], A4(5));
-        r0 = _mm256_dpbusd_epi32(r0, W[6], A4(6)); r1 = _mm256_dpbusd_epi32(r1, W[7], A4(7));
-#undef A4
-        __m256 sdx = _mm256_mul_ps(dw, _mm256_set1_ps(P->d[l]));
-        acc[tk] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(r1, r0)), sdx, acc[tk]);
-    }
-}
 /* The 32 values of one block of two rows (a: low half, b: high half) as unsigned bytes, for
  * Q4_0, Q5_0 and Q8_0 (+128), as dec_block's decoders give them. */
 TF_INLINE __m512i KFN(dec2_512)(int type, const uint8_t *a, const uint8_t *b) {
@@ -518,8 +472,13 @@ TF_INLINE __m512i KFN(dec2_512)(int type, const uint8_t *a, const uint8_t *b) {
     }
     return n;
 }
-/* Sixteen rows at a time in 512-bit vectors, the same steps as pk4_rows8_block (and so the same
- * results). The transpose leaves the rows in the lanes in the order 0-3, 8-11, 4-7, 12-15 (the
+/* Sixteen weight rows against a quartet tile, rows in the lanes of 512-bit vectors (VNNI; Q4_0,
+ * Q5_0, Q8_0, whose zero points are integers): the sixteen decoded groups are transposed so that
+ * vector j holds piece j of every row, and each token's activation piece comes as a 4-byte
+ * broadcast operand of vpdpbusd, so no permute per step and one float step per (token, group) for
+ * all sixteen rows. Lane r runs exactly the quartet's operations for (row r, token t, group g), so
+ * the results are bit-identical to pk4_row's (and so to every other tile shape's and the AVX2
+ * kernels'). The transpose leaves the rows in the lanes in the order 0-3, 8-11, 4-7, 12-15 (the
  * scales follow it; the results are put back in order when stored). */
 TF_INLINE void KFN(pk4_rows16_block)(int type, const uint8_t *w, size_t stride, int b, int bbytes, const tf_pack_group *P,
                                      int p, int nt, __m512 acc[4]) {
@@ -574,23 +533,9 @@ TF_INLINE void KFN(pk4_rows16)(int type, const uint8_t *w, size_t stride, int nb
         _mm512_storeu_ps(o + (size_t)tk * ostride, _mm512_shuffle_f32x4(v, v, 0xD8));   /* rows back in order */
     }
 }
-TF_INLINE void KFN(pk4_rows8)(int type, const uint8_t *w, size_t stride, int nblocks, int bbytes, const tf_pack_group *tile,
-                              int nt, float *o, size_t ostride) {
-    __m256 ev[4], od[4];
-    for (int k = 0; k < 4; k++) { ev[k] = _mm256_setzero_ps(); od[k] = _mm256_setzero_ps(); }
-    int b = 0;
-    for (; b + 1 < nblocks; b += 2) {
-        KFN(pk4_rows8_block)(type, w, stride, b, bbytes, tile + b / 2, 0, nt, ev);
-        KFN(pk4_rows8_block)(type, w, stride, b + 1, bbytes, tile + b / 2, 1, nt, od);
-    }
-    if (b < nblocks) KFN(pk4_rows8_block)(type, w, stride, b, bbytes, tile + b / 2, 0, nt, ev);
-    for (int tk = 0; tk < nt; tk++) _mm256_storeu_ps(o + (size_t)tk * ostride, _mm256_add_ps(ev[tk], od[tk]));
-}
 #else
-/* AVX2 has no 4-byte broadcast operand for its byte multiplies: pk4_row does all quartet rows
+/* AVX2 has neither 512-bit vectors nor broadcast operands: pk4_row does all quartet rows
  * (TF_PK_TYPE never calls this under AVX2). */
-TF_INLINE void KFN(pk4_rows8)(int type, const uint8_t *w, size_t stride, int nblocks, int bbytes, const tf_pack_group *tile,
-                              int nt, float *o, size_t ostride) {}
 TF_INLINE void KFN(pk4_rows16)(int type, const uint8_t *w, size_t stride, int nblocks, int bbytes, const tf_pack_group *tile,
                                int nt, float *o, size_t ostride) {}
 #endif
@@ -605,18 +550,12 @@ TF_INLINE void KFN(pk4_rows16)(int type, const uint8_t *w, size_t stride, int nb
         const tf_pack_group *tile = (const tf_pack_group *)packed + (size_t)(t0 / 8) * G;      \
         const int ahead = rows_ahead(stride);                                                  \
         int r = 0;                                                                             \
-        if (quad && K_VNNI && (TYPE == TF_TYPE_Q4_0 || TYPE == TF_TYPE_Q5_0 || TYPE == TF_TYPE_Q8_0)) { \
+        if (quad && K_VNNI && (TYPE == TF_TYPE_Q4_0 || TYPE == TF_TYPE_Q5_0 || TYPE == TF_TYPE_Q8_0))   \
             for (; r + 16 <= nrows; r += 16) {                                                 \
                 for (int k = 0; k < 16; k++) prefetch_ahead(w + (size_t)(r + k) * stride, stride, ahead); \
                 KFN(pk4_rows16)(TYPE, w + (size_t)r * stride, stride, n / PER, BB, tile, nt,          \
                                 out + (size_t)t0 * ostride + r, ostride);                       \
             }                                                                                  \
-            for (; r + 8 <= nrows; r += 8) {                                                   \
-                for (int k = 0; k < 8; k++) prefetch_ahead(w + (size_t)(r + k) * stride, stride, ahead); \
-                KFN(pk4_rows8)(TYPE, w + (size_t)r * stride, stride, n / PER, BB, tile, nt,           \
-                               out + (size_t)t0 * ostride + r, ostride);                        \
-            }                                                                                  \
-        }                                                                                      \
         for (; r < nrows; r++) {                                                               \
             const uint8_t *row = w + (size_t)r * stride;                                       \
             float *o = out + (size_t)t0 * ostride + r;                                         \

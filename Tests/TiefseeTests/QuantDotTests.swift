@@ -250,7 +250,7 @@ final class GemmTests: XCTestCase {
     /// The prefill matrix kernel gives the same numbers as one dot per (row, token).
     func testGemmMatchesRowDots() throws {
         var rng = SplitMix(seed: 11)
-        let rows = 29   // VNNI quartet: 16 + 8 rows in the lanes, 5 more
+        let rows = 21   // VNNI quartet: 16 rows in the lanes, 5 more
         // 544 = 17 groups: the quartet's last pair has one group (and the even/odd accumulators
         // differ in count).
         for (type, n) in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f32, .f16, .bf16].map({ ($0, 512) })
@@ -339,7 +339,7 @@ final class GemmTests: XCTestCase {
         var rng = SplitMix(seed: 12)
         for type in quantTypes {
             for n in [256, 544, 896, 1408, 4864].filter({ $0 % type.blockSize == 0 }) {
-                let rows = 27, rowBytes = type.byteCount(elements: n)!   // VNNI quartet: 16 + 8 rows in the lanes, 3 more
+                let rows = 19, rowBytes = type.byteCount(elements: n)!   // VNNI quartet: 16 rows in the lanes, 3 more
                 let w = randomQuantRows(type, n: n, rows: rows, rng: &rng)
                 for ntok in [1, 2, 4, 8, 13] {
                     let (xq, aBytes) = randomActivations(type, n: n, ntok: ntok, rng: &rng)
