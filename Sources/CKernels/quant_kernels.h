@@ -473,18 +473,18 @@ TF_INLINE __m512i KFN(dec2_512)(int type, const uint8_t *a, const uint8_t *b) {
     return n;
 }
 /* Sixteen weight rows against a quartet tile, rows in the lanes of 512-bit vectors (VNNI; Q4_0,
- * Q5_0, Q8_0, Q4_K, Q6_K): the sixteen rows' decoded groups are transposed so that vector j holds
- * piece j of every row, and each token's activation piece comes as a 4-byte broadcast operand of
- * vpdpbusd, so no permute per step and one float step per (token, group) for all sixteen rows.
- * Lane r runs exactly the quartet's operations for (row r, token t, group g) — the same exact
- * integer sum, the same fused multiply-adds in the same order — so the results are bit-identical
- * to pk4_row's (and so to every other tile shape's and the AVX2 kernels'). The transpose leaves
- * the rows in the lanes in the order 0-3, 8-11, 4-7, 12-15 (per-row scales follow it; the results
- * are put back in order when stored). z[r] holds row r's group in its low half, row r + 8's in
- * its high half. */
-static inline int rows16_lane(int r) { return r < 4 || r >= 12 ? r : r < 8 ? r + 4 : r - 4; }
-TF_INLINE void KFN(rows16_transpose)(const __m512i z[8], __m512i W[8]) {
-    __m512i t[8], u[8];
+ * Q5_0, Q8_0, whose zero points are integers): the sixteen decoded groups are transposed so that
+ * vector j holds piece j of every row, and each token's activation piece comes as a 4-byte
+ * broadcast operand of vpdpbusd, so no permute per step and one float step per (token, group) for
+ * all sixteen rows. Lane r runs exactly the quartet's operations for (row r, token t, group g), so
+ * the results are bit-identical to pk4_row's (and so to every other tile shape's and the AVX2
+ * kernels'). The transpose leaves the rows in the lanes in the order 0-3, 8-11, 4-7, 12-15 (the
+ * scales follow it; the results are put back in order when stored). */
+TF_INLINE void KFN(pk4_rows16_block)(int type, const uint8_t *w, size_t stride, int b, int bbytes, const tf_pack_group *P,
+                                     int p, int nt, __m512 acc[4]) {
+    __m512i z[8], t[8], u[8], W[8];
+    for (int r = 0; r < 8; r++) z[r] = KFN(dec2_512)(type, w + (size_t)r * stride + (size_t)b * bbytes,
+                                                      w + (size_t)(r + 8) * stride + (size_t)b * bbytes);
     for (int k = 0; k < 4; k++) {
         t[2 * k] = _mm512_unpacklo_epi32(z[2 * k], z[2 * k + 1]);
         t[2 * k + 1] = _mm512_unpackhi_epi32(z[2 * k], z[2 * k + 1]);
@@ -499,152 +499,39 @@ TF_INLINE void KFN(rows16_transpose)(const __m512i z[8], __m512i W[8]) {
         W[j] = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);
         W[j + 4] = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD);
     }
-}
-#define A4(jj) _mm512_set1_epi32(*(const int32_t *)&P->q[jj][4 * l])
-/* One group of the sixteen rows (W, transposed) against the tile's tokens: pair slot P, lane
- * parity p; dw = the rows' weight scales, off = their float zero points (Q4_K mins). Pack step jj
- * holds piece pk_pair_piece[jj] = 0, 1, 4, 5, 2, 3, 6, 7. */
-TF_INLINE void KFN(rows16_tokens)(int type, const __m512i W[8], const tf_pack_group *P, int p, int nt,
-                                  __m512 dw, __m512 off, __m512 acc[4]) {
-    for (int tk = 0; tk < nt; tk++) {
-        int l = 2 * tk + p;
-        int zp = P->nq16[l];
-        __m512i r0 = _mm512_set1_epi32(type == TF_TYPE_Q4_0 ? zp >> 1 : type == TF_TYPE_Q8_0 ? zp * 8 : type == TF_TYPE_Q5_0 ? zp : 0);
-        __m512i r1 = _mm512_setzero_si512();
-        r0 = _mm512_dpbusd_epi32(r0, W[0], A4(0)); r1 = _mm512_dpbusd_epi32(r1, W[1], A4(1));
-        r0 = _mm512_dpbusd_epi32(r0, W[4], A4(2)); r1 = _mm512_dpbusd_epi32(r1, W[5], A4(3));
-        r0 = _mm512_dpbusd_epi32(r0, W[2], A4(4)); r1 = _mm512_dpbusd_epi32(r1, W[3], A4(5));
-        r0 = _mm512_dpbusd_epi32(r0, W[6], A4(6)); r1 = _mm512_dpbusd_epi32(r1, W[7], A4(7));
-        __m512 sdx = _mm512_mul_ps(dw, _mm512_set1_ps(P->d[l]));
-        acc[tk] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(r1, r0)), sdx, acc[tk]);
-        if (type == TF_TYPE_Q4_K) acc[tk] = _mm512_fmadd_ps(off, _mm512_set1_ps(P->s[l]), acc[tk]);
-    }
-}
-/* Q6_K: values 0..15 of a group (pack steps 0, 1, 4, 5) have the int scale sc0, 16..31 (steps 2, 3,
- * 6, 7) sc1, per row: sc0 * (dot_lo - 32 sum_lo) + sc1 * (dot_hi - 32 sum_hi), in integers. */
-TF_INLINE void KFN(rows16_tokens_q6)(const __m512i W[8], const tf_pack_group *P, int p, int nt,
-                                     __m512 dw, __m512i sc0, __m512i sc1, __m512 acc[4]) {
-    for (int tk = 0; tk < nt; tk++) {
-        int l = 2 * tk + p;
-        uint32_t h = (uint32_t)P->h16[l];
-        __m512i lo = _mm512_set1_epi32(-32 * (int)(int16_t)(h & 0xFFFF)), hi = _mm512_set1_epi32(-32 * (int)(int16_t)(h >> 16));
-        lo = _mm512_dpbusd_epi32(lo, W[0], A4(0)); lo = _mm512_dpbusd_epi32(lo, W[1], A4(1));
-        lo = _mm512_dpbusd_epi32(lo, W[2], A4(4)); lo = _mm512_dpbusd_epi32(lo, W[3], A4(5));
-        hi = _mm512_dpbusd_epi32(hi, W[4], A4(2)); hi = _mm512_dpbusd_epi32(hi, W[5], A4(3));
-        hi = _mm512_dpbusd_epi32(hi, W[6], A4(6)); hi = _mm512_dpbusd_epi32(hi, W[7], A4(7));
-        __m512i isum = _mm512_add_epi32(_mm512_mullo_epi32(lo, sc0), _mm512_mullo_epi32(hi, sc1));
-        __m512 sdx = _mm512_mul_ps(dw, _mm512_set1_ps(P->d[l]));
-        acc[tk] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), sdx, acc[tk]);
-    }
-}
-#undef A4
-TF_INLINE __m512i KFN(join256)(__m256i a, __m256i b) { return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1); }
-TF_INLINE void KFN(rows16_store)(const __m512 ev[4], const __m512 od[4], int nt, float *o, size_t ostride) {
-    for (int tk = 0; tk < nt; tk++) {
-        __m512 v = _mm512_add_ps(ev[tk], od[tk]);
-        _mm512_storeu_ps(o + (size_t)tk * ostride, _mm512_shuffle_f32x4(v, v, 0xD8));   /* rows back in order */
-    }
-}
-
-/* Q4_0, Q5_0, Q8_0: one group per block. */
-TF_INLINE void KFN(pk4_rows16_block)(int type, const uint8_t *w, size_t stride, int b, int bbytes, const tf_pack_group *P,
-                                     int p, int nt, __m512 acc[4]) {
-    __m512i z[8], W[8];
-    for (int r = 0; r < 8; r++) z[r] = KFN(dec2_512)(type, w + (size_t)r * stride + (size_t)b * bbytes,
-                                                      w + (size_t)(r + 8) * stride + (size_t)b * bbytes);
-    KFN(rows16_transpose)(z, W);
     const uint8_t *d0 = w + (size_t)b * bbytes;
 #define H(r) (short)rd16(d0 + (size_t)(r) * stride)
     __m512 dw = _mm512_cvtph_ps(_mm256_setr_epi16(H(0), H(1), H(2), H(3), H(8), H(9), H(10), H(11),
                                                   H(4), H(5), H(6), H(7), H(12), H(13), H(14), H(15)));
 #undef H
-    KFN(rows16_tokens)(type, W, P, p, nt, dw, _mm512_setzero_ps(), acc);
-}
-
-/* Q4_K superblock b of the sixteen rows: its 8 groups (pairs of low/high nibbles of 32 bytes). */
-TF_INLINE void KFN(pk4_rows16_q4K)(const uint8_t *w, size_t stride, int b, const tf_pack_group *tile, int nt,
-                                   __m512 ev[4], __m512 od[4]) {
-    _Alignas(64) float SC[8][16], OF[8][16];
-    for (int r = 0; r < 16; r++) {
-        const uint8_t *sb = w + (size_t)r * stride + (size_t)b * 144;
-        uint8_t sc[8], mn[8];
-        k_scales(sb + 4, sc, mn);
-        float d = h2f(sb), dmin = h2f(sb + 2);
-        int L = rows16_lane(r);
-        for (int j = 0; j < 8; j++) { SC[j][L] = d * sc[j]; OF[j][L] = -dmin * mn[j]; }   /* as dec_q4_K */
-    }
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    for (int k = 0; k < 4; k++) {
-        const tf_pack_group *P = tile + (size_t)b * 4 + k;
-        __m512i z[8], W[8];
-        for (int r = 0; r < 8; r++)
-            z[r] = KFN(join256)(ld256(w + (size_t)r * stride + (size_t)b * 144 + 16 + 32 * k),
-                                ld256(w + (size_t)(r + 8) * stride + (size_t)b * 144 + 16 + 32 * k));
-        __m512i lo[8];
-        for (int r = 0; r < 8; r++) lo[r] = _mm512_and_si512(z[r], m4);
-        KFN(rows16_transpose)(lo, W);
-        KFN(rows16_tokens)(TF_TYPE_Q4_K, W, P, 0, nt, _mm512_load_ps(SC[2 * k]), _mm512_load_ps(OF[2 * k]), ev);
-        for (int r = 0; r < 8; r++) lo[r] = _mm512_and_si512(_mm512_srli_epi16(z[r], 4), m4);
-        KFN(rows16_transpose)(lo, W);
-        KFN(rows16_tokens)(TF_TYPE_Q4_K, W, P, 1, nt, _mm512_load_ps(SC[2 * k + 1]), _mm512_load_ps(OF[2 * k + 1]), od);
+    for (int tk = 0; tk < nt; tk++) {
+        int l = 2 * tk + p;
+        int zp = P->nq16[l];
+        __m512i r0 = _mm512_set1_epi32(type == TF_TYPE_Q4_0 ? zp >> 1 : type == TF_TYPE_Q8_0 ? zp * 8 : zp), r1 = _mm512_setzero_si512();
+#define A4(jj) _mm512_set1_epi32(*(const int32_t *)&P->q[jj][4 * l])
+        r0 = _mm512_dpbusd_epi32(r0, W[0], A4(0)); r1 = _mm512_dpbusd_epi32(r1, W[1], A4(1));
+        r0 = _mm512_dpbusd_epi32(r0, W[4], A4(2)); r1 = _mm512_dpbusd_epi32(r1, W[5], A4(3));
+        r0 = _mm512_dpbusd_epi32(r0, W[2], A4(4)); r1 = _mm512_dpbusd_epi32(r1, W[3], A4(5));
+        r0 = _mm512_dpbusd_epi32(r0, W[6], A4(6)); r1 = _mm512_dpbusd_epi32(r1, W[7], A4(7));
+#undef A4
+        __m512 sdx = _mm512_mul_ps(dw, _mm512_set1_ps(P->d[l]));
+        acc[tk] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(r1, r0)), sdx, acc[tk]);
     }
 }
-
-/* Q6_K superblock b of the sixteen rows: 8 groups of 0..63 from 4 low bits (ql) and 2 high (qh). */
-TF_INLINE void KFN(pk4_rows16_q6K)(const uint8_t *w, size_t stride, int b, const tf_pack_group *tile, int nt,
-                                   __m512 ev[4], __m512 od[4]) {
-    _Alignas(64) int32_t S0[8][16], S1[8][16];
-    _Alignas(64) float D[16];
-    for (int r = 0; r < 16; r++) {
-        const uint8_t *sb = w + (size_t)r * stride + (size_t)b * 210;
-        const int8_t *sc = (const int8_t *)(sb + 192);
-        int L = rows16_lane(r);
-        D[L] = h2f(sb + 208);
-        for (int h = 0; h < 2; h++)
-            for (int s4 = 0; s4 < 4; s4++) { S0[4 * h + s4][L] = sc[8 * h + 2 * s4]; S1[4 * h + s4][L] = sc[8 * h + 2 * s4 + 1]; }
-    }
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x30);
-    const __m512 dw = _mm512_load_ps(D);
-    for (int h = 0; h < 2; h++) {
-        __m512i l0[8], l1[8], hb[8], q[8], W[8];
-        for (int r = 0; r < 8; r++) {
-            const uint8_t *ra = w + (size_t)r * stride + (size_t)b * 210, *rb = ra + 8 * stride;
-            l0[r] = KFN(join256)(ld256(ra + 64 * h), ld256(rb + 64 * h));
-            l1[r] = KFN(join256)(ld256(ra + 64 * h + 32), ld256(rb + 64 * h + 32));
-            hb[r] = KFN(join256)(ld256(ra + 128 + 32 * h), ld256(rb + 128 + 32 * h));
-        }
-        for (int s4 = 0; s4 < 4; s4++) {   /* group 4h + s4, as dec_q6_K */
-            for (int r = 0; r < 8; r++) {
-                __m512i lq = s4 == 0 ? _mm512_and_si512(l0[r], m4) : s4 == 1 ? _mm512_and_si512(l1[r], m4)
-                           : s4 == 2 ? _mm512_and_si512(_mm512_srli_epi16(l0[r], 4), m4) : _mm512_and_si512(_mm512_srli_epi16(l1[r], 4), m4);
-                __m512i hq = s4 == 0 ? _mm512_slli_epi16(hb[r], 4) : s4 == 1 ? _mm512_slli_epi16(hb[r], 2) : s4 == 2 ? hb[r] : _mm512_srli_epi16(hb[r], 2);
-                q[r] = _mm512_or_si512(lq, _mm512_and_si512(hq, m3));
-            }
-            KFN(rows16_transpose)(q, W);
-            int gi = 4 * h + s4;
-            const tf_pack_group *P = tile + (size_t)b * 4 + gi / 2;
-            KFN(rows16_tokens_q6)(W, P, gi & 1, nt, dw, _mm512_load_si512(S0[gi]), _mm512_load_si512(S1[gi]), (gi & 1) ? od : ev);
-        }
-    }
-}
-
 TF_INLINE void KFN(pk4_rows16)(int type, const uint8_t *w, size_t stride, int nblocks, int bbytes, const tf_pack_group *tile,
                                int nt, float *o, size_t ostride) {
     __m512 ev[4], od[4];
     for (int k = 0; k < 4; k++) { ev[k] = _mm512_setzero_ps(); od[k] = _mm512_setzero_ps(); }
-    if (type == TF_TYPE_Q4_K) {
-        for (int b = 0; b < nblocks; b++) KFN(pk4_rows16_q4K)(w, stride, b, tile, nt, ev, od);
-    } else if (type == TF_TYPE_Q6_K) {
-        for (int b = 0; b < nblocks; b++) KFN(pk4_rows16_q6K)(w, stride, b, tile, nt, ev, od);
-    } else {
-        int b = 0;
-        for (; b + 1 < nblocks; b += 2) {
-            KFN(pk4_rows16_block)(type, w, stride, b, bbytes, tile + b / 2, 0, nt, ev);
-            KFN(pk4_rows16_block)(type, w, stride, b + 1, bbytes, tile + b / 2, 1, nt, od);
-        }
-        if (b < nblocks) KFN(pk4_rows16_block)(type, w, stride, b, bbytes, tile + b / 2, 0, nt, ev);
+    int b = 0;
+    for (; b + 1 < nblocks; b += 2) {
+        KFN(pk4_rows16_block)(type, w, stride, b, bbytes, tile + b / 2, 0, nt, ev);
+        KFN(pk4_rows16_block)(type, w, stride, b + 1, bbytes, tile + b / 2, 1, nt, od);
     }
-    KFN(rows16_store)(ev, od, nt, o, ostride);
+    if (b < nblocks) KFN(pk4_rows16_block)(type, w, stride, b, bbytes, tile + b / 2, 0, nt, ev);
+    for (int tk = 0; tk < nt; tk++) {
+        __m512 v = _mm512_add_ps(ev[tk], od[tk]);
+        _mm512_storeu_ps(o + (size_t)tk * ostride, _mm512_shuffle_f32x4(v, v, 0xD8));   /* rows back in order */
+    }
 }
 #else
 /* AVX2 has neither 512-bit vectors nor broadcast operands: pk4_row does all quartet rows
@@ -663,7 +550,7 @@ TF_INLINE void KFN(pk4_rows16)(int type, const uint8_t *w, size_t stride, int nb
         const tf_pack_group *tile = (const tf_pack_group *)packed + (size_t)(t0 / 8) * G;      \
         const int ahead = rows_ahead(stride);                                                  \
         int r = 0;                                                                             \
-        if (quad && K_VNNI && TYPE != TF_TYPE_Q4_1 && TYPE != TF_TYPE_Q5_1 && TYPE != TF_TYPE_Q5_K)  \
+        if (quad && K_VNNI && (TYPE == TF_TYPE_Q4_0 || TYPE == TF_TYPE_Q5_0 || TYPE == TF_TYPE_Q8_0))   \
             for (; r + 16 <= nrows; r += 16) {                                                 \
                 for (int k = 0; k < 16; k++) prefetch_ahead(w + (size_t)(r + k) * stride, stride, ahead); \
                 KFN(pk4_rows16)(TYPE, w + (size_t)r * stride, stride, n / PER, BB, tile, nt,          \
