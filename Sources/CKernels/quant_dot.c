@@ -567,6 +567,13 @@ static inline __m256i hibits_vnni(__m256i q, const uint8_t *p) {
     __asm__("vpaddb %2, %1, %0%{%3%}" : "+v"(q) : "v"(q), "v"(c), "Yk"(k));
     return q;
 }
+/* The same for two blocks in one 512-bit vector: the 32 bits at a for its low half, at b for its high. */
+static inline __m512i hibits2_vnni(__m512i q, const uint8_t *a, const uint8_t *b) {
+    __mmask64 k = (__mmask64)rd32(a) | (__mmask64)rd32(b) << 32;
+    __m512i c = _mm512_set1_epi8(0x10);
+    __asm__("vpaddb %2, %1, %0%{%3%}" : "+v"(q) : "v"(q), "v"(c), "Yk"(k));
+    return q;
+}
 #define KFN(name) name##_vnni
 #define K_VNNI 1
 #define DOT_US(u, x) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x)

@@ -248,6 +248,10 @@ TF_INLINE int KFN(dec_q6_K)(const uint8_t *w, tf_group *g) {
 /* Where a type's decoded weights carry an integer zero point (value = q - z: Q4_0 8, Q5_0 16,
  * Q8_0 under VNNI 128), the integer sums start from -z * (sum of the token's activations): the pack
  * holds -16 * sum, which shifts exactly to the other two. Zero for the other types. */
+TF_INLINE int KFN(zp_of)(int type, int nq16) {
+    return type == TF_TYPE_Q5_0 ? nq16 : type == TF_TYPE_Q4_0 ? nq16 >> 1 : type == TF_TYPE_Q8_0 && K_VNNI ? nq16 * 8 : 0;
+}
+/* zp_of for the 8 lanes of a pack group */
 TF_INLINE __m256i KFN(zp_init)(int type, const tf_pack_group *P) {
     __m256i n16 = ldp((const int8_t *)P->nq16);
     if (type == TF_TYPE_Q5_0) return n16;
@@ -465,12 +469,7 @@ TF_INLINE __m512i KFN(dec2_512)(int type, const uint8_t *a, const uint8_t *b) {
     __m512i n = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(a + off)))),
                                    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(b + off))), 1);
     n = _mm512_and_si512(_mm512_srlv_epi32(n, _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4)), _mm512_set1_epi8(0x0F));
-    if (type == TF_TYPE_Q5_0) {
-        __mmask64 k = (__mmask64)rd32(a + 2) | (__mmask64)rd32(b + 2) << 32;
-        __m512i c = _mm512_set1_epi8(0x10);
-        __asm__("vpaddb %2, %1, %0%{%3%}" : "+v"(n) : "v"(n), "v"(c), "Yk"(k));   /* one masked add (see hibits_vnni) */
-    }
-    return n;
+    return type == TF_TYPE_Q5_0 ? hibits2_vnni(n, a + 2, b + 2) : n;
 }
 /* Sixteen weight rows against a quartet tile, rows in the lanes of 512-bit vectors (VNNI; Q4_0,
  * Q5_0, Q8_0, whose zero points are integers): the sixteen decoded groups are transposed so that
@@ -506,8 +505,7 @@ TF_INLINE void KFN(pk4_rows16_block)(int type, const uint8_t *w, size_t stride, 
 #undef H
     for (int tk = 0; tk < nt; tk++) {
         int l = 2 * tk + p;
-        int zp = P->nq16[l];
-        __m512i r0 = _mm512_set1_epi32(type == TF_TYPE_Q4_0 ? zp >> 1 : type == TF_TYPE_Q8_0 ? zp * 8 : zp), r1 = _mm512_setzero_si512();
+        __m512i r0 = _mm512_set1_epi32(KFN(zp_of)(type, P->nq16[l])), r1 = _mm512_setzero_si512();
 #define A4(jj) _mm512_set1_epi32(*(const int32_t *)&P->q[jj][4 * l])
         r0 = _mm512_dpbusd_epi32(r0, W[0], A4(0)); r1 = _mm512_dpbusd_epi32(r1, W[1], A4(1));
         r0 = _mm512_dpbusd_epi32(r0, W[4], A4(2)); r1 = _mm512_dpbusd_epi32(r1, W[5], A4(3));
