@@ -126,18 +126,17 @@ static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __
 
 /* ---------------------------------------------------------------- 32-blocks */
 
-/* 32-block rows. Offset formats (Q4_0: q - 8, Q5_0: q - 16) multiply the unsigned q and take
- * the offset off in integers (from the activation record below). Per eight blocks the weight
- * scales are gathered into one vector and multiplied with the activation scales at once, so
- * each block is one integer dot, one convert and one FMA (no scalar float work). Q4_1/Q5_1 add
- * m * s_x. Four accumulators hide the FMA latency. */
+/* 32-block rows. Per eight blocks the weight scales are gathered into one vector and multiplied
+ * with the activation scales at once, so each block is one integer dot of the unsigned (Q8_0:
+ * signed) q, one convert and one FMA (no scalar float work). The zero point is one FMA per eight
+ * blocks: m * s_x for Q4_1/Q5_1, and for the offset formats (Q4_0: q - 8, Q5_0: q - 16) d * s_x,
+ * times the offset once at the end. */
 /* The activation record of one kernel call, one per 8 activation blocks (a K-quant superblock),
  * shared by every row of the call: the blocks' scales d and scaled sums s side by side (one vector
- * load instead of eight strided ones), for Q4_0/Q5_0 offset * (the 8 lane sums of each block's
- * values, in the order madd leaves them), and the sums of each 16 values (Q6_K's -32 offset). */
-typedef struct { __m256i off[8]; float d[8]; float s[8]; int16_t bs[16]; } tf_side;
+ * load instead of eight strided ones), and the sums of each 16 values (Q6_K's -32 offset). */
+typedef struct { float d[8]; float s[8]; int16_t bs[16]; } tf_side;
 
-static void act_side(int n, const tf_block_q8a *x, int offset, tf_side *side) {
+static void act_side(int n, const tf_block_q8a *x, tf_side *side) {
     const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     memset(side, 0, sizeof(tf_side) * (size_t)((n / 32 + 7) / 8));
     for (int b = 0; b < n / 32; b++) {
@@ -145,7 +144,6 @@ static void act_side(int n, const tf_block_q8a *x, int offset, tf_side *side) {
         int j = b % 8;
         g->d[j] = x[b].d; g->s[j] = x[b].s;
         __m256i s32 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, ld256(x[b].qs)), ones16);
-        if (offset) g->off[j] = _mm256_mullo_epi32(s32, _mm256_set1_epi32(offset));
         /* values 0..15 sit in the low four lanes, 16..31 in the high four */
         __m128i lo = _mm256_castsi256_si128(s32), hi = _mm256_extracti128_si256(s32, 1);
         lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0x4E)); lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0xB1));
@@ -176,15 +174,13 @@ static inline void prefetch_ahead(const uint8_t *row, size_t stride, int ahead) 
 
 /* Eight f16 values `stride` bytes apart as f32 (the weight scales of eight blocks). */
 static inline __m256 f16x8_strided(const uint8_t *p, int stride) {
-    __m128i h = _mm_cvtsi32_si128(rd16(p));
-    h = _mm_insert_epi16(h, rd16(p + stride), 1);
-    h = _mm_insert_epi16(h, rd16(p + 2 * stride), 2);
-    h = _mm_insert_epi16(h, rd16(p + 3 * stride), 3);
-    h = _mm_insert_epi16(h, rd16(p + 4 * stride), 4);
-    h = _mm_insert_epi16(h, rd16(p + 5 * stride), 5);
-    h = _mm_insert_epi16(h, rd16(p + 6 * stride), 6);
-    h = _mm_insert_epi16(h, rd16(p + 7 * stride), 7);
-    return _mm256_cvtph_ps(h);
+    /* put together in two 64-bit integer registers: scalar loads and shifts leave the vector
+     * units (the bottleneck of the row kernels) to the dot products; inserts cost two each */
+    uint64_t a = (uint64_t)rd16(p) | (uint64_t)rd16(p + stride) << 16 | (uint64_t)rd16(p + 2 * stride) << 32 |
+                 (uint64_t)rd16(p + 3 * stride) << 48;
+    uint64_t b = (uint64_t)rd16(p + 4 * stride) | (uint64_t)rd16(p + 5 * stride) << 16 |
+                 (uint64_t)rd16(p + 6 * stride) << 32 | (uint64_t)rd16(p + 7 * stride) << 48;
+    return _mm256_cvtph_ps(_mm_set_epi64x((long long)b, (long long)a));
 }
 
 static inline int bytes32(int type) {
