@@ -52,8 +52,9 @@ TF_INLINE float KFN(dot32)(int type, int n, const uint8_t *w, const tf_block_q8a
         _Alignas(32) float m[8] = { 0 };
         int cnt = nb - g;
         for (int b = 0; b < cnt; b++) {
-            fs[b] = h2f(w + b * bb) * side->d[b];
-            if (zp) m[b] = h2f(w + b * bb + 2); else if (off) m[b] = h2f(w + b * bb);
+            float d = h2f(w + b * bb);
+            fs[b] = d * side->d[b];
+            m[b] = zp ? h2f(w + b * bb + 2) : off ? d : 0.0f;
         }
         if (zp || off) accm = _mm256_fmadd_ps(_mm256_load_ps(m), _mm256_loadu_ps(side->s), accm);
         for (int b = 0; b < cnt; b++) DOT32_BLOCK(b, acc[0]);

@@ -90,8 +90,8 @@ enum BenchCommand {
                 // again right after the runs and the higher figure taken: on a shared machine it
                 // moves by 10-20% between minutes, and a low reading would overstate the fraction.
                 let bytes = Double(weightBytes + model.kvBytesRead(contextLength: n / 2 + 1))
-                let bwAfter = MemoryBandwidth.measureRead()
-                results.append(report("tg\(n)", t, rates, max(bw, bwAfter) / bytes, bandwidth: max(bw, bwAfter), json: json))
+                let bandwidth = max(bw, MemoryBandwidth.measureRead())
+                results.append(report("tg\(n)", t, rates, bandwidth / bytes, bandwidth: bandwidth, json: json))
             }
             if ttftPrompt > 0 {
                 // The peak over these runs only: not the bandwidth test's buffer.
