@@ -1,15 +1,18 @@
 import XCTest
 @testable import Tiefsee
 
-/// The server's pure parts: JSON-mode prefix checking, tool-call parsing, request reading.
+/// The server's pure parts: the json_object grammar, tool-call parsing, request reading.
 final class ServerUnitTests: XCTestCase {
+    static let anyObject = try! Grammar(gbnf: JSONSchemaGrammar.anyObjectGBNF)
+
     func accepts(_ s: String) -> (ok: Bool, complete: Bool) {
-        var v = JSONPrefixValidator()
-        for b in s.utf8 where !v.feed(b) { return (false, false) }
-        return (true, v.isComplete)
+        let m = GrammarMatcher(ServerUnitTests.anyObject)
+        guard m.accept(bytes: Array(s.utf8)) else { return (false, false) }
+        return (true, m.canEnd)
     }
 
-    func testJSONPrefixValidator() {
+    /// response_format json_object: the any-object grammar takes objects and their prefixes only.
+    func testJSONObjectGrammar() {
         for good in [#"{}"#, #"{"a":1}"#, #"{"a":[1,2.5,-3e+2,true,false,null,"x\"y\u00e9"],"b":{"c":{}}}"#,
                      "{\n  \"name\": \"Buddy\",\n  \"age\": 3\n}", #"{"k":"ü 日本"}"#, #"{"a":0.5,"b":-0}"#] {
             XCTAssertEqual(accepts(good).ok, true, good)

@@ -17,6 +17,9 @@ public struct GenerationOptions: Sendable {
     public var ignoreEOS = false
     /// The prompt ends inside an R1-style thought (templates that end with `<think>\n`).
     public var startsInThinking = false
+    /// Only text of this grammar may be generated (GBNF, JSON schemas, forced tool calls);
+    /// generation ends when the grammar's sentence is complete.
+    public var grammar: Grammar? = nil
     public init() {}
 }
 
@@ -89,8 +92,16 @@ public final class Session {
         let t1 = Date()
         result.finishReason = .length
         var history = prompt
+        let constraint = options.grammar.map { GrammarConstraint(grammar: $0, trie: TokenTrie.shared(for: engine.tokenizer, outputs: vocab)) }
         loop: while result.tokens.count < options.maxTokens {
-            let next = sampler.sample(logits.p, count: vocab, history: history)
+            let next: Int
+            if let constraint {
+                guard let t = constraint.sample(&sampler, logits.p, count: vocab, history: history) else { result.finishReason = .stop; break }
+                next = t
+                constraint.accept(next)
+            } else {
+                next = sampler.sample(logits.p, count: vocab, history: history)
+            }
             if eog.contains(next) && !options.ignoreEOS { result.finishReason = .stop; break }
             result.tokens.append(next)
             history.append(next)
@@ -100,6 +111,7 @@ public final class Session {
                 if !onText(piece) { result.finishReason = .cancelled; break loop }
             }
             if stops.stopped { result.finishReason = .stop; break }
+            if constraint?.mustEnd == true { result.finishReason = .stop; break }
             if result.tokens.count >= options.maxTokens { break }
             // A full context ends generation with `length`; it never aborts.
             if cache.length >= cache.capacity { result.finishReason = .length; break }

@@ -280,6 +280,7 @@ public final class OpenAIServer: @unchecked Sendable {
         "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature", "top_p",
         "seed", "stop", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "response_format", "tools",
         "tool_choice", "n", "user", "logit_bias", "parallel_tool_calls", "metadata", "store", "service_tier", "knowledge",
+        "grammar",
     ]
 
     func chatCompletions(_ req: HTTPRequest) throws -> HTTPResponse {
@@ -307,20 +308,13 @@ public final class OpenAIServer: @unchecked Sendable {
         if try r.bool("logprobs") == true { topLogprobs = try r.int("top_logprobs", 0...20) ?? 0 }
         else if r.present("top_logprobs") != nil { throw OpenAIError.badParam("top_logprobs", "top_logprobs requires logprobs: true") }
 
-        // response_format
-        var jsonMode = false
-        if let rf = r.present("response_format") {
-            guard let t = rf["type"]?.string else { throw OpenAIError.badParam("response_format", "'response_format' must be an object with a 'type'") }
-            switch t {
-            case "text": break
-            case "json_object", "json_schema": jsonMode = true  // json_schema: valid JSON object, schema not enforced
-            default: throw OpenAIError.badParam("response_format", "unsupported response_format type '\(t)'")
-            }
-        }
+        // response_format / grammar
+        var grammar = try readOutputGrammar(r)
 
         // tools
         var tools: [JSONValue]? = nil
         var prefill = ""
+        var forcedTool: String? = nil
         if let tv = r.present("tools") {
             guard let arr = tv.array else { throw OpenAIError.badParam("tools", "'tools' must be an array") }
             for (i, t) in arr.enumerated() {
@@ -343,6 +337,7 @@ public final class OpenAIServer: @unchecked Sendable {
                     throw OpenAIError.badParam("tool_choice", "tool_choice names '\(name)', which is not among the tools")
                 }
                 prefill = "<tool_call>\n{\"name\": \(JSONValue.string(name).serialized()), \"arguments\": "
+                forcedTool = name
             } else {
                 throw OpenAIError.badParam("tool_choice", "'tool_choice' must be a string or {\"type\": \"function\", \"function\": {\"name\": …}}")
             }
@@ -350,9 +345,14 @@ public final class OpenAIServer: @unchecked Sendable {
         if tools != nil && !supportsTools {
             throw OpenAIError.badParam("tools", "this model's chat template does not support tools")
         }
-        if jsonMode && tools != nil && !prefill.isEmpty { prefill = "" }
         let templateWritesToolCalls = engine.chatTemplateSource?.contains("<tool_call>") ?? false
         if !templateWritesToolCalls { prefill = "" }
+        // A forced tool: the call is generated under its parameters schema (this takes the
+        // place of any response_format: the answer is the call).
+        if let name = forcedTool, let tool = tools?.first(where: { $0["function"]?["name"]?.string == name }) {
+            grammar = try OpenAIServer.forcedToolGrammar(name: name, parameters: tool["function"]?["parameters"],
+                                                         prefixed: !prefill.isEmpty, closing: "\n" + ToolCallParser.close)
+        }
 
         if let direct = knowledge?.directAnswer {
             return cannedChatReply(direct, knowledge: knowledge!, stream: c.stream, includeUsage: c.includeUsage)
@@ -374,7 +374,8 @@ public final class OpenAIServer: @unchecked Sendable {
         let ids = try tokenize(prompt)
         var options = c.options
         options.maxTokens = min(options.maxTokens, contextSize - ids.count)
-        let job = GenerationJob(prompt: ids, options: options, jsonMode: jsonMode, topLogprobs: topLogprobs)
+        options.grammar = grammar
+        let job = GenerationJob(prompt: ids, options: options, topLogprobs: topLogprobs)
         try scheduler.submit(job)
 
         let id = OpenAIServer.newID("chatcmpl-")
@@ -631,6 +632,7 @@ public final class OpenAIServer: @unchecked Sendable {
     static let completionFields: Set<String> = [
         "model", "prompt", "stream", "stream_options", "max_tokens", "temperature", "top_p", "seed", "stop",
         "presence_penalty", "frequency_penalty", "logprobs", "echo", "n", "best_of", "user", "logit_bias", "suffix",
+        "grammar", "response_format",
     ]
 
     func completions(_ req: HTTPRequest) throws -> HTTPResponse {
@@ -670,6 +672,7 @@ public final class OpenAIServer: @unchecked Sendable {
         try checkLength(ids.count)
         var options = c.options
         options.maxTokens = min(options.maxTokens, contextSize - ids.count)
+        options.grammar = try readOutputGrammar(r)
         let job = GenerationJob(prompt: ids, options: options, topLogprobs: topLogprobs)
         try scheduler.submit(job)
         let id = OpenAIServer.newID("cmpl-")

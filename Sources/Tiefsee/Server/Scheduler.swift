@@ -27,8 +27,6 @@ public struct JobSummary: Sendable {
 public final class GenerationJob: @unchecked Sendable {
     public let prompt: [Int]
     public let options: GenerationOptions
-    /// Constrain the output to one JSON object (response_format json_object).
-    public let jsonMode: Bool
     /// nil: no log-probabilities; otherwise how many alternatives per token (0…20).
     public let topLogprobs: Int?
     let submitted = Date()
@@ -37,8 +35,8 @@ public final class GenerationJob: @unchecked Sendable {
     private var events: [JobEvent] = []
     private var cancelled = false
 
-    public init(prompt: [Int], options: GenerationOptions, jsonMode: Bool = false, topLogprobs: Int? = nil) {
-        self.prompt = prompt; self.options = options; self.jsonMode = jsonMode; self.topLogprobs = topLogprobs
+    public init(prompt: [Int], options: GenerationOptions, topLogprobs: Int? = nil) {
+        self.prompt = prompt; self.options = options; self.topLogprobs = topLogprobs
     }
 
     /// The client went away: the scheduler drops the sequence before its next step.
@@ -90,19 +88,20 @@ public final class BatchScheduler: @unchecked Sendable {
         var sampler: Sampler
         var detok: StreamingDetokenizer
         var stops: StopStringMatcher
-        var json: JSONPrefixValidator?
+        /// Sampling under options.grammar (response_format, `grammar`, a forced tool call).
+        let grammar: GrammarConstraint?
         var history: [Int]
         var promptDone: Int  // prompt tokens in the cache
         var generated = 0
         var lastToken = -1
         var pendingLogprobs: [TokenLogprob] = []
         var firstTokenAt: Date?
-        init(job: GenerationJob, slot: Slot, tokenizer: Tokenizer, promptDone: Int) {
+        init(job: GenerationJob, slot: Slot, tokenizer: Tokenizer, outputs: Int, promptDone: Int) {
             self.job = job; self.slot = slot
             sampler = Sampler(job.options.sampling)
             detok = StreamingDetokenizer(tokenizer: tokenizer, skipSpecial: true)
             stops = StopStringMatcher(job.options.stop)
-            json = job.jsonMode ? JSONPrefixValidator() : nil
+            grammar = job.options.grammar.map { GrammarConstraint(grammar: $0, trie: TokenTrie.shared(for: tokenizer, outputs: outputs)) }
             history = job.prompt
             self.promptDone = promptDone
         }
@@ -115,9 +114,6 @@ public final class BatchScheduler: @unchecked Sendable {
     private var active: [Sequence] = []
     private var running = true
     private var thread: Thread?
-    private lazy var tokenBytesCache: [[UInt8]] = (0..<engine.model.outputHead.outFeatures).map {
-        $0 < engine.tokenizer.vocabSize && !engine.tokenizer.isSpecial($0) ? Array(engine.tokenizer.tokenBytes($0)) : []
-    }
 
     public init(engine: Engine, parallel: Int, contextSize: Int, maxQueue: Int, metrics: ServerMetrics) {
         self.engine = engine
@@ -187,7 +183,8 @@ public final class BatchScheduler: @unchecked Sendable {
             slot.busy = true
             slot.cache.truncate(to: bestCommon)
             slot.tokens = Array(slot.tokens.prefix(bestCommon))
-            active.append(Sequence(job: job, slot: slot, tokenizer: engine.tokenizer, promptDone: bestCommon))
+            active.append(Sequence(job: job, slot: slot, tokenizer: engine.tokenizer,
+                                   outputs: engine.model.outputHead.outFeatures, promptDone: bestCommon))
         }
         metrics.setQueue(depth: pending.count, busy: slots.filter(\.busy).count)
     }
@@ -240,12 +237,9 @@ public final class BatchScheduler: @unchecked Sendable {
         var raw: [Float]? = nil
         if s.job.topLogprobs != nil { raw = Array(UnsafeBufferPointer(start: logits.p, count: vocab)) }
         var next: Int
-        if var json = s.json {
-            next = sampleJSON(s, &json, logits, vocab)
-            if next >= 0 {
-                for b in tokenBytesCache[next] { _ = json.feed(b) }
-                s.json = json
-            }
+        if let g = s.grammar {
+            next = g.sample(&s.sampler, logits.p, count: vocab, history: s.history) ?? -1
+            g.accept(next)
         } else {
             next = s.sampler.sample(logits.p, count: vocab, history: s.history)
         }
@@ -261,30 +255,10 @@ public final class BatchScheduler: @unchecked Sendable {
         let piece = s.stops.feed(s.detok.push(next))
         if !piece.isEmpty { s.job.push(.text(piece, s.pendingLogprobs)); s.pendingLogprobs = [] }
         if s.stops.stopped { finish(s, .stop); return }
-        if let j = s.json, j.isComplete { finish(s, .stop); return }
+        if s.grammar?.mustEnd == true { finish(s, .stop); return }
         if s.generated >= opts.maxTokens { finish(s, .length); return }
         if s.slot.cache.length >= s.slot.cache.capacity { finish(s, .length); return }
         s.lastToken = next
-    }
-
-    /// json_object mode: only tokens that keep the text a prefix of a valid JSON object may be
-    /// sampled. The best few hundred candidates are checked first; the whole vocabulary only
-    /// when none of them fits.
-    private func sampleJSON(_ s: Sequence, _ json: inout JSONPrefixValidator, _ logits: FloatBuffer, _ vocab: Int) -> Int {
-        func fits(_ id: Int) -> Bool {
-            let b = tokenBytesCache[id]
-            guard !b.isEmpty else { return false }
-            var j = json
-            for c in b where !j.feed(c) { return false }
-            return true
-        }
-        var allowed = VectorOps.largest(logits.p, vocab, 256).map(\.id).filter(fits)
-        if allowed.isEmpty { allowed = (0..<vocab).filter(fits) }
-        guard !allowed.isEmpty else { return -1 }
-        let masked = FloatBuffer(count: vocab, zeroed: false)
-        masked.p.initialize(repeating: -Float.infinity, count: vocab)
-        for id in allowed { masked.p[id] = logits.p[id] }
-        return s.sampler.sample(masked.p, count: vocab, history: s.history)
     }
 
     private func logprob(_ raw: [Float], _ chosen: Int, _ k: Int) -> TokenLogprob {
