@@ -4,7 +4,7 @@ import Tiefsee
 enum BenchCommand {
     static let help = """
     usage: tiefsee bench [MODEL] [-p 128,512] [-n 64] [-t 1,2] [-r 5] [-b 4] [--ttft 512]
-                         [--expert-cache-mb N] [--json]
+                         [--expert-cache-mb N] [--json] [--json-schema S | --grammar FILE]
 
     Measures prompt processing (ppN: N prompt tokens in one batched pass) and generation
     (tgN: N tokens decoded one at a time) in tokens/s, median and standard deviation over -r
@@ -18,6 +18,9 @@ enum BenchCommand {
     decoded, wall clock (0 skips it). At the end it prints peak memory: the resident set's peak
     over the time-to-first-token runs (VmHWM, restarted after the bandwidth test's buffer), split
     into model-file pages the passes touched (mapped weights), the KV cache and the rest.
+    --json-schema S / --grammar FILE adds "json": a chat prompt (--grammar-prompt TEXT) answered
+    under the grammar, greedy, against the same number of tokens generated without it; it prints
+    both tokens/s, their ratio and how many steps needed the allowed-token mask.
     --json prints [{"test", "threads", "tokens_per_second", "stddev", "roofline_fraction"}],
     time to first token as {"test": "ttftP", "threads", "seconds", "stddev"} and memory as
     {"test": "memory", "peak_rss_bytes", "mapped_weights_touched_bytes", "kv_cache_bytes",
@@ -33,7 +36,7 @@ enum BenchCommand {
     }
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: ["p", "n", "t", "r", "b", "ttft", "expert-cache-mb"], flags: ["help", "json"],
+        let a = try Args(argv, options: ["p", "n", "t", "r", "b", "ttft", "expert-cache-mb", "json-schema", "grammar", "grammar-prompt"], flags: ["help", "json"],
                          aliases: ["-h": "--help"])
         if a.has("help") { print(help); return }
         let pps = try list(a.string("p"), [128, 512], "p")
@@ -44,6 +47,7 @@ enum BenchCommand {
         let ttftPrompt = try a.int("ttft") ?? 512
         guard reps >= 1 else { throw CLIError("-r must be at least 1") }
         guard ttftPrompt >= 0 else { throw CLIError("--ttft must be ≥ 0") }
+        let grammar = try GenerateFlags.grammar(a)
         let engine = try Engine.load(a.positional.first, options: try EngineFlags.options(a))
         let model = engine.model
         let V = model.config.vocabSize
@@ -109,6 +113,9 @@ enum BenchCommand {
                 peakRSS = max(peakRSS, ProcessMemory.peakResidentBytes)
                 results.append(reportTime("ttft\(ttftPrompt)", t, times, json: json))
             }
+            if let grammar {
+                results.append(try grammarCost(engine, grammar, a.string("grammar-prompt"), threads: t, reps: reps, json: json))
+            }
             for b in batches {
                 for n in tgs {
                     var rates = [Double]()
@@ -140,6 +147,36 @@ enum BenchCommand {
                                     ("expert_cache_bytes", .int(experts)), ("other_bytes", .int(other))]))
         }
         if json { print(JSONValue.array(results).serialized()) }
+    }
+
+    /// Constrained generation against free generation of as many tokens, same prompt, greedy.
+    static func grammarCost(_ engine: Engine, _ grammar: Grammar, _ question: String?, threads: Int, reps: Int,
+                            json: Bool) throws -> JSONValue {
+        let q = question ?? "List three employees of a small bakery as JSON: name, age, role, email and start date for each."
+        let prompt = engine.encodePrompt(try engine.renderChat([.object([("role", .string("user")), ("content", .string(q))])]))
+        var options = GenerationOptions()
+        options.sampling = .greedy
+        options.maxTokens = 400
+        options.grammar = grammar
+        var constrained = [Double](), free = [Double]()
+        var tokens = 0, masked = 0
+        for _ in 0..<reps {
+            let session = Session(engine: engine, contextSize: prompt.count + 401)
+            let r = try session.generate(prompt: prompt, options: options)
+            tokens = r.tokens.count; masked = r.grammarMaskedSteps
+            constrained.append(r.generatedTokensPerSecond)
+            var plain = options
+            plain.grammar = nil; plain.maxTokens = r.tokens.count; plain.ignoreEOS = true
+            session.reset()
+            free.append(try session.generate(prompt: prompt, options: plain).generatedTokensPerSecond)
+        }
+        let (c, _) = medianAndDeviation(constrained), (f, _) = medianAndDeviation(free)
+        if !json {
+            print(String(format: "  json   threads %d: %8.2f tokens/s under the grammar, %.2f without (%.1f%% of free speed); %d tokens, %d steps masked",
+                         threads, c, f, 100 * c / f, tokens, masked))
+        }
+        return .object([("test", .string("json")), ("threads", .int(threads)), ("tokens_per_second", .double(c)),
+                        ("free_tokens_per_second", .double(f)), ("tokens", .int(tokens)), ("masked_steps", .int(masked))])
     }
 
     /// Median and standard deviation of wall-clock seconds (time to first token).

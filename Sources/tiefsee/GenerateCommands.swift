@@ -8,7 +8,7 @@ import Glibc
 struct GenerateFlags {
     static let options: Set<String> = ["prompt", "system", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed",
                                        "threads", "ctx", "stop", "repeat-penalty", "presence-penalty", "frequency-penalty",
-                                       "expert-cache-mb"]
+                                       "expert-cache-mb", "grammar", "json-schema"]
     static let flags: Set<String> = ["help", "verbose", "hide-thinking", "raw", "chat", "show-experts", "no-color", "ids"]
     static let aliases = ["-p": "--prompt", "-n": "--max-tokens", "-t": "--threads", "-c": "--ctx", "-s": "--seed", "-h": "--help"]
 
@@ -23,6 +23,8 @@ struct GenerateFlags {
       --stop TEXT              stop string (may repeat as comma list)
       -t, --threads N          worker threads (default: all cores)
       -c, --ctx N              context size in tokens (default: the model's, bounded by memory)
+      --grammar FILE           only output this GBNF grammar allows (llama.cpp's notation)
+      --json-schema S          only JSON valid under this schema (a file, or the schema text)
       --hide-thinking          do not print <think>…</think> reasoning
       --verbose                print prompt/generation speed at the end
     \(EngineFlags.help)
@@ -55,9 +57,29 @@ struct GenerateFlags {
             ThreadPool.configureShared(threads: t)
         }
         if let c = try a.int("ctx") { guard c >= 16 else { throw CLIError("--ctx must be at least 16") }; contextSize = c }
+        options.grammar = try GenerateFlags.grammar(a)
         system = a.string("system")
         verbose = a.has("verbose")
         hideThinking = a.has("hide-thinking")
+    }
+}
+
+extension GenerateFlags {
+    /// --grammar FILE or --json-schema (a file or the schema itself).
+    static func grammar(_ a: Args) throws -> Grammar? {
+        func read(_ path: String, _ flag: String) throws -> String {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CLIError("\(flag): cannot read \(path)") }
+            return text
+        }
+        switch (a.string("grammar"), a.string("json-schema")) {
+        case (nil, nil): return nil
+        case (.some, .some): throw CLIError("give --grammar or --json-schema, not both")
+        case (let g?, nil):
+            do { return try Grammar(gbnf: try read(g, "--grammar")) } catch let e as GrammarError { throw CLIError("--grammar \(g): \(e)") }
+        case (nil, let s?):
+            let text = s.trimmingCharacters(in: .whitespaces).hasPrefix("{") ? s : try read(s, "--json-schema")
+            do { return try JSONSchemaGrammar.grammar(for: try JSONValue.parse(text)) } catch { throw CLIError("--json-schema: \(error)") }
+        }
     }
 }
 

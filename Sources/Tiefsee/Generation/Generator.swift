@@ -35,6 +35,8 @@ public struct GenerationResult: Sendable {
     public var promptTokensEvaluated = 0
     public var promptSeconds = 0.0
     public var generationSeconds = 0.0
+    /// Under a grammar: steps whose first draw the grammar refused (the allowed set was computed).
+    public var grammarMaskedSteps = 0
     public var generatedTokensPerSecond: Double { generationSeconds > 0 ? Double(max(tokens.count - 1, 0)) / generationSeconds : 0 }
     public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokensEvaluated) / promptSeconds : 0 }
 }
@@ -123,6 +125,7 @@ public final class Session {
             if !tail.isEmpty { result.text += tail; _ = onText(tail) }
         }
         result.generationSeconds = Date().timeIntervalSince(t1)
+        result.grammarMaskedSteps = constraint?.masked ?? 0
         var split = ReasoningSplitter(startInThinking: options.startsInThinking)
         _ = split.feed(result.text)
         _ = split.flush()
