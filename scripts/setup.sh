@@ -17,10 +17,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 command -v python3 >/dev/null || { echo "python3 with pip is needed to fetch the model" >&2; exit 1; }
 scripts/fetch-model.sh
-# The server tests drive `tiefsee serve` with the official OpenAI Python client.
-if ! python3 -c 'import openai' >/dev/null 2>&1; then
-  python3 -m pip install --quiet openai 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages openai \
-    || echo "warning: could not install the openai Python package; its server test will be skipped" >&2
-fi
+# The server tests drive `tiefsee serve` with the official OpenAI and Anthropic Python clients.
+for pkg in openai anthropic; do
+  if ! python3 -c "import $pkg" >/dev/null 2>&1; then
+    python3 -m pip install --quiet "$pkg" 2>/dev/null \
+      || python3 -m pip install --quiet --break-system-packages "$pkg" \
+      || echo "warning: could not install the $pkg Python package; its server test will be skipped" >&2
+  fi
+done
 scripts/fetch-embedding-model.sh

@@ -157,17 +157,17 @@ enum TestServers {
         return try? OpenAIServer(engine: e, config: baseConfig)
     }()
 
-    /// Skips (visibly) when python3 with the `openai` package is missing.
-    static func requirePythonOpenAI() throws {
+    /// Skips (visibly) when python3 with the `openai` (and `anthropic`) package is missing.
+    static func requirePythonOpenAI(_ modules: [String] = ["openai"]) throws {
         let check = Process()
         check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["python3", "-c", "import openai"]
+        check.arguments = ["python3", "-c", modules.map { "import \($0)" }.joined(separator: "; ")]
         check.standardOutput = FileHandle.nullDevice
         check.standardError = FileHandle.nullDevice
         do { try check.run(); check.waitUntilExit() } catch {}
         guard check.terminationStatus == 0 else {
-            print("SKIP: python3 with the openai package is not available (scripts/setup.sh installs it)")
-            throw XCTSkip("python3 with the openai package is not available")
+            print("SKIP: python3 with the \(modules.joined(separator: " and ")) package is not available (scripts/setup.sh installs it)")
+            throw XCTSkip("python3 with the \(modules.joined(separator: " and ")) package is not available")
         }
     }
 

@@ -26,7 +26,7 @@ public final class OpenAIServer: @unchecked Sendable {
     public let contextSize: Int
     public var hooks: ServerHooks
     private var http: HTTPServer!
-    private let template: ChatTemplate?
+    let template: ChatTemplate?
     /// R1-style models: `<think>…</think>` goes to reasoning_content.
     public let splitsReasoning: Bool
     public let supportsTools: Bool
@@ -68,7 +68,8 @@ public final class OpenAIServer: @unchecked Sendable {
         return name.isEmpty ? "tiefsee" : name
     }
 
-    static let endpoints = ["/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/embeddings", "/health", "/metrics"]
+    static let endpoints = ["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses", "/v1/models",
+                            "/v1/embeddings", "/health", "/metrics"]
     static func endpointLabel(_ path: String) -> String {
         if path.hasPrefix("/v1/models/") { return "/v1/models" }
         return endpoints.contains(path) ? path : "other"
@@ -78,25 +79,33 @@ public final class OpenAIServer: @unchecked Sendable {
 
     /// Headers only: authentication, routes and methods are checked before a body is read.
     func preflight(_ req: HTTPRequest) -> HTTPResponse? {
+        guard let e = preflightError(req) else { return nil }
+        return req.path == "/v1/messages" ? OpenAIServer.anthropicError(e) : e.response
+    }
+
+    func preflightError(_ req: HTTPRequest) -> OpenAIError? {
         let path = req.path
         let isModelPath = path == "/v1/models" || path.hasPrefix("/v1/models/")
         let getPaths = path == "/health" || path == "/metrics" || isModelPath
-        let postPaths = ["/v1/chat/completions", "/v1/completions"].contains(path) || (path == "/v1/embeddings" && hooks.embeddings != nil)
+        let postPaths = ["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses"].contains(path)
+            || (path == "/v1/embeddings" && hooks.embeddings != nil)
         guard getPaths || postPaths else {
-            return OpenAIError(404, "Unknown request URL: \(req.method) \(path)", code: "unknown_url").response
+            return OpenAIError(404, "Unknown request URL: \(req.method) \(path)", code: "unknown_url")
         }
         if path != "/health", let key = config.apiKey, !key.isEmpty {
-            let given = req.header("Authorization") ?? ""
-            let expected = "Bearer " + key
-            if !OpenAIServer.constantTimeEqual(given, expected) {
-                let msg = given.isEmpty ? "You didn't provide an API key. Provide it as 'Authorization: Bearer KEY'."
-                                        : "Incorrect API key provided."
-                return OpenAIError(401, msg, code: "invalid_api_key").response
+            // OpenAI clients send `Authorization: Bearer KEY`, Anthropic clients `x-api-key: KEY`.
+            let bearer = req.header("Authorization") ?? ""
+            let anthropic = req.header("x-api-key") ?? ""
+            if !OpenAIServer.constantTimeEqual(bearer, "Bearer " + key) && !OpenAIServer.constantTimeEqual(anthropic, key) {
+                let msg = bearer.isEmpty && anthropic.isEmpty
+                    ? "You didn't provide an API key. Provide it as 'Authorization: Bearer KEY' (or 'x-api-key: KEY')."
+                    : "Incorrect API key provided."
+                return OpenAIError(401, msg, code: "invalid_api_key")
             }
         }
         let wanted = getPaths ? "GET" : "POST"
         if req.method != wanted && !(wanted == "GET" && req.method == "HEAD") {
-            return OpenAIError(405, "\(req.method) is not allowed on \(path); use \(wanted)", code: "method_not_allowed").response
+            return OpenAIError(405, "\(req.method) is not allowed on \(path); use \(wanted)", code: "method_not_allowed")
         }
         return nil
     }
@@ -123,6 +132,10 @@ public final class OpenAIServer: @unchecked Sendable {
                 return try chatCompletions(req)
             case "/v1/completions":
                 return try completions(req)
+            case "/v1/messages":
+                return anthropicMessages(req)
+            case "/v1/responses":
+                return try responses(req)
             case "/v1/embeddings":
                 guard let f = hooks.embeddings else { throw OpenAIError(404, "embeddings are not available") }
                 let body = try RequestReader(req.body, allowed: Set((try? JSONValue.parse(req.body, maxDepth: 64).object?.map(\.0)) ?? []))
@@ -227,20 +240,6 @@ public final class OpenAIServer: @unchecked Sendable {
 
     /// Runs a job to the end on the connection's thread (non-streaming responses), cancelling it
     /// if the client disconnects meanwhile.
-    func collect(_ job: GenerationJob, _ req: HTTPRequest) -> (String, [TokenLogprob], JobSummary)? {
-        var text = ""
-        var lps: [TokenLogprob] = []
-        while true {
-            for e in job.next(timeout: 0.02) {
-                switch e {
-                case .text(let s, let l): text += s; lps += l
-                case .done(let sum): return (text, lps, sum)
-                }
-            }
-            if req.clientGone { job.cancel() }
-        }
-    }
-
     static func finishReason(_ f: FinishReason) -> JSONValue {
         switch f {
         case .stop: return .string("stop")
@@ -273,359 +272,6 @@ public final class OpenAIServer: @unchecked Sendable {
     static func sse(_ v: JSONValue) -> String { "data: " + v.serialized() + "\n\n" }
     static let sseHeaders: [(String, String)] = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
                                                  ("X-Accel-Buffering", "no")]
-
-    // MARK: chat
-
-    static let chatFields: Set<String> = [
-        "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature", "top_p",
-        "seed", "stop", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "response_format", "tools",
-        "tool_choice", "n", "user", "logit_bias", "parallel_tool_calls", "metadata", "store", "service_tier", "knowledge",
-        "grammar",
-    ]
-
-    func chatCompletions(_ req: HTTPRequest) throws -> HTTPResponse {
-        var allowed = OpenAIServer.chatFields
-        if hooks.knowledge == nil { allowed.remove("knowledge") }
-        let r = try RequestReader(req.body, allowed: allowed)
-        let c = try readCommon(r, maxTokensDefault: nil, allowKBAlias: true)
-        var messages = try readMessages(r)
-        var knowledge: KnowledgeContext? = nil
-        if c.kbAlias != nil && r.present("knowledge") != nil {
-            throw OpenAIError.badParam("knowledge", "give the knowledge base either as 'knowledge' or as a MODEL@kb:NAME model alias, not both")
-        }
-        if let spec = r.present("knowledge") ?? c.kbAlias.map({ JSONValue.string($0) }) {
-            guard let f = hooks.knowledge else {
-                throw OpenAIError(400, "knowledge bases are not available on this server (start it with --embedding-model, or fetch the default embedding model)",
-                                  param: "model", code: "knowledge_unavailable")
-            }
-            let ctx = try f(spec, messages)
-            knowledge = ctx
-            messages = ctx.messages
-        }
-
-        // logprobs
-        var topLogprobs: Int? = nil
-        if try r.bool("logprobs") == true { topLogprobs = try r.int("top_logprobs", 0...20) ?? 0 }
-        else if r.present("top_logprobs") != nil { throw OpenAIError.badParam("top_logprobs", "top_logprobs requires logprobs: true") }
-
-        // response_format / grammar
-        var grammar = try readOutputGrammar(r)
-
-        // tools
-        var tools: [JSONValue]? = nil
-        var prefill = ""
-        var forcedTool: String? = nil
-        if let tv = r.present("tools") {
-            guard let arr = tv.array else { throw OpenAIError.badParam("tools", "'tools' must be an array") }
-            for (i, t) in arr.enumerated() {
-                guard t["type"]?.string == "function", let fn = t["function"], let name = fn["name"]?.string, !name.isEmpty else {
-                    throw OpenAIError.badParam("tools[\(i)]", "each tool must be {\"type\": \"function\", \"function\": {\"name\": …}}")
-                }
-            }
-            if !arr.isEmpty { tools = arr }
-        }
-        if let tc = r.present("tool_choice") {
-            if let s = tc.string {
-                switch s {
-                case "none": tools = nil
-                case "auto": break
-                case "required": break  // the template already asks for a call; no forcing
-                default: throw OpenAIError.badParam("tool_choice", "'tool_choice' must be none, auto, required or a function")
-                }
-            } else if let name = tc["function"]?["name"]?.string {
-                guard tools?.contains(where: { $0["function"]?["name"]?.string == name }) == true else {
-                    throw OpenAIError.badParam("tool_choice", "tool_choice names '\(name)', which is not among the tools")
-                }
-                prefill = "<tool_call>\n{\"name\": \(JSONValue.string(name).serialized()), \"arguments\": "
-                forcedTool = name
-            } else {
-                throw OpenAIError.badParam("tool_choice", "'tool_choice' must be a string or {\"type\": \"function\", \"function\": {\"name\": …}}")
-            }
-        }
-        if tools != nil && !supportsTools {
-            throw OpenAIError.badParam("tools", "this model's chat template does not support tools")
-        }
-        let templateWritesToolCalls = engine.chatTemplateSource?.contains("<tool_call>") ?? false
-        if !templateWritesToolCalls { prefill = "" }
-        // A forced tool: the call is generated under its parameters schema (this takes the
-        // place of any response_format: the answer is the call).
-        if let name = forcedTool, let tool = tools?.first(where: { $0["function"]?["name"]?.string == name }) {
-            grammar = try OpenAIServer.forcedToolGrammar(name: name, parameters: tool["function"]?["parameters"],
-                                                         prefixed: !prefill.isEmpty, closing: "\n" + ToolCallParser.close)
-        }
-
-        if let direct = knowledge?.directAnswer {
-            return cannedChatReply(direct, knowledge: knowledge!, stream: c.stream, includeUsage: c.includeUsage)
-        }
-
-        var prompt: String
-        do {
-            if let template {
-                prompt = try template.render(messages: messages, tools: tools, addGenerationPrompt: true,
-                                             bosToken: engine.bosToken, eosToken: engine.eosToken)
-            } else {
-                prompt = try engine.renderChat(messages, tools: tools)
-            }
-        } catch {
-            throw OpenAIError(400, "the chat template could not render these messages: \(error)", param: "messages")
-        }
-        let startInThinking = splitsReasoning && prompt.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix("<think>")
-        prompt += prefill
-        let ids = try tokenize(prompt)
-        var options = c.options
-        options.maxTokens = min(options.maxTokens, contextSize - ids.count)
-        options.grammar = grammar
-        let job = GenerationJob(prompt: ids, options: options, topLogprobs: topLogprobs)
-        try scheduler.submit(job)
-
-        let id = OpenAIServer.newID("chatcmpl-")
-        let created = Int(Date().timeIntervalSince1970)
-        let model = modelID
-        let withTools = tools != nil
-        let toolNames = Set((tools ?? []).compactMap { $0["function"]?["name"]?.string })
-        let splits = splitsReasoning
-        func chunk(_ delta: [(String, JSONValue)], finish: JSONValue = .null, logprobs: JSONValue = .null,
-                   extra: [(String, JSONValue)] = []) -> String {
-            var o: [(String, JSONValue)] = [("id", .string(id)), ("object", .string("chat.completion.chunk")), ("created", .int(created)),
-                                            ("model", .string(model)), ("system_fingerprint", .string("tiefsee")),
-                                            ("choices", .array([.object([("index", .int(0)), ("delta", .object(delta)),
-                                                                         ("logprobs", logprobs), ("finish_reason", finish)])]))]
-            if c.includeUsage { o.append(("usage", .null)) }
-            return OpenAIServer.sse(.object(o + extra))
-        }
-        func toolCallsJSON(_ calls: [ParsedToolCall], streaming: Bool) -> JSONValue {
-            .array(calls.enumerated().map { i, call in
-                var o: [(String, JSONValue)] = []
-                if streaming { o.append(("index", .int(i))) }
-                o += [("id", .string(OpenAIServer.newID("call_"))), ("type", .string("function")),
-                      ("function", .object([("name", .string(call.name)), ("arguments", .string(call.arguments))]))]
-                return .object(o)
-            })
-        }
-
-        if !c.stream {
-            guard let (text, lps, sum) = collect(job, req) else { return OpenAIError(499, "client closed").response }
-            if let e = sum.error { throw OpenAIError(500, "generation failed: \(e)", type: "server_error") }
-            var reasoning: String? = nil
-            var content = text
-            if splits {
-                var sp = ReasoningSplitter(startInThinking: startInThinking)
-                _ = sp.feed(text); _ = sp.flush()
-                reasoning = sp.reasoning
-                content = sp.content
-            }
-            var calls: [ParsedToolCall] = []
-            if withTools {
-                let (found, outside) = ToolCallParser.parse(prefill + content, toolNames: toolNames)
-                if !found.isEmpty { calls = found; content = outside.trimmingCharacters(in: .whitespacesAndNewlines) }
-            }
-            if knowledge != nil { content = normalizeCitationMarkers(content) }
-            var msg: [(String, JSONValue)] = [("role", .string("assistant")),
-                                              ("content", calls.isEmpty || !content.isEmpty ? .string(content) : .null)]
-            if let reasoning { msg.append(("reasoning_content", .string(reasoning))) }
-            if !calls.isEmpty { msg.append(("tool_calls", toolCallsJSON(calls, streaming: false))) }
-            msg.append(("refusal", .null))
-            let finish: JSONValue = calls.isEmpty ? OpenAIServer.finishReason(sum.finishReason) : .string("tool_calls")
-            var body: [(String, JSONValue)] = [
-                ("id", .string(id)), ("object", .string("chat.completion")), ("created", .int(created)), ("model", .string(model)),
-                ("system_fingerprint", .string("tiefsee")),
-                ("choices", .array([.object([("index", .int(0)), ("message", .object(msg)),
-                                             ("logprobs", topLogprobs == nil ? .null : OpenAIServer.chatLogprobs(lps)),
-                                             ("finish_reason", finish)])])),
-                ("usage", OpenAIServer.usage(sum)),
-            ]
-            if let knowledge { body.append(("sources", OpenAIServer.sourcesJSON(knowledge.sources, answer: content))) }
-            return .json(200, .object(body))
-        }
-
-        // Streaming.
-        var splitter = splits ? ReasoningSplitter(startInThinking: startInThinking) : nil
-        var toolParser = withTools ? ToolCallParser(toolNames: toolNames) : nil
-        if !prefill.isEmpty { _ = toolParser?.feed(prefill) }
-        var sentRole = false
-        var ended = false
-        var heldLogprobs: [TokenLogprob] = []
-        let wantLogprobs = topLogprobs != nil
-        var streamedContent = ""
-        func emitContent(_ s: String, _ out: inout String) {
-            let text = toolParser.map { _ in toolParser!.feed(s) } ?? s
-            if text.isEmpty { return }
-            streamedContent += text
-            out += chunk([("content", .string(text))], logprobs: wantLogprobs ? OpenAIServer.chatLogprobs(heldLogprobs) : .null)
-            heldLogprobs = []
-        }
-        func emit(_ parts: [ReasoningSplitter.Part], _ out: inout String) {
-            for p in parts {
-                switch p {
-                case .reasoning(let s): out += chunk([("reasoning_content", .string(s))])
-                case .content(let s): emitContent(s, &out)
-                }
-            }
-        }
-        let stream = HTTPStream(keepAlive: ": keep-alive\n\n", next: {
-            if ended { return nil }
-            var out = ""
-            if !sentRole { out += chunk([("role", .string("assistant")), ("content", .string(""))]); sentRole = true }
-            for e in job.next(timeout: 0.01) {
-                switch e {
-                case .text(let s, let l):
-                    heldLogprobs += l
-                    if splitter != nil { emit(splitter!.feed(s), &out) } else { emitContent(s, &out) }
-                case .done(let sum):
-                    if let e = sum.error {
-                        out += OpenAIServer.sse(OpenAIError(500, "generation failed: \(e)", type: "server_error").json)
-                    }
-                    if splitter != nil { emit(splitter!.flush(), &out) }
-                    var finish = OpenAIServer.finishReason(sum.finishReason)
-                    if toolParser != nil {
-                        let rest = toolParser!.finish()
-                        let calls = toolParser!.calls
-                        if !rest.isEmpty && !(calls.count > 0 && rest.allSatisfy(\.isWhitespace)) {
-                            out += chunk([("content", .string(rest))])
-                        }
-                        if !calls.isEmpty {
-                            out += chunk([("tool_calls", toolCallsJSON(calls, streaming: true))])
-                            finish = .string("tool_calls")
-                        }
-                    }
-                    if !heldLogprobs.isEmpty && wantLogprobs {
-                        out += chunk([], logprobs: OpenAIServer.chatLogprobs(heldLogprobs)); heldLogprobs = []
-                    }
-                    let sources: [(String, JSONValue)] = knowledge.map {
-                        [("sources", OpenAIServer.sourcesJSON($0.sources, answer: streamedContent))]
-                    } ?? []
-                    out += chunk([], finish: finish, extra: sources)
-                    if c.includeUsage {
-                        out += OpenAIServer.sse(.object([
-                            ("id", .string(id)), ("object", .string("chat.completion.chunk")), ("created", .int(created)),
-                            ("model", .string(model)), ("system_fingerprint", .string("tiefsee")), ("choices", .array([])),
-                            ("usage", OpenAIServer.usage(sum)),
-                        ]))
-                    }
-                    out += "data: [DONE]\n\n"
-                    ended = true
-                }
-            }
-            return Array(out.utf8)
-        }, onCancel: { job.cancel() })
-        return HTTPResponse(status: 200, headers: OpenAIServer.sseHeaders, body: .stream(stream))
-    }
-
-    /// The `sources` field of a knowledge-grounded reply: every retrieved passage in prompt order
-    /// (`index` is the `[n]` the answer cites), with whether the answer cites it.
-    static func sourcesJSON(_ hits: [KnowledgeHit], answer: String) -> JSONValue {
-        let cited = Set(citedSources(in: answer, count: hits.count))
-        return .array(hits.enumerated().map { i, h in
-            .object([("index", .int(i + 1)), ("file", .string(URL(fileURLWithPath: h.path).lastPathComponent)),
-                     ("path", .string(h.path)), ("heading", .string(h.headingPath)), ("page", h.page.map { .int($0) } ?? .null),
-                     ("citation", .string(h.citation)), ("score", .double(h.score)), ("similarity", .double(Double(h.similarity))),
-                     ("cited", .bool(cited.contains(i + 1)))])
-        })
-    }
-
-    /// A chat reply that did not need the model (knowledge base: nothing relevant found).
-    func cannedChatReply(_ text: String, knowledge: KnowledgeContext, stream: Bool, includeUsage: Bool) -> HTTPResponse {
-        let id = OpenAIServer.newID("chatcmpl-")
-        let created = Int(Date().timeIntervalSince1970)
-        let usage: JSONValue = .object([("prompt_tokens", .int(0)), ("completion_tokens", .int(0)), ("total_tokens", .int(0))])
-        let sources = OpenAIServer.sourcesJSON(knowledge.sources, answer: text)
-        let head: [(String, JSONValue)] = [("id", .string(id)), ("created", .int(created)), ("model", .string(modelID)),
-                                           ("system_fingerprint", .string("tiefsee"))]
-        if !stream {
-            let msg: JSONValue = .object([("role", .string("assistant")), ("content", .string(text)), ("refusal", .null)])
-            return .json(200, .object([("object", .string("chat.completion"))] + head + [
-                ("choices", .array([.object([("index", .int(0)), ("message", msg), ("logprobs", .null), ("finish_reason", .string("stop"))])])),
-                ("usage", usage), ("sources", sources),
-            ]))
-        }
-        func chunk(_ delta: [(String, JSONValue)], _ finish: JSONValue, _ extra: [(String, JSONValue)] = []) -> String {
-            var o: [(String, JSONValue)] = [("object", .string("chat.completion.chunk"))] + head + [
-                ("choices", .array([.object([("index", .int(0)), ("delta", .object(delta)), ("logprobs", .null), ("finish_reason", finish)])]))]
-            if includeUsage { o.append(("usage", .null)) }
-            return OpenAIServer.sse(.object(o + extra))
-        }
-        var out = chunk([("role", .string("assistant")), ("content", .string(""))], .null)
-        out += chunk([("content", .string(text))], .null)
-        out += chunk([], .string("stop"), [("sources", sources)])
-        if includeUsage {
-            out += OpenAIServer.sse(.object([("object", .string("chat.completion.chunk"))] + head + [("choices", .array([])), ("usage", usage)]))
-        }
-        out += "data: [DONE]\n\n"
-        var sent = false
-        let body = HTTPStream(keepAlive: ": keep-alive\n\n", next: {
-            if sent { return nil }
-            sent = true
-            return Array(out.utf8)
-        }, onCancel: {})
-        return HTTPResponse(status: 200, headers: OpenAIServer.sseHeaders, body: .stream(body))
-    }
-
-    static let roles: Set<String> = ["system", "developer", "user", "assistant", "tool"]
-
-    func readMessages(_ r: RequestReader) throws -> [JSONValue] {
-        guard let mv = r.present("messages") else { throw OpenAIError.badParam("messages", "'messages' is required") }
-        guard let arr = mv.array else { throw OpenAIError.badParam("messages", "'messages' must be an array") }
-        guard !arr.isEmpty else { throw OpenAIError.badParam("messages", "'messages' must contain at least one message") }
-        var out: [JSONValue] = []
-        for (i, m) in arr.enumerated() {
-            let p = "messages[\(i)]"
-            guard case .object(let kv) = m else { throw OpenAIError.badParam(p, "\(p) must be an object") }
-            guard let role = m["role"]?.string else { throw OpenAIError.badParam("\(p).role", "\(p).role must be a string") }
-            guard OpenAIServer.roles.contains(role) else {
-                throw OpenAIError.badParam("\(p).role", "\(p).role must be one of system, developer, user, assistant, tool; got '\(role)'")
-            }
-            var fields: [(String, JSONValue)] = [("role", .string(role == "developer" ? "system" : role))]
-            let content = m["content"] ?? .null
-            var text: String? = nil
-            switch content {
-            case .string(let s): text = s
-            case .null:
-                guard role == "assistant" else { throw OpenAIError.badParam("\(p).content", "\(p).content is required") }
-            case .array(let parts):
-                var s = ""
-                for part in parts {
-                    guard part["type"]?.string == "text", let t = part["text"]?.string else {
-                        throw OpenAIError.badParam("\(p).content", "only text content parts are supported")
-                    }
-                    s += t
-                }
-                text = s
-            default:
-                throw OpenAIError.badParam("\(p).content", "\(p).content must be a string or an array of text parts")
-            }
-            fields.append(("content", text.map { .string($0) } ?? .null))
-            for (k, v) in kv {
-                switch k {
-                case "role", "content": continue
-                case "name", "tool_call_id":
-                    guard v.string != nil else { throw OpenAIError.badParam("\(p).\(k)", "\(p).\(k) must be a string") }
-                    fields.append((k, v))
-                case "reasoning_content", "refusal":
-                    if !v.isNull { guard v.string != nil else { throw OpenAIError.badParam("\(p).\(k)", "\(p).\(k) must be a string") } }
-                    fields.append((k, v))
-                case "tool_calls":
-                    guard role == "assistant", let calls = v.array else {
-                        throw OpenAIError.badParam("\(p).tool_calls", "\(p).tool_calls must be an array on an assistant message")
-                    }
-                    // Templates expect arguments as an object; OpenAI sends a JSON string.
-                    let fixed: [JSONValue] = try calls.map { call in
-                        guard let fn = call["function"], let name = fn["name"]?.string else {
-                            throw OpenAIError.badParam("\(p).tool_calls", "each tool call needs function.name")
-                        }
-                        var args = fn["arguments"] ?? .object([])
-                        if let s = args.string, let parsed = try? JSONValue.parse(s, maxDepth: 64) { args = parsed }
-                        return .object([("id", call["id"] ?? .string("")), ("type", .string("function")),
-                                        ("function", .object([("name", .string(name)), ("arguments", args)]))])
-                    }
-                    fields.append(("tool_calls", .array(fixed)))
-                default:
-                    throw OpenAIError.badParam("\(p).\(k)", "Unrecognized field in \(p): \(k)")
-                }
-            }
-            out.append(.object(fields))
-        }
-        return out
-    }
 
     // MARK: completions
 
@@ -698,7 +344,7 @@ public final class OpenAIServer: @unchecked Sendable {
             return .object(o)
         }
         if !c.stream {
-            guard let (text, lps, sum) = collect(job, req) else { return OpenAIError(499, "client closed").response }
+            let (text, lps, sum) = collect(job, req)
             if let e = sum.error { throw OpenAIError(500, "generation failed: \(e)", type: "server_error") }
             let prefix = echo ? promptText : ""
             return .json(200, body(prefix + text, topLogprobs == nil ? .null : logprobsJSON(lps, offset: prefix.count),

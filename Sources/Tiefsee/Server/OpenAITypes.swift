@@ -67,7 +67,6 @@ public struct ServerHooks {
 /// Reads typed fields of a request body, turning wrong types and ranges into 400 errors.
 struct RequestReader {
     let body: JSONValue
-    let fields: [(String, JSONValue)]
 
     init(_ bytes: [UInt8], allowed: Set<String>) throws {
         guard !bytes.isEmpty else { throw OpenAIError(400, "the request body is empty; expected a JSON object") }
@@ -80,12 +79,16 @@ struct RequestReader {
         } catch {
             throw OpenAIError(400, "the request body is not valid JSON: \(error)")
         }
+        try self.init(json: v, allowed: allowed)
+    }
+
+    /// A body another API's request was translated into (Anthropic messages, Responses).
+    init(json v: JSONValue, allowed: Set<String>) throws {
         guard case .object(let kv) = v else { throw OpenAIError(400, "the request body must be a JSON object") }
         for (k, _) in kv where !allowed.contains(k) {
             throw OpenAIError(400, "Unrecognized request argument supplied: \(k)", param: k, code: "unknown_parameter")
         }
         body = v
-        fields = kv
     }
 
     func present(_ k: String) -> JSONValue? {
