@@ -4,7 +4,7 @@ import Tiefsee
 enum BenchCommand {
     static let help = """
     usage: tiefsee bench [MODEL] [-p 128,512] [-n 64] [-t 1,2] [-r 5] [-b 4] [--ttft 512]
-                         [--expert-cache-mb N] [--json] [--json-schema S | --grammar FILE]
+                         [--expert-cache-mb N] [--json] [--json-schema S | --grammar FILE] [--lookup]
 
     Measures prompt processing (ppN: N prompt tokens in one batched pass) and generation
     (tgN: N tokens decoded one at a time) in tokens/s, median and standard deviation over -r
@@ -21,6 +21,9 @@ enum BenchCommand {
     --json-schema S / --grammar FILE adds "json": a chat prompt (--grammar-prompt TEXT) answered
     under the grammar, greedy, against the same number of tokens generated without it; it prints
     both tokens/s, their ratio and how many steps needed the allowed-token mask.
+    --lookup adds "lookup-rag" and "lookup-code": greedy answers that quote their context (a
+    passage, code to edit) with prompt-lookup speculation and without; it prints both tokens/s,
+    the speed-up and the share of drafted tokens accepted.
     --json prints [{"test", "threads", "tokens_per_second", "stddev", "roofline_fraction"}],
     time to first token as {"test": "ttftP", "threads", "seconds", "stddev"} and memory as
     {"test": "memory", "peak_rss_bytes", "mapped_weights_touched_bytes", "kv_cache_bytes",
@@ -36,7 +39,7 @@ enum BenchCommand {
     }
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: ["p", "n", "t", "r", "b", "ttft", "expert-cache-mb", "json-schema", "grammar", "grammar-prompt"], flags: ["help", "json"],
+        let a = try Args(argv, options: ["p", "n", "t", "r", "b", "ttft", "expert-cache-mb", "json-schema", "grammar", "grammar-prompt"], flags: ["help", "json", "lookup"],
                          aliases: ["-h": "--help"])
         if a.has("help") { print(help); return }
         let pps = try list(a.string("p"), [128, 512], "p")
@@ -113,6 +116,11 @@ enum BenchCommand {
                 peakRSS = max(peakRSS, ProcessMemory.peakResidentBytes)
                 results.append(reportTime("ttft\(ttftPrompt)", t, times, json: json))
             }
+            if a.has("lookup") {
+                for (label, question) in lookupPrompts {
+                    results.append(try lookupGain(engine, label, question, threads: t, reps: reps, json: json))
+                }
+            }
             if let grammar {
                 results.append(try grammarCost(engine, grammar, a.string("grammar-prompt"), threads: t, reps: reps, json: json))
             }
@@ -147,6 +155,58 @@ enum BenchCommand {
                                     ("expert_cache_bytes", .int(experts)), ("other_bytes", .int(other))]))
         }
         if json { print(JSONValue.array(results).serialized()) }
+    }
+
+    static let lookupPrompts: [(String, String)] = [
+        ("rag", """
+        Answer from the context only, quoting it.
+
+        Context:
+        [1] Orders placed before 14:00 leave the Hamburg warehouse on the same working day; orders placed later leave on the next working day.
+        [2] Returns are accepted within 30 days of delivery if the item is unused and in its original packaging; the customer pays the return shipping unless the item was faulty.
+        [3] Faulty items are replaced free of charge within the two-year warranty; the customer sends a photo of the fault to support@example.com first.
+
+        Question: What are the rules for returns and for faulty items? Quote the relevant sentences.
+        """),
+        ("code", """
+        Rename `result` to `acc` and `items` to `lines` in this function and show the whole function:
+
+        def total(items, tax_rate):
+            result = 0
+            for item in items:
+                if item.quantity <= 0:
+                    continue
+                result = result + item.price * item.quantity
+            result = result * (1 + tax_rate)
+            return round(result, 2)
+        """),
+    ]
+
+    /// Greedy generation of the same prompt with and without prompt-lookup speculation.
+    static func lookupGain(_ engine: Engine, _ label: String, _ question: String, threads: Int, reps: Int,
+                           json: Bool) throws -> JSONValue {
+        let prompt = engine.encodePrompt(try engine.renderChat([.object([("role", .string("user")), ("content", .string(question))])]))
+        var options = GenerationOptions()
+        options.sampling = .greedy
+        options.maxTokens = 160
+        var fast = [Double](), plain = [Double]()
+        var last = GenerationResult()
+        for _ in 0..<reps {
+            options.promptLookup = true
+            last = try Session(engine: engine, contextSize: prompt.count + 161).generate(prompt: prompt, options: options)
+            fast.append(last.generatedTokensPerSecond)
+            options.promptLookup = false
+            plain.append(try Session(engine: engine, contextSize: prompt.count + 161).generate(prompt: prompt, options: options).generatedTokensPerSecond)
+        }
+        let (f, _) = medianAndDeviation(fast), (p, _) = medianAndDeviation(plain)
+        let rate = last.draftedTokens > 0 ? Double(last.acceptedDraftTokens) / Double(last.draftedTokens) : 0
+        if !json {
+            print(String(format: "  lookup-%@ threads %d: %8.2f tokens/s with prompt lookup, %.2f without (%.2fx); %d of %d drafted tokens accepted (%.0f%%) in %d checks, %d tokens",
+                         label, threads, f, p, f / p, last.acceptedDraftTokens, last.draftedTokens, 100 * rate, last.verifySteps, last.tokens.count))
+        }
+        return .object([("test", .string("lookup-\(label)")), ("threads", .int(threads)), ("tokens_per_second", .double(f)),
+                        ("plain_tokens_per_second", .double(p)), ("drafted", .int(last.draftedTokens)),
+                        ("accepted", .int(last.acceptedDraftTokens)), ("tokens", .int(last.tokens.count))])
     }
 
     /// Constrained generation against free generation of as many tokens, same prompt, greedy.

@@ -20,10 +20,14 @@ public struct GenerationOptions: Sendable {
     /// Only text of this grammar may be generated (GBNF, JSON schemas, forced tool calls);
     /// generation ends when the grammar's sentence is complete.
     public var grammar: Grammar? = nil
+    /// Prompt-lookup speculation for greedy decoding (PromptLookup.swift): the same text, fewer
+    /// weight reads where the answer repeats its context.
+    public var promptLookup = true
     public init() {}
 }
 
 public struct GenerationResult: Sendable {
+    public init() {}
     public var text = ""
     /// `text` split at `<think>…</think>`: the model's reasoning and its answer.
     public var reasoning = ""
@@ -37,6 +41,10 @@ public struct GenerationResult: Sendable {
     public var generationSeconds = 0.0
     /// Under a grammar: steps whose first draw the grammar refused (the allowed set was computed).
     public var grammarMaskedSteps = 0
+    /// Prompt lookup: tokens proposed, accepted, and the batched steps that checked them.
+    public var draftedTokens = 0
+    public var acceptedDraftTokens = 0
+    public var verifySteps = 0
     public var generatedTokensPerSecond: Double { generationSeconds > 0 ? Double(max(tokens.count - 1, 0)) / generationSeconds : 0 }
     public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokensEvaluated) / promptSeconds : 0 }
 }
@@ -95,30 +103,70 @@ public final class Session {
         result.finishReason = .length
         var history = prompt
         let constraint = options.grammar.map { GrammarConstraint(grammar: $0, trie: TokenTrie.shared(for: engine.tokenizer, outputs: vocab)) }
-        loop: while result.tokens.count < options.maxTokens {
+        // Greedy without a grammar: drafts from the context may be checked in batched steps.
+        var lookup: PromptLookup? = options.promptLookup && options.sampling.temperature <= 0 && constraint == nil ? PromptLookup() : nil
+
+        /// Picks the token after `row`; nil when it ends generation.
+        func pick(_ row: UnsafeMutablePointer<Float>) -> Int? {
             let next: Int
             if let constraint {
-                guard let t = constraint.sample(&sampler, logits.p, count: vocab, history: history) else { result.finishReason = .stop; break }
+                guard let t = constraint.sample(&sampler, row, count: vocab, history: history) else { result.finishReason = .stop; return nil }
                 next = t
                 constraint.accept(next)
             } else {
-                next = sampler.sample(logits.p, count: vocab, history: history)
+                next = sampler.sample(row, count: vocab, history: history)
             }
-            if eog.contains(next) && !options.ignoreEOS { result.finishReason = .stop; break }
+            if eog.contains(next) && !options.ignoreEOS { result.finishReason = .stop; return nil }
+            return next
+        }
+        /// Takes `next` into the answer; false when generation ends with it.
+        func take(_ next: Int) -> Bool {
             result.tokens.append(next)
             history.append(next)
             let piece = stops.feed(detok.push(next))
             if !piece.isEmpty {
                 result.text += piece
-                if !onText(piece) { result.finishReason = .cancelled; break loop }
+                if !onText(piece) { result.finishReason = .cancelled; return false }
             }
-            if stops.stopped { result.finishReason = .stop; break }
-            if constraint?.mustEnd == true { result.finishReason = .stop; break }
-            if result.tokens.count >= options.maxTokens { break }
+            if stops.stopped || constraint?.mustEnd == true { result.finishReason = .stop; return false }
+            return result.tokens.count < options.maxTokens
+        }
+
+        var row = logits.p
+        var known: Int? = nil   // a token already taken whose row is not computed yet
+        loop: while result.tokens.count < options.maxTokens {
+            let next: Int
+            if let k = known { next = k; known = nil } else {
+                guard let n = pick(row), take(n) else { break }
+                next = n
+            }
             // A full context ends generation with `length`; it never aborts.
             if cache.length >= cache.capacity { result.finishReason = .length; break }
-            logits = try model.forward([next], cache: cache)
+            let room = min(options.maxTokens - result.tokens.count, cache.capacity - cache.length - 1)
+            let draft = lookup?.draft(history, limit: room) ?? []
+            let base = cache.length
+            logits = try model.forward([next] + draft, cache: cache, lastK: 1 + draft.count)
             tokens.append(next)
+            row = logits.p
+            guard !draft.isEmpty else { continue }
+            // Keep the draft's prefix that greedy decoding itself picks, row by row; the first
+            // token it disagrees on is the model's own, taken next without another step.
+            var good = 0
+            var ended = false
+            while good < draft.count {
+                guard let t = pick(logits.p + good * vocab) else { ended = true; break }
+                if t != draft[good] {
+                    if take(t) { known = t } else { ended = true }
+                    break
+                }
+                good += 1
+                if !take(t) { ended = true; break }
+            }
+            lookup!.record(drafted: draft.count, accepted: good)
+            cache.truncate(to: base + 1 + good)
+            tokens += draft[..<good]
+            if ended { break }
+            row = logits.p + good * vocab
         }
         if result.finishReason != .cancelled {
             let tail = stops.feed(detok.finish()) + stops.flush()
@@ -126,6 +174,7 @@ public final class Session {
         }
         result.generationSeconds = Date().timeIntervalSince(t1)
         result.grammarMaskedSteps = constraint?.masked ?? 0
+        if let lookup { result.draftedTokens = lookup.drafted; result.acceptedDraftTokens = lookup.accepted; result.verifySteps = lookup.verifySteps }
         var split = ReasoningSplitter(startInThinking: options.startsInThinking)
         _ = split.feed(result.text)
         _ = split.flush()

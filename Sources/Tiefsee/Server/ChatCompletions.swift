@@ -9,7 +9,7 @@ extension OpenAIServer {
         "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature", "top_p",
         "seed", "stop", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "response_format", "tools",
         "tool_choice", "n", "user", "logit_bias", "parallel_tool_calls", "metadata", "store", "service_tier", "knowledge",
-        "grammar", "chat_template_kwargs",
+        "grammar", "chat_template_kwargs", "prompt_lookup",
     ]
 
     func chatCompletions(_ req: HTTPRequest) throws -> HTTPResponse {

@@ -7,6 +7,8 @@ public final class ServerMetrics: @unchecked Sendable {
     private var promptTokens = 0
     private var completionTokens = 0
     private var cancelled = 0
+    private var draftTokens = 0
+    private var acceptedDraftTokens = 0
     private var queueDepth = 0
     private var busySlots = 0
     public let slots: Int
@@ -25,6 +27,7 @@ public final class ServerMetrics: @unchecked Sendable {
     }
     func addPromptTokens(_ n: Int) { lock.lock(); promptTokens += n; lock.unlock() }
     func addCompletionTokens(_ n: Int) { lock.lock(); completionTokens += n; lock.unlock() }
+    func addDrafts(_ drafted: Int, accepted: Int) { lock.lock(); draftTokens += drafted; acceptedDraftTokens += accepted; lock.unlock() }
     func addCancelled() { lock.lock(); cancelled += 1; lock.unlock() }
     func setQueue(depth: Int, busy: Int) { lock.lock(); queueDepth = depth; busySlots = busy; lock.unlock() }
     func recordStep(tokens: Int, seconds: Double, decoded: Int) {
@@ -58,6 +61,8 @@ public final class ServerMetrics: @unchecked Sendable {
             o += "tiefsee_requests_total{endpoint=\"\(p[0])\",status=\"\(p[1])\"} \(requests[k]!)\n"
         }
         o += ServerMetrics.sample("tiefsee_prompt_tokens_total", "Prompt tokens processed.", "counter", promptTokens)
+        o += ServerMetrics.sample("tiefsee_draft_tokens_total", "Tokens proposed by prompt lookup.", "counter", draftTokens)
+        o += ServerMetrics.sample("tiefsee_draft_tokens_accepted_total", "Proposed tokens the model agreed with.", "counter", acceptedDraftTokens)
         o += ServerMetrics.sample("tiefsee_generated_tokens_total", "Tokens generated.", "counter", completionTokens)
         o += ServerMetrics.sample("tiefsee_cancelled_total", "Generations stopped because the client went away.", "counter", cancelled)
         o += ServerMetrics.sample("tiefsee_queue_depth", "Requests waiting for a slot.", "gauge", queueDepth)

@@ -208,6 +208,8 @@ public final class OpenAIServer: @unchecked Sendable {
         _ = try r.string("user")
         c.options.sampling = p
         c.options.stop = try r.stopStrings()
+        // Tiefsee's own field: prompt-lookup speculation for greedy requests (default on).
+        c.options.promptLookup = try r.bool("prompt_lookup") ?? true
         let mt = try r.int("max_completion_tokens", 1...Int(Int32.max)) ?? r.int("max_tokens", 1...Int(Int32.max))
         c.options.maxTokens = mt ?? maxTokensDefault ?? contextSize
         c.stream = try r.bool("stream") ?? false
@@ -278,7 +280,7 @@ public final class OpenAIServer: @unchecked Sendable {
     static let completionFields: Set<String> = [
         "model", "prompt", "stream", "stream_options", "max_tokens", "temperature", "top_p", "seed", "stop",
         "presence_penalty", "frequency_penalty", "logprobs", "echo", "n", "best_of", "user", "logit_bias", "suffix",
-        "grammar", "response_format",
+        "grammar", "response_format", "prompt_lookup",
     ]
 
     func completions(_ req: HTTPRequest) throws -> HTTPResponse {

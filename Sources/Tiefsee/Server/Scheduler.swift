@@ -94,6 +94,10 @@ public final class BatchScheduler: @unchecked Sendable {
         var promptDone: Int  // prompt tokens in the cache
         var generated = 0
         var lastToken = -1
+        /// Greedy requests without a grammar or log-probabilities: prompt-lookup drafts.
+        var lookup: PromptLookup?
+        /// The draft fed with lastToken this step.
+        var draft: [Int] = []
         var pendingLogprobs: [TokenLogprob] = []
         var firstTokenAt: Date?
         init(job: GenerationJob, slot: Slot, tokenizer: Tokenizer, outputs: Int, promptDone: Int) {
@@ -104,6 +108,8 @@ public final class BatchScheduler: @unchecked Sendable {
             grammar = job.options.grammar.map { GrammarConstraint(grammar: $0, trie: TokenTrie.shared(for: tokenizer, outputs: outputs)) }
             history = job.prompt
             self.promptDone = promptDone
+            let o = job.options
+            if o.promptLookup && o.sampling.temperature <= 0 && o.grammar == nil && job.topLogprobs == nil { lookup = PromptLookup() }
         }
         var prefilling: Bool { promptDone < job.prompt.count }
     }
@@ -201,7 +207,9 @@ public final class BatchScheduler: @unchecked Sendable {
                 batch.append((Array(s.job.prompt[s.promptDone..<s.promptDone + n]), s.slot.cache, 1))
                 members.append((s, n))
             } else {
-                batch.append(([s.lastToken], s.slot.cache, 1))
+                let room = min(s.job.options.maxTokens - s.generated, s.slot.cache.capacity - s.slot.cache.length - 1)
+                s.draft = s.lookup?.draft(s.history, limit: room) ?? []
+                batch.append(([s.lastToken] + s.draft, s.slot.cache, 1 + s.draft.count))
                 members.append((s, 0))
             }
         }
@@ -225,40 +233,65 @@ public final class BatchScheduler: @unchecked Sendable {
                 s.slot.tokens.append(s.lastToken)
                 decoded += 1
             }
-            sampleNext(s, logits[i])
+            decoded += verify(s, logits[i])
         }
         metrics.recordStep(tokens: members.count, seconds: Date().timeIntervalSince(t0), decoded: decoded)
     }
 
-    private func sampleNext(_ s: Sequence, _ logits: FloatBuffer) {
+    /// Samples from each row the step computed for `s`: one row, or the rows of lastToken and its
+    /// draft, of which the prefix greedy decoding agrees with is kept (the cache is cut back past
+    /// it). Returns how many drafted tokens were accepted.
+    private func verify(_ s: Sequence, _ logits: FloatBuffer) -> Int {
+        let vocab = engine.model.outputHead.outFeatures
+        let draft = s.draft
+        s.draft = []
+        var good = 0
+        for i in 0...draft.count {
+            guard sampleNext(s, logits.p + i * vocab) else { break }   // finished (the cache is cut in finish)
+            guard i < draft.count, s.lastToken == draft[i] else { break }
+            s.slot.tokens.append(draft[i])
+            good += 1
+        }
+        if !draft.isEmpty {
+            s.lookup?.record(drafted: draft.count, accepted: good)
+            metrics.addDrafts(draft.count, accepted: good)
+            if s.slot.busy { s.slot.cache.truncate(to: s.slot.tokens.count) }
+        }
+        return good
+    }
+
+    /// Samples the token after `row` and streams it; false when the sequence finished.
+    @discardableResult
+    private func sampleNext(_ s: Sequence, _ row: UnsafeMutablePointer<Float>) -> Bool {
         let vocab = engine.model.outputHead.outFeatures
         let eog = engine.tokenizer.eogIDs
         let opts = s.job.options
         var raw: [Float]? = nil
-        if s.job.topLogprobs != nil { raw = Array(UnsafeBufferPointer(start: logits.p, count: vocab)) }
+        if s.job.topLogprobs != nil { raw = Array(UnsafeBufferPointer(start: row, count: vocab)) }
         var next: Int
         if let g = s.grammar {
-            next = g.sample(&s.sampler, logits.p, count: vocab, history: s.history) ?? -1
+            next = g.sample(&s.sampler, row, count: vocab, history: s.history) ?? -1
             g.accept(next)
         } else {
-            next = s.sampler.sample(logits.p, count: vocab, history: s.history)
+            next = s.sampler.sample(row, count: vocab, history: s.history)
         }
         if s.firstTokenAt == nil {
             s.firstTokenAt = Date()
             metrics.observeTTFT(s.firstTokenAt!.timeIntervalSince(s.job.submitted))
         }
-        if next < 0 || (eog.contains(next) && !opts.ignoreEOS) { finish(s, .stop); return }
+        if next < 0 || (eog.contains(next) && !opts.ignoreEOS) { finish(s, .stop); return false }
         s.generated += 1
         s.history.append(next)
         metrics.addCompletionTokens(1)
         if let raw, let k = s.job.topLogprobs { s.pendingLogprobs.append(logprob(raw, next, k)) }
         let piece = s.stops.feed(s.detok.push(next))
         if !piece.isEmpty { s.job.push(.text(piece, s.pendingLogprobs)); s.pendingLogprobs = [] }
-        if s.stops.stopped { finish(s, .stop); return }
-        if s.grammar?.mustEnd == true { finish(s, .stop); return }
-        if s.generated >= opts.maxTokens { finish(s, .length); return }
-        if s.slot.cache.length >= s.slot.cache.capacity { finish(s, .length); return }
+        if s.stops.stopped { finish(s, .stop); return false }
+        if s.grammar?.mustEnd == true { finish(s, .stop); return false }
+        if s.generated >= opts.maxTokens { finish(s, .length); return false }
+        if s.slot.tokens.count >= s.slot.cache.capacity { finish(s, .length); return false }
         s.lastToken = next
+        return true
     }
 
     private func logprob(_ raw: [Float], _ chosen: Int, _ k: Int) -> TokenLogprob {
