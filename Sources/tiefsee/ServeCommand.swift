@@ -8,6 +8,7 @@ import Glibc
 enum ServeCommand {
     static let help = """
     usage: tiefsee serve [MODEL] [options]
+           tiefsee serve --models-dir DIR [--models-max N] [options]
 
     OpenAI-compatible server: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
     GET /health, GET /metrics, POST /v1/embeddings (with --embedding-model). Binds to loopback
@@ -23,6 +24,10 @@ enum ServeCommand {
       --max-body BYTES     largest request body (default 8388608)
       --timeout S          idle connection timeout in seconds (default 15)
       --model-id NAME      the model name clients use (default: the file name)
+      --models-dir DIR     serve every model in DIR (*.gguf files, Hugging Face folders): a
+                           request's "model" loads it on first use; GET /v1/models lists them
+      --models-max N       models kept loaded at once; the least recently used idle one is
+                           unloaded to make room (default 1)
       --embedding-model M  serve POST /v1/embeddings with this sentence-transformers model (folder
                            or name in the model cache, e.g. all-minilm-l6-v2) and search knowledge
                            bases with it
@@ -36,7 +41,7 @@ enum ServeCommand {
 
     static func run(_ argv: ArraySlice<String>) throws {
         let a = try Args(argv, options: ["host", "port", "api-key", "parallel", "ctx", "threads", "queue", "max-body",
-                                         "timeout", "model-id", "embedding-model", "expert-cache-mb"],
+                                         "timeout", "model-id", "embedding-model", "expert-cache-mb", "models-dir", "models-max"],
                          flags: ["help"], aliases: ["-h": "--help", "-c": "--ctx", "-t": "--threads", "-np": "--parallel"])
         if a.has("help") { print(help); return }
         guard a.positional.count <= 1 else { throw CLIError("serve takes at most one MODEL argument") }
@@ -63,8 +68,16 @@ enum ServeCommand {
         }
         signal(SIGPIPE, SIG_IGN)
 
-        let engine = try Engine.load(a.positional.first, options: try EngineFlags.options(a))
         let embedder = try a.string("embedding-model").map { try EmbeddingModel.load($0) }
+        if let dir = a.string("models-dir") {
+            guard a.positional.isEmpty, a.string("model-id") == nil else { throw CLIError("--models-dir serves a folder: give no MODEL or --model-id") }
+            let maxLoaded = try a.int("models-max") ?? 1
+            guard maxLoaded >= 1 else { throw CLIError("--models-max must be at least 1") }
+            try serveFolder(dir, cfg, maxLoaded: maxLoaded, options: try EngineFlags.options(a), embedder: embedder)
+            return
+        }
+        guard a.string("models-max") == nil else { throw CLIError("--models-max needs --models-dir") }
+        let engine = try Engine.load(a.positional.first, options: try EngineFlags.options(a))
         let knowledgeAvailable = embedder != nil || FileManager.default.fileExists(atPath: EmbeddingModel.defaultModelPath)
         var hooks = ServerKnowledge(engine: engine, embedder: embedder).hooks
         if !knowledgeAvailable { hooks.knowledge = nil }
@@ -91,7 +104,32 @@ enum ServeCommand {
         }
         let shownHost = cfg.host.contains(":") ? "[\(cfg.host)]" : cfg.host
         err("tiefsee serve: listening on http://\(shownHost):\(server.port)\(cfg.apiKey != nil ? " (API key required)" : "")")
-        // Stop cleanly on Ctrl-C / SIGTERM.
+        waitForSignal()
+        server.stop()
+    }
+
+    static func serveFolder(_ dir: String, _ cfg: ServerConfig, maxLoaded: Int, options: EngineOptions, embedder: EmbeddingModel?) throws {
+        let router = try ModelRouter(directory: dir, config: cfg, maxLoaded: maxLoaded) { entry, cfg in
+            let engine = try Engine.load(entry.path, options: options)
+            var hooks = ServerKnowledge(engine: engine, embedder: embedder).hooks
+            if embedder == nil && !FileManager.default.fileExists(atPath: EmbeddingModel.defaultModelPath) { hooks.knowledge = nil }
+            err("tiefsee serve: loaded \(entry.id)")
+            return try OpenAIServer(engine: engine, config: cfg, hooks: hooks, listen: false)
+        }
+        for e in router.entries {
+            err("tiefsee serve: model \(e.id) (\(ModelRouter.gib(e.fileBytes)), \(ModelRouter.gib(e.residentBytes)) resident)")
+        }
+        err("tiefsee serve: \(router.entries.count) models, at most \(maxLoaded) loaded at once, memory budget \(ModelRouter.gib(router.memoryBudget))")
+        if !HTTPServer.isLoopback(cfg.host) && cfg.apiKey == nil {
+            err("WARNING: listening on \(cfg.host) without an API key: anyone who can reach this port can use the models.")
+        }
+        err("tiefsee serve: listening on http://\(cfg.host.contains(":") ? "[\(cfg.host)]" : cfg.host):\(router.port)")
+        waitForSignal()
+        router.stop()
+    }
+
+    /// Blocks until Ctrl-C or SIGTERM.
+    static func waitForSignal() {
         let stop = DispatchSemaphore(value: 0)
         let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
             signal(sig, SIG_IGN)
@@ -103,6 +141,5 @@ enum ServeCommand {
         stop.wait()
         sources.forEach { $0.cancel() }
         err("tiefsee serve: shutting down")
-        server.stop()
     }
 }

@@ -53,7 +53,7 @@ public final class HTTPStream: @unchecked Sendable {
     private let cancelAction: () -> Void
     /// Sent after a second without output (e.g. an SSE comment): the connection's idle timeout
     /// counts silence on the wire, and a queued or thinking request may be silent for long.
-    private let keepAlive: [UInt8]?
+    private var keepAlive: [UInt8]?
     private var lastSent = Date()
     private var buffer: [UInt8] = []
     private var offset = 0
@@ -95,6 +95,18 @@ public final class HTTPStream: @unchecked Sendable {
 
     /// The response is gone (sent, or the connection died): cancel if it had not ended.
     func released() { cancel() }
+
+    /// The same stream with `onEnd` run once when it ends or is cancelled (the model router
+    /// counts a model in use until its answer is sent).
+    public func whenFinished(_ onEnd: @escaping () -> Void) -> HTTPStream {
+        let s = HTTPStream(keepAlive: nil, next: { [self] in
+            let b = next()
+            if b == nil { onEnd() }
+            return b
+        }, onCancel: { [self] in cancel(); onEnd() })
+        s.keepAlive = keepAlive
+        return s
+    }
 }
 
 public enum HTTPBody {

@@ -25,17 +25,20 @@ public final class OpenAIServer: @unchecked Sendable {
     public let modelID: String
     public let contextSize: Int
     public var hooks: ServerHooks
-    private var http: HTTPServer!
+    private var http: HTTPServer?
     let template: ChatTemplate?
     /// R1-style models: `<think>…</think>` goes to reasoning_content.
     public let splitsReasoning: Bool
     public let supportsTools: Bool
     let created = Int(Date().timeIntervalSince1970)
 
-    public var port: Int { http.port }
+    /// 0 for a server without a listener (one model of a ModelRouter).
+    public var port: Int { http?.port ?? 0 }
     public var host: String { config.host }
 
-    public init(engine: Engine, config: ServerConfig, hooks: ServerHooks = ServerHooks()) throws {
+    /// `listen: false` builds the model's endpoints without a listener: a `ModelRouter` passes
+    /// it the requests that name this model.
+    public init(engine: Engine, config: ServerConfig, hooks: ServerHooks = ServerHooks(), listen: Bool = true) throws {
         self.engine = engine
         self.config = config
         self.hooks = hooks
@@ -49,16 +52,18 @@ public final class OpenAIServer: @unchecked Sendable {
         supportsTools = src.contains("tools")
         scheduler = BatchScheduler(engine: engine, parallel: parallel, contextSize: contextSize,
                                    maxQueue: config.maxQueue, metrics: metrics)
-        http = try HTTPServer(host: config.host, port: config.port, limits: config.limits,
-                              preflight: { [unowned self] in self.preflight($0) },
-                              handler: { [unowned self] in self.handle($0) })
+        guard listen else { return }
+        let http = try HTTPServer(host: config.host, port: config.port, limits: config.limits,
+                                  preflight: { [unowned self] in self.preflight($0) },
+                                  handler: { [unowned self] in self.handle($0) })
+        self.http = http
         http.onResponse = { [metrics] req, status in
             metrics.countRequest(endpoint: OpenAIServer.endpointLabel(req.path), status: status)
         }
     }
 
     public func stop() {
-        http.stop()
+        http?.stop()
         scheduler.shutdown()
     }
 
@@ -79,20 +84,20 @@ public final class OpenAIServer: @unchecked Sendable {
 
     /// Headers only: authentication, routes and methods are checked before a body is read.
     func preflight(_ req: HTTPRequest) -> HTTPResponse? {
-        guard let e = preflightError(req) else { return nil }
+        guard let e = OpenAIServer.preflightError(req, apiKey: config.apiKey, embeddings: hooks.embeddings != nil) else { return nil }
         return req.path == "/v1/messages" ? OpenAIServer.anthropicError(e) : e.response
     }
 
-    func preflightError(_ req: HTTPRequest) -> OpenAIError? {
+    static func preflightError(_ req: HTTPRequest, apiKey: String?, embeddings: Bool) -> OpenAIError? {
         let path = req.path
         let isModelPath = path == "/v1/models" || path.hasPrefix("/v1/models/")
         let getPaths = path == "/health" || path == "/metrics" || isModelPath
         let postPaths = ["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses"].contains(path)
-            || (path == "/v1/embeddings" && hooks.embeddings != nil)
+            || (path == "/v1/embeddings" && embeddings)
         guard getPaths || postPaths else {
             return OpenAIError(404, "Unknown request URL: \(req.method) \(path)", code: "unknown_url")
         }
-        if path != "/health", let key = config.apiKey, !key.isEmpty {
+        if path != "/health", let key = apiKey, !key.isEmpty {
             // OpenAI clients send `Authorization: Bearer KEY`, Anthropic clients `x-api-key: KEY`.
             let bearer = req.header("Authorization") ?? ""
             let anthropic = req.header("x-api-key") ?? ""
