@@ -23,6 +23,7 @@ SPECIAL = {
     "qwen2.5": ("<|endoftext|>", "<|im_end|>"),  # Qwen2.5 has no BOS in its template; bos kept for parity
     "deepseek-r1": ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
     "deepseek-v3": ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    "deepseek-v3.1": ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
     "llama3.1": ("<|begin_of_text|>", "<|eot_id|>"),
     "mixtral": ("<s>", "</s>"),
     "qwen3": ("<|endoftext|>", "<|im_end|>"),
@@ -149,6 +150,43 @@ def v3_cases():
     ]
 
 
+def v31_cases():
+    """DeepSeek-V3.1 (tokenizer_config.json chat_template): the `thinking` switch, its tool-call
+    format (arguments as the OpenAI JSON text) and prefix (continued) assistant turns."""
+    call = {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Zürich"}'}},
+            {"type": "function", "function": {"name": "get_time", "arguments": '{"tz": "Europe/Zurich"}'}},
+        ],
+    }
+    call_text = dict(call, content="Checking both.")
+    thought = {"role": "assistant", "content": "<think>The user greets me.</think>Hello! I am DeepSeek."}
+    prefix = {"role": "assistant", "content": "Let me think", "prefix": True}
+    cases = []
+    for think in (False, True):
+        kw = {"thinking": think}
+        t = "_think" if think else ""
+        cases += [
+            ("system_user" + t, [SYS, U1], None, True, kw),
+            ("multi_turn" + t, [SYS, U1, A1, U2], None, True, kw),
+            ("multi_turn_no_gen" + t, [SYS, U1, A1, U2, A2], None, False, kw),
+            ("think_in_history" + t, [U1, thought, U2], None, True, kw),
+            ("tool_roundtrip" + t, [SYS, UW, call, {"role": "tool", "content": "21C"}, {"role": "tool", "content": "14:05"},
+                                    {"role": "assistant", "content": "It is 21C at 14:05."}, U2], None, True, kw),
+            ("tool_pending_output" + t, [UW, call_text, {"role": "tool", "content": "21C"}], None, True, kw),
+            ("prefix" + t, [U1, prefix], None, False, kw),
+            ("two_system" + t, [SYS, {"role": "system", "content": "Answer in French."}, U1], None, True, kw),
+        ]
+    cases += [
+        ("default_is_chat", [U1], None, True, {}),
+        ("unicode_think", [UNI], None, True, {"thinking": True}),
+        ("enable_thinking_ignored", [U1], None, True, {"enable_thinking": True}),
+    ]
+    return cases
+
+
 def llama_cases():
     call = {
         "role": "assistant",
@@ -215,6 +253,7 @@ CASES = {
     "qwen2.5": qwen_cases,
     "deepseek-r1": r1_cases,
     "deepseek-v3": v3_cases,
+    "deepseek-v3.1": v31_cases,
     "llama3.1": llama_cases,
     "mixtral": mixtral_cases,
     "qwen3": qwen3_cases,

@@ -39,7 +39,8 @@ enum BenchCommand {
     }
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: ["p", "n", "t", "r", "b", "ttft", "expert-cache-mb", "json-schema", "grammar", "grammar-prompt"], flags: ["help", "json", "lookup"],
+        let a = try Args(argv, options: ["p", "n", "t", "r", "b", "ttft", "expert-cache-mb", "json-schema", "grammar", "grammar-prompt",
+                                         "chat-encoding"], flags: ["help", "json", "lookup"],
                          aliases: ["-h": "--help"])
         if a.has("help") { print(help); return }
         let pps = try list(a.string("p"), [128, 512], "p")

@@ -46,7 +46,7 @@ enum ChatCommand {
             var ids: [Int] = []
             var prompt = ""
             while true {
-                prompt = try engine.renderChat(system + turns)
+                prompt = try engine.renderChat(system + turns, extra: f.templateKwargs)
                 ids = engine.encodePrompt(prompt)
                 if ids.count + reserve <= session.contextSize || turns.count <= 1 { break }
                 let drop = turns.count >= 3 ? 2 : 1

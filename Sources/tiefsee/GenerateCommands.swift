@@ -8,7 +8,7 @@ import Glibc
 struct GenerateFlags {
     static let options: Set<String> = ["prompt", "system", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed",
                                        "threads", "ctx", "stop", "repeat-penalty", "presence-penalty", "frequency-penalty",
-                                       "expert-cache-mb", "grammar", "json-schema"]
+                                       "expert-cache-mb", "grammar", "json-schema", "think", "chat-encoding"]
     static let flags: Set<String> = ["help", "verbose", "hide-thinking", "raw", "chat", "show-experts", "no-color", "ids"]
     static let aliases = ["-p": "--prompt", "-n": "--max-tokens", "-t": "--threads", "-c": "--ctx", "-s": "--seed", "-h": "--help"]
 
@@ -26,6 +26,8 @@ struct GenerateFlags {
       --grammar FILE           only output this GBNF grammar allows (llama.cpp's notation)
       --json-schema S          only JSON valid under this schema (a file, or the schema text)
       --hide-thinking          do not print <think>…</think> reasoning
+      --think on|off           thinking switch of hybrid models (DeepSeek-V3.1/V3.2/V4 `thinking`,
+                               Qwen3 `enable_thinking`); default: the model's own default
       --verbose                print prompt/generation speed at the end
     \(EngineFlags.help)
     """
@@ -36,6 +38,8 @@ struct GenerateFlags {
     var verbose = false
     var hideThinking = false
     var engine = EngineOptions()
+    /// Chat template variables (`--think`).
+    var templateKwargs: [String: JSONValue] = [:]
 
     init(_ a: Args) throws {
         engine = try EngineFlags.options(a)
@@ -61,6 +65,12 @@ struct GenerateFlags {
         system = a.string("system")
         verbose = a.has("verbose")
         hideThinking = a.has("hide-thinking")
+        if let t = a.string("think") {
+            guard let on = ["on": true, "off": false, "true": true, "false": false][t.lowercased()] else {
+                throw CLIError("--think expects on or off, got '\(t)'")
+            }
+            templateKwargs = ["thinking": .bool(on), "enable_thinking": .bool(on)]
+        }
     }
 }
 
@@ -116,6 +126,8 @@ enum EngineFlags {
     static let help = """
       --expert-cache-mb N      MoE models larger than memory: also keep the N MiB of most used
                                experts resident (default 0; chosen experts are always prefetched)
+      --chat-encoding E        prompt format instead of the chat template: deepseek-v3.2 or
+                               deepseek-v4 (default: those for V3.2/V4 architectures)
     """
 
     /// TIEFSEE_PAGING_HINTS=0 turns the expert paging hints off and TIEFSEE_EXPERT_COPIES=1 makes
@@ -125,9 +137,16 @@ enum EngineFlags {
         let env = ProcessInfo.processInfo.environment
         let mb = try a.int("expert-cache-mb") ?? 0
         guard mb >= 0 else { throw CLIError("--expert-cache-mb must be ≥ 0") }
-        if env["TIEFSEE_PAGING_HINTS"] == "0" && mb == 0 { return EngineOptions(experts: nil) }
+        var encoding: DeepSeekEncoding? = nil
+        if let e = a.string("chat-encoding") {
+            guard let v = DeepSeekEncoding(rawValue: e) else {
+                throw CLIError("--chat-encoding expects one of \(DeepSeekEncoding.allCases.map(\.rawValue).joined(separator: ", ")), got '\(e)'")
+            }
+            encoding = v
+        }
+        if env["TIEFSEE_PAGING_HINTS"] == "0" && mb == 0 { return EngineOptions(experts: nil, chatEncoding: encoding) }
         return EngineOptions(experts: ExpertResidencyOptions(cacheBytes: mb << 20, pagingHints: env["TIEFSEE_PAGING_HINTS"] != "0",
-                                                             lockInPlace: env["TIEFSEE_EXPERT_COPIES"] != "1"))
+                                                             lockInPlace: env["TIEFSEE_EXPERT_COPIES"] != "1"), chatEncoding: encoding)
     }
 }
 
@@ -178,7 +197,7 @@ enum RunCommand {
             var messages = [JSONValue]()
             if let s = f.system { messages.append(.object([("role", .string("system")), ("content", .string(s))])) }
             messages.append(.object([("role", .string("user")), ("content", .string(promptText))]))
-            text = try engine.renderChat(messages)
+            text = try engine.renderChat(messages, extra: f.templateKwargs)
         }
         let ids = engine.encodePrompt(text)
         var printer = ReasoningPrinter(startInThinking: promptEndsInThinking(text), hide: f.hideThinking)

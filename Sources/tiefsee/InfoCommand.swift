@@ -52,6 +52,9 @@ enum InfoCommand {
             print("KV cache:      \(formatBytes(kv.bytesPerToken)) per token (f32)\(kv.note)")
         }
         if let tok = files.tokenizerSummary { print(tok) }
+        if let enc = DeepSeekEncoding.forArchitecture(files.architectureName) {
+            print("chat prompt:   DeepSeek's \(enc.rawValue) encoder (used instead of any chat template)")
+        }
         if let tmpl = files.chatTemplate {
             let lines = tmpl.split(separator: "\n", omittingEmptySubsequences: false)
             print("chat template: \(lines.count) lines")

@@ -78,14 +78,16 @@ enum DetokenizeCommand {
 enum TemplateCommand {
     static let help = """
     usage: tiefsee template PATH --messages FILE.json [--tools FILE.json] [--no-generation-prompt]
-                            [--var NAME=JSON]…
+                            [--var NAME=JSON]… [--chat-encoding deepseek-v3.2|deepseek-v4]
 
     Renders the chat template of PATH (GGUF, model folder or cached name) for an OpenAI-style
     messages array and prints the prompt byte-exactly (no added newline). Use - for stdin.
+    DeepSeek-V3.2/V4 models (or --chat-encoding) use DeepSeek's prompt encoder instead; it
+    reads --var thinking=true, drop_thinking=false.
     """
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: ["messages", "tools", "var"], flags: ["help", "no-generation-prompt"], aliases: ["-h": "--help"])
+        let a = try Args(argv, options: ["messages", "tools", "var", "chat-encoding"], flags: ["help", "no-generation-prompt"], aliases: ["-h": "--help"])
         if a.has("help") { print(help); return }
         guard let mpath = a.string("messages") else { throw CLIError("missing --messages FILE.json") }
         func readJSON(_ p: String) throws -> JSONValue {
@@ -107,8 +109,19 @@ enum TemplateCommand {
             guard let eq = v.firstIndex(of: "=") else { throw CLIError("--var expects NAME=JSON") }
             extra[String(v[..<eq])] = (try? JSONValue.parse(String(v[v.index(after: eq)...]))) ?? .string(String(v[v.index(after: eq)...]))
         }
+        if let e = a.string("chat-encoding") {
+            guard let enc = DeepSeekEncoding(rawValue: e) else {
+                throw CLIError("--chat-encoding expects one of \(DeepSeekEncoding.allCases.map(\.rawValue).joined(separator: ", ")), got '\(e)'")
+            }
+            out(try enc.render(messages: messages, tools: tools, options: DeepSeekEncodingOptions(kwargs: extra)))
+            return
+        }
         let loc = try ModelLocator.resolve(a.positional.first)
         let files = try ModelFiles.open(loc)
+        if let enc = DeepSeekEncoding.forArchitecture(files.architectureName) {
+            out(try enc.render(messages: messages, tools: tools, options: DeepSeekEncodingOptions(kwargs: extra)))
+            return
+        }
         guard let src = files.chatTemplate else { throw CLIError("\(loc.path) has no chat template") }
         let (tok, _) = try loadTokenizer(loc.path)
         let bos = files.specialTokenText("bos_token") ?? tok.bosID.map { tok.piece($0) } ?? ""

@@ -28,6 +28,8 @@ enum ServeCommand {
                            request's "model" loads it on first use; GET /v1/models lists them
       --models-max N       models kept loaded at once; the least recently used idle one is
                            unloaded to make room (default 1)
+      --think on|off       default thinking switch of hybrid models (a request's
+                           chat_template_kwargs override it)
       --embedding-model M  serve POST /v1/embeddings with this sentence-transformers model (folder
                            or name in the model cache, e.g. all-minilm-l6-v2) and search knowledge
                            bases with it
@@ -41,7 +43,8 @@ enum ServeCommand {
 
     static func run(_ argv: ArraySlice<String>) throws {
         let a = try Args(argv, options: ["host", "port", "api-key", "parallel", "ctx", "threads", "queue", "max-body",
-                                         "timeout", "model-id", "embedding-model", "expert-cache-mb", "models-dir", "models-max"],
+                                         "timeout", "model-id", "embedding-model", "expert-cache-mb", "models-dir", "models-max",
+                                         "chat-encoding", "think"],
                          flags: ["help"], aliases: ["-h": "--help", "-c": "--ctx", "-t": "--threads", "-np": "--parallel"])
         if a.has("help") { print(help); return }
         guard a.positional.count <= 1 else { throw CLIError("serve takes at most one MODEL argument") }
@@ -56,6 +59,10 @@ enum ServeCommand {
         if let b = try a.int("max-body") { guard b >= 1024 else { throw CLIError("--max-body must be at least 1024") }; cfg.limits.maxBodyBytes = b }
         if let t = try a.int("timeout") { guard t >= 1 else { throw CLIError("--timeout must be at least 1") }; cfg.limits.idleTimeoutSeconds = t }
         cfg.modelID = a.string("model-id")
+        if let t = a.string("think") {
+            guard let on = ["on": true, "off": false][t.lowercased()] else { throw CLIError("--think expects on or off, got '\(t)'") }
+            cfg.chatTemplateKwargs = ["thinking": .bool(on), "enable_thinking": .bool(on)]
+        }
         if let t = try a.int("threads") {
             guard t > 0 && t <= 256 else { throw CLIError("--threads must be between 1 and 256") }
             ThreadPool.configureShared(threads: t)

@@ -218,7 +218,6 @@ enum ReasoningFixture {
         ])
         try tc.serialized().write(toFile: dir + "/tokenizer_config.json", atomically: true, encoding: .utf8)
         let tok = try Tokenizer.load(modelFolder: dir)
-        let V = tok.vocabSize, H = 64, I = 96, heads = 4, kvHeads = 2, hd = 16
         let eos = tok.id(of: "<｜end▁of▁sentence｜>")!
         // The chain: last prompt token → reply tokens → EOS.
         let prompt = try ChatTemplate(source: template).render(
@@ -226,7 +225,15 @@ enum ReasoningFixture {
             addGenerationPrompt: true, bosToken: "<｜begin▁of▁sentence｜>", eosToken: "<｜end▁of▁sentence｜>")
         let last = tok.encode(prompt, parseSpecial: true).last!
         let reply = tok.encode(reasoning + "</think>" + answer, parseSpecial: true)
-        let chain = [last] + reply + [eos]
+        try writeSuccessorModel(dir: dir, tokenizer: tok, chain: [last] + reply + [eos])
+        return dir
+    }
+
+    /// Writes model.safetensors + config.json of the 1-layer successor model: each token of
+    /// `chain` (distinct, at most 64) is followed by the next one under greedy decoding.
+    static func writeSuccessorModel(dir: String, tokenizer tok: Tokenizer, chain: [Int]) throws {
+        let V = tok.vocabSize, H = 64, I = 96, heads = 4, kvHeads = 2, hd = 16
+        let eos = tok.id(of: "<｜end▁of▁sentence｜>")!
         precondition(Set(chain.dropLast()).count == chain.count - 1 && chain.count - 1 <= H, "fixture chain tokens must be distinct")
         var embed = [Float](repeating: 0, count: V * H)
         var head = [Float](repeating: 0, count: V * H)
@@ -275,6 +282,5 @@ enum ReasoningFixture {
             ("torch_dtype", .string("float32")),
         ])
         try config.serialized().write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
-        return dir
     }
 }

@@ -41,7 +41,7 @@ final class TemplateTests: XCTestCase {
                 }
             }
         }
-        for t in ["qwen2.5", "qwen3", "deepseek-r1", "deepseek-v3", "llama3.1", "mixtral"] {
+        for t in ["qwen2.5", "qwen3", "deepseek-r1", "deepseek-v3", "deepseek-v3.1", "llama3.1", "mixtral"] {
             XCTAssertGreaterThanOrEqual(perTemplate[t] ?? 0, 5, "\(t) has too few byte-identical renders")
         }
     }

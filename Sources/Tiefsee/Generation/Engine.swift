@@ -7,8 +7,14 @@ public struct EngineOptions: Sendable {
     /// without a resident set: free when the model fits in memory, ~4× faster decoding when
     /// it does not.
     public var experts: ExpertResidencyOptions?
+    /// The DeepSeek prompt encoder to use instead of the chat template; nil: chosen from the
+    /// architecture (V3.2 and V4 models), the chat template otherwise.
+    public var chatEncoding: DeepSeekEncoding?
 
-    public init(experts: ExpertResidencyOptions? = ExpertResidencyOptions()) { self.experts = experts }
+    public init(experts: ExpertResidencyOptions? = ExpertResidencyOptions(), chatEncoding: DeepSeekEncoding? = nil) {
+        self.experts = experts
+        self.chatEncoding = chatEncoding
+    }
 }
 
 /// A loaded model ready to generate: weights (memory-mapped), tokenizer and chat template.
@@ -17,6 +23,8 @@ public final class Engine: @unchecked Sendable {
     public let model: TransformerModel
     public let tokenizer: Tokenizer
     public let chatTemplateSource: String?
+    /// V3.2 / V4 models: the prompt encoder that replaces a chat template (DeepSeekEncoding.swift).
+    public let deepSeekEncoding: DeepSeekEncoding?
     /// Set up from `EngineOptions.experts` on MoE models.
     public let expertResidency: ExpertResidency?
 
@@ -35,7 +43,11 @@ public final class Engine: @unchecked Sendable {
             throw ModelFileError.unsupported(path: p, reason: "a tokenizer.json holds no model weights")
         }
         chatTemplateSource = files.chatTemplate
+        deepSeekEncoding = options.chatEncoding ?? DeepSeekEncoding.forArchitecture(files.architectureName)
     }
+
+    /// How the model writes tool calls.
+    public var toolCallFormat: ToolCallFormat { .detect(templateSource: chatTemplateSource, encoding: deepSeekEncoding) }
 
     public static func load(_ modelArgument: String?, options: EngineOptions = EngineOptions()) throws -> Engine {
         try Engine(files: ModelFiles.open(ModelLocator.resolve(modelArgument)), options: options)
@@ -51,10 +63,14 @@ public final class Engine: @unchecked Sendable {
     public var bosToken: String { tokenizer.bosID.map { tokenizer.piece($0) } ?? "" }
     public var eosToken: String { tokenizer.eosID.map { tokenizer.piece($0) } ?? "" }
 
-    /// Renders a conversation with the model's chat template. Without a template, a plain
+    /// Renders a conversation with the model's chat template (or its DeepSeek encoder, which
+    /// reads `thinking`/`enable_thinking`/`drop_thinking` from `extra`). Without either, a plain
     /// "role: content" transcript is used.
     public func renderChat(_ messages: [JSONValue], tools: [JSONValue]? = nil, addGenerationPrompt: Bool = true,
-                           extra: [String: JSONValue] = [:]) throws -> String {
+                           extra: [String: JSONValue] = [:], reasoningEffort: String? = nil) throws -> String {
+        if let enc = deepSeekEncoding {
+            return try enc.render(messages: messages, tools: tools, options: DeepSeekEncodingOptions(kwargs: extra, reasoningEffort: reasoningEffort))
+        }
         guard let src = chatTemplateSource else {
             var s = ""
             for m in messages { s += "\(m["role"]?.string ?? "user"): \(m["content"]?.string ?? "")\n" }

@@ -9,7 +9,7 @@ extension OpenAIServer {
         "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature", "top_p",
         "seed", "stop", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "response_format", "tools",
         "tool_choice", "n", "user", "logit_bias", "parallel_tool_calls", "metadata", "store", "service_tier", "knowledge",
-        "grammar", "chat_template_kwargs", "prompt_lookup",
+        "grammar", "chat_template_kwargs", "reasoning_effort", "prompt_lookup",
     ]
 
     func chatCompletions(_ req: HTTPRequest) throws -> HTTPResponse {
@@ -42,6 +42,7 @@ extension OpenAIServer {
             guard let o = kw.object else { throw OpenAIError.badParam("chat_template_kwargs", "'chat_template_kwargs' must be an object") }
             q.templateArguments = o
         }
+        q.reasoningEffort = try ChatPromptOptions.readEffort(r)
         return q
     }
 
@@ -108,12 +109,12 @@ extension OpenAIServer {
         var prefill = ""
         if let name = q.forcedTool, let tool = q.tools?.first(where: { $0["function"]?["name"]?.string == name }) {
             let templateWritesToolCalls = engine.chatTemplateSource?.contains(ToolCallParser.open) ?? false
-            if templateWritesToolCalls { prefill = "\(ToolCallParser.open)\n{\"name\": \(JSONValue.string(name).serialized()), \"arguments\": " }
-            grammar = try OpenAIServer.forcedToolGrammar(name: name, parameters: tool["function"]?["parameters"],
-                                                         prefixed: !prefill.isEmpty, closing: "\n" + ToolCallParser.close)
+            if toolCallFormat != .hermes || templateWritesToolCalls { prefill = forcedToolCallPrefix(name) }
+            grammar = try forcedToolCallGrammar(name: name, parameters: tool["function"]?["parameters"], prefixed: !prefill.isEmpty)
         }
-        var prompt = try renderPrompt(messages, tools: q.tools, templateArguments: q.templateArguments)
+        var prompt = try renderPrompt(messages, tools: q.tools, templateArguments: q.templateArguments, reasoningEffort: q.reasoningEffort)
         let startInThinking = splitsReasoning && prompt.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix("<think>")
+        if startInThinking && q.forcedTool != nil { prefill = ""; grammar = nil }  // a forced call cannot come before the reasoning
         prompt += prefill
         let ids = try tokenize(prompt)
         var options = q.common.options
@@ -123,17 +124,16 @@ extension OpenAIServer {
         try scheduler.submit(job)
         let names = q.tools.map { Set($0.compactMap { $0["function"]?["name"]?.string }) }
         return .generate(ChatPlan(job: job, prefill: prefill, startInThinking: startInThinking, splitsReasoning: splitsReasoning,
-                                  toolNames: names, knowledge: knowledge))
+                                  toolNames: names, knowledge: knowledge, toolFormat: toolCallFormat))
     }
 
-    func renderPrompt(_ messages: [JSONValue], tools: [JSONValue]?, templateArguments: [(String, JSONValue)]) throws -> String {
+    /// The chat template, or the DeepSeek V3.2/V4 encoder (ChatPrompt.swift), with the server's
+    /// default template arguments (`--think`) under the request's.
+    func renderPrompt(_ messages: [JSONValue], tools: [JSONValue]?, templateArguments: [(String, JSONValue)],
+                      reasoningEffort: String? = nil) throws -> String {
         do {
-            if let template {
-                return try template.render(messages: messages, tools: tools, addGenerationPrompt: true,
-                                           bosToken: engine.bosToken, eosToken: engine.eosToken,
-                                           extra: Dictionary(templateArguments, uniquingKeysWith: { $1 }))
-            }
-            return try engine.renderChat(messages, tools: tools)
+            let options = ChatPromptOptions(defaults: config.chatTemplateKwargs, request: templateArguments, reasoningEffort: reasoningEffort)
+            return try renderChatPrompt(messages, tools: tools, options: options)
         } catch {
             throw OpenAIError(400, "the chat template could not render these messages: \(error)", param: "messages")
         }
@@ -321,7 +321,7 @@ extension OpenAIServer {
                             throw OpenAIError.badParam("\(p).tool_calls", "each tool call needs function.name")
                         }
                         var args = fn["arguments"] ?? .object([])
-                        if let s = args.string, let parsed = try? JSONValue.parse(s, maxDepth: 64) { args = parsed }
+                        if !keepsArgumentText, let s = args.string, let parsed = try? JSONValue.parse(s, maxDepth: 64) { args = parsed }
                         return .object([("id", call["id"] ?? .string("")), ("type", .string("function")),
                                         ("function", .object([("name", .string(name)), ("arguments", args)]))])
                     }

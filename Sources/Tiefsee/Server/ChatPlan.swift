@@ -17,6 +17,8 @@ struct ChatRequest {
     var knowledge: JSONValue? = nil
     /// chat_template_kwargs (e.g. enable_thinking), passed to the template.
     var templateArguments: [(String, JSONValue)] = []
+    /// OpenAI `reasoning_effort` (DeepSeek-V4's encoder; templates see it as a variable).
+    var reasoningEffort: String? = nil
 }
 
 /// What the model was asked and how to read what it writes.
@@ -30,6 +32,8 @@ struct ChatPlan {
     /// The tools' names when tools were offered (nil: no tool-call parsing).
     let toolNames: Set<String>?
     let knowledge: KnowledgeContext?
+    /// How the model writes tool calls.
+    var toolFormat: ToolCallFormat = .hermes
 }
 
 /// The model's text split the way replies need it: reasoning, content and tool calls. `whole`
@@ -43,7 +47,7 @@ struct ChatOutput {
 
     init(_ plan: ChatPlan) {
         splitter = plan.splitsReasoning ? ReasoningSplitter(startInThinking: plan.startInThinking) : nil
-        tools = plan.toolNames.map { ToolCallParser(toolNames: $0) }
+        tools = plan.toolNames.map { ToolCallParser(toolNames: $0, format: plan.toolFormat) }
         if !plan.prefill.isEmpty { _ = tools?.feed(plan.prefill) }
     }
 
@@ -59,7 +63,7 @@ struct ChatOutput {
         }
         var calls: [ParsedToolCall] = []
         if let names = plan.toolNames {
-            let (found, outside) = ToolCallParser.parse(plan.prefill + content, toolNames: names)
+            let (found, outside) = ToolCallParser.parse(plan.prefill + content, toolNames: names, format: plan.toolFormat)
             if !found.isEmpty { calls = found; content = outside.trimmingCharacters(in: .whitespacesAndNewlines) }
         }
         return (reasoning, content, calls)

@@ -13,6 +13,9 @@ public struct ServerConfig: Sendable {
     public var limits = HTTPLimits()
     /// The model id clients name (default: the model file or folder name).
     public var modelID: String? = nil
+    /// Template variables every chat request starts from (`--think`); a request's
+    /// `chat_template_kwargs` override them.
+    public var chatTemplateKwargs: [String: JSONValue] = [:]
     public init() {}
 }
 
@@ -30,6 +33,10 @@ public final class OpenAIServer: @unchecked Sendable {
     /// R1-style models: `<think>…</think>` goes to reasoning_content.
     public let splitsReasoning: Bool
     public let supportsTools: Bool
+    /// How the model writes tool calls (ToolCalls.swift, DeepSeekToolCalls.swift).
+    public let toolCallFormat: ToolCallFormat
+    /// DeepSeek V3-family templates concatenate tool-call arguments as text.
+    let keepsArgumentText: Bool
     let created = Int(Date().timeIntervalSince1970)
 
     /// 0 for a server without a listener (one model of a ModelRouter).
@@ -48,8 +55,11 @@ public final class OpenAIServer: @unchecked Sendable {
         modelID = config.modelID ?? OpenAIServer.defaultModelID(engine)
         template = try engine.chatTemplateSource.map { try ChatTemplate(source: $0) }
         let src = engine.chatTemplateSource ?? ""
-        splitsReasoning = src.contains("<think>") || src.contains("</think>")
-        supportsTools = src.contains("tools")
+        let encoder = engine.deepSeekEncoding != nil
+        splitsReasoning = encoder || src.contains("<think>") || src.contains("</think>")
+        toolCallFormat = engine.toolCallFormat
+        supportsTools = encoder || src.contains("tools") || toolCallFormat == .deepseek
+        keepsArgumentText = !encoder && ChatTemplate.wantsArgumentText(src)
         scheduler = BatchScheduler(engine: engine, parallel: parallel, contextSize: contextSize,
                                    maxQueue: config.maxQueue, metrics: metrics)
         guard listen else { return }

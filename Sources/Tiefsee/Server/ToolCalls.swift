@@ -21,10 +21,16 @@ public struct ToolCallParser {
     private var emittedAny = false
     let toolNames: Set<String>
     public private(set) var calls: [ParsedToolCall] = []
+    /// DeepSeek formats are parsed by DeepSeekToolCallParser (DeepSeekToolCalls.swift).
+    private var deepseek: DeepSeekToolCallParser?
 
-    public init(toolNames: Set<String> = []) { self.toolNames = toolNames }
+    public init(toolNames: Set<String> = [], format: ToolCallFormat = .hermes) {
+        self.toolNames = toolNames
+        deepseek = format == .hermes ? nil : DeepSeekToolCallParser(format: format)
+    }
 
     public mutating func feed(_ text: String) -> String {
+        if deepseek != nil { return deepseek!.feed(text) }
         if capturing { held += text; return "" }
         pending += text
         if !emittedAny {
@@ -57,6 +63,11 @@ public struct ToolCallParser {
     /// Ends the stream: returns the remaining content (text after the last block, or a held
     /// block that did not parse) and fills `calls`.
     public mutating func finish() -> String {
+        if deepseek != nil {
+            let rest = deepseek!.finish()
+            calls = deepseek!.calls
+            return rest
+        }
         var rest = pending
         pending = ""
         guard capturing else { return rest }
@@ -67,7 +78,8 @@ public struct ToolCallParser {
     }
 
     /// Parses every block in `text`; returns the calls and the text outside them.
-    public static func parse(_ text: String, toolNames: Set<String> = []) -> ([ParsedToolCall], String) {
+    public static func parse(_ text: String, toolNames: Set<String> = [], format: ToolCallFormat = .hermes) -> ([ParsedToolCall], String) {
+        if format != .hermes { return DeepSeekToolCallParser.parse(text, format: format) }
         if !text.contains(open), let call = bareCall(text, toolNames: toolNames) { return ([call], "") }
         var calls = [ParsedToolCall]()
         var outside = ""
