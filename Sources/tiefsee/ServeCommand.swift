@@ -10,8 +10,9 @@ enum ServeCommand {
     usage: tiefsee serve [MODEL] [options]
            tiefsee serve --models-dir DIR [--models-max N] [options]
 
-    OpenAI-compatible server: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
-    GET /health, GET /metrics, POST /v1/embeddings (with --embedding-model). Binds to loopback
+    OpenAI-compatible server: POST /v1/chat/completions, POST /v1/completions, POST /v1/responses,
+    POST /v1/messages (Anthropic), GET /v1/models, GET /health, GET /metrics, POST /v1/embeddings
+    (with --embedding-model). Binds to loopback
     unless --host says otherwise.
 
       --host ADDR          numeric IPv4/IPv6 address to bind (default 127.0.0.1)
@@ -28,6 +29,9 @@ enum ServeCommand {
                            request's "model" loads it on first use; GET /v1/models lists them
       --models-max N       models kept loaded at once; the least recently used idle one is
                            unloaded to make room (default 1)
+      --cache-ram MiB      keep KV states of prompts beyond the slots in this much RAM: a
+                           later request starting with the same long system prompt or passages
+                           reads only what follows them (default 0: off)
       --think on|off       default thinking switch of hybrid models (a request's
                            chat_template_kwargs override it)
       --embedding-model M  serve POST /v1/embeddings with this sentence-transformers model (folder
@@ -44,7 +48,7 @@ enum ServeCommand {
     static func run(_ argv: ArraySlice<String>) throws {
         let a = try Args(argv, options: ["host", "port", "api-key", "parallel", "ctx", "threads", "queue", "max-body",
                                          "timeout", "model-id", "embedding-model", "expert-cache-mb", "models-dir", "models-max",
-                                         "chat-encoding", "think"],
+                                         "chat-encoding", "think", "cache-ram"],
                          flags: ["help"], aliases: ["-h": "--help", "-c": "--ctx", "-t": "--threads", "-np": "--parallel"])
         if a.has("help") { print(help); return }
         guard a.positional.count <= 1 else { throw CLIError("serve takes at most one MODEL argument") }
@@ -59,6 +63,10 @@ enum ServeCommand {
         if let b = try a.int("max-body") { guard b >= 1024 else { throw CLIError("--max-body must be at least 1024") }; cfg.limits.maxBodyBytes = b }
         if let t = try a.int("timeout") { guard t >= 1 else { throw CLIError("--timeout must be at least 1") }; cfg.limits.idleTimeoutSeconds = t }
         cfg.modelID = a.string("model-id")
+        if let m = try a.int("cache-ram") {
+            guard m >= 0 else { throw CLIError("--cache-ram must be ≥ 0 (MiB)") }
+            cfg.cacheRAMBytes = m << 20
+        }
         if let t = a.string("think") {
             guard let on = ["on": true, "off": false][t.lowercased()] else { throw CLIError("--think expects on or off, got '\(t)'") }
             cfg.chatTemplateKwargs = ["thinking": .bool(on), "enable_thinking": .bool(on)]

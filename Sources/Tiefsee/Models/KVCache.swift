@@ -22,4 +22,31 @@ public final class KVCache: @unchecked Sendable {
 
     /// Forget positions from `position` on (used to reuse a shared prefix, or reset).
     public func truncate(to position: Int) { length = max(0, min(length, position)) }
+
+    /// A copy of the first positions of every layer (the server's prompt cache keeps these).
+    public struct Snapshot: Sendable {
+        public let count: Int
+        let keys: [[Float]]
+        let values: [[Float]]
+        public var bytes: Int { keys.reduce(0) { $0 + $1.count * 4 } + values.reduce(0) { $0 + $1.count * 4 } }
+    }
+
+    public func snapshotBytes(count n: Int) -> Int { keys.count * n * (kWidth + vWidth) * 4 }
+
+    public func snapshot(count n: Int) -> Snapshot {
+        precondition(n <= length, "snapshot of \(n) positions from a cache holding \(length)")
+        return Snapshot(count: n,
+                        keys: keys.map { Array(UnsafeBufferPointer(start: $0.p, count: n * kWidth)) },
+                        values: values.map { Array(UnsafeBufferPointer(start: $0.p, count: n * vWidth)) })
+    }
+
+    /// Replaces the cache's content by the first `n` positions of `s`.
+    public func restore(_ s: Snapshot, count n: Int) {
+        precondition(n <= s.count && n <= capacity && s.keys.count == keys.count, "snapshot does not fit this cache")
+        for l in keys.indices where n > 0 {
+            s.keys[l].withUnsafeBufferPointer { keys[l].p.update(from: $0.baseAddress!, count: n * kWidth) }
+            if vWidth > 0 { s.values[l].withUnsafeBufferPointer { values[l].p.update(from: $0.baseAddress!, count: n * vWidth) } }
+        }
+        length = n
+    }
 }

@@ -9,6 +9,10 @@ public final class ServerMetrics: @unchecked Sendable {
     private var cancelled = 0
     private var draftTokens = 0
     private var acceptedDraftTokens = 0
+    private var promptCacheHits = 0
+    private var promptCacheTokens = 0
+    private var promptCacheBytes = 0
+    private var promptCacheEntries = 0
     private var queueDepth = 0
     private var busySlots = 0
     public let slots: Int
@@ -28,6 +32,8 @@ public final class ServerMetrics: @unchecked Sendable {
     func addPromptTokens(_ n: Int) { lock.lock(); promptTokens += n; lock.unlock() }
     func addCompletionTokens(_ n: Int) { lock.lock(); completionTokens += n; lock.unlock() }
     func addDrafts(_ drafted: Int, accepted: Int) { lock.lock(); draftTokens += drafted; acceptedDraftTokens += accepted; lock.unlock() }
+    func addPromptCacheHit(tokens: Int) { lock.lock(); promptCacheHits += 1; promptCacheTokens += tokens; lock.unlock() }
+    func setPromptCache(bytes: Int, entries: Int) { lock.lock(); promptCacheBytes = bytes; promptCacheEntries = entries; lock.unlock() }
     func addCancelled() { lock.lock(); cancelled += 1; lock.unlock() }
     func setQueue(depth: Int, busy: Int) { lock.lock(); queueDepth = depth; busySlots = busy; lock.unlock() }
     func recordStep(tokens: Int, seconds: Double, decoded: Int) {
@@ -63,6 +69,10 @@ public final class ServerMetrics: @unchecked Sendable {
         o += ServerMetrics.sample("tiefsee_prompt_tokens_total", "Prompt tokens processed.", "counter", promptTokens)
         o += ServerMetrics.sample("tiefsee_draft_tokens_total", "Tokens proposed by prompt lookup.", "counter", draftTokens)
         o += ServerMetrics.sample("tiefsee_draft_tokens_accepted_total", "Proposed tokens the model agreed with.", "counter", acceptedDraftTokens)
+        o += ServerMetrics.sample("tiefsee_prompt_cache_hits_total", "Requests that started from a state kept in RAM (--cache-ram).", "counter", promptCacheHits)
+        o += ServerMetrics.sample("tiefsee_prompt_cache_tokens_total", "Prompt tokens restored from RAM instead of being read.", "counter", promptCacheTokens)
+        o += ServerMetrics.sample("tiefsee_prompt_cache_bytes", "Bytes of KV states kept in RAM.", "gauge", promptCacheBytes)
+        o += ServerMetrics.sample("tiefsee_prompt_cache_entries", "KV states kept in RAM.", "gauge", promptCacheEntries)
         o += ServerMetrics.sample("tiefsee_generated_tokens_total", "Tokens generated.", "counter", completionTokens)
         o += ServerMetrics.sample("tiefsee_cancelled_total", "Generations stopped because the client went away.", "counter", cancelled)
         o += ServerMetrics.sample("tiefsee_queue_depth", "Requests waiting for a slot.", "gauge", queueDepth)

@@ -16,6 +16,8 @@ public struct ServerConfig: Sendable {
     /// Template variables every chat request starts from (`--think`); a request's
     /// `chat_template_kwargs` override them.
     public var chatTemplateKwargs: [String: JSONValue] = [:]
+    /// RAM for KV states kept beyond the slots (`--cache-ram MiB`); 0: none.
+    public var cacheRAMBytes = 0
     public init() {}
 }
 
@@ -61,7 +63,8 @@ public final class OpenAIServer: @unchecked Sendable {
         supportsTools = encoder || src.contains("tools") || toolCallFormat == .deepseek
         keepsArgumentText = !encoder && ChatTemplate.wantsArgumentText(src)
         scheduler = BatchScheduler(engine: engine, parallel: parallel, contextSize: contextSize,
-                                   maxQueue: config.maxQueue, metrics: metrics)
+                                   maxQueue: config.maxQueue, metrics: metrics,
+                                   promptCache: config.cacheRAMBytes > 0 ? PromptCache(budgetBytes: config.cacheRAMBytes) : nil)
         guard listen else { return }
         let http = try HTTPServer(host: config.host, port: config.port, limits: config.limits,
                                   preflight: { [unowned self] in self.preflight($0) },

@@ -70,6 +70,8 @@ public final class BatchScheduler: @unchecked Sendable {
     public let parallel: Int
     public let maxQueue: Int
     public let metrics: ServerMetrics
+    /// KV states kept beyond the slots (`--cache-ram`); nil: only the slots' own prefixes are reused.
+    public let promptCache: PromptCache?
     /// Prompt tokens read per step across all sequences (bounds how long one step takes, so
     /// sequences already decoding keep streaming while a long prompt is read).
     public var prefillChunk = 256
@@ -121,8 +123,10 @@ public final class BatchScheduler: @unchecked Sendable {
     private var running = true
     private var thread: Thread?
 
-    public init(engine: Engine, parallel: Int, contextSize: Int, maxQueue: Int, metrics: ServerMetrics) {
+    public init(engine: Engine, parallel: Int, contextSize: Int, maxQueue: Int, metrics: ServerMetrics,
+                promptCache: PromptCache? = nil) {
         self.engine = engine
+        self.promptCache = promptCache
         self.parallel = max(1, parallel)
         self.contextSize = contextSize
         self.maxQueue = max(0, maxQueue)
@@ -187,6 +191,17 @@ public final class BatchScheduler: @unchecked Sendable {
             }
             let slot = best!
             slot.busy = true
+            // The positions this slot is about to forget go to the prompt cache first, and a
+            // saved state sharing more of this prompt than the slot does replaces its content.
+            if let pc = promptCache {
+                if slot.tokens.count - bestCommon >= pc.minTokens { pc.save(tokens: slot.tokens, from: slot.cache) }
+                if let restored = pc.restore(prompt: job.prompt, limit: job.prompt.count - 2, atLeast: bestCommon, into: slot.cache) {
+                    slot.tokens = restored
+                    bestCommon = restored.count
+                    metrics.addPromptCacheHit(tokens: restored.count)
+                }
+                metrics.setPromptCache(bytes: pc.bytes, entries: pc.count)
+            }
             slot.cache.truncate(to: bestCommon)
             slot.tokens = Array(slot.tokens.prefix(bestCommon))
             active.append(Sequence(job: job, slot: slot, tokenizer: engine.tokenizer,
