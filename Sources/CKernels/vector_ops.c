@@ -2,6 +2,7 @@
  * Swift code (and so the test suite) run them at full speed too. */
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 #include "ckernels.h"
 
 static inline float hsum8(__m256 v) {
@@ -173,4 +174,62 @@ int tf_argmax(int n, const float *x) {
     }
     for (; i < n; i++) if (x[i] == best) return i;
     return 0;
+}
+
+/* A cached row of n values of type t (TF_KV_F32/F16/Q8_0/Q4_0, GGML type ids) as floats. */
+static void kv_row(int t, const void *src, float *dst, int n) {
+    switch (t) {
+    case 0: memcpy(dst, src, (size_t)n * 4); break;
+    case 1: tf_dequant_f16(src, dst, n); break;
+    case 8: tf_dequant_q8_0(src, dst, n); break;
+    case 2: tf_dequant_q4_0(src, dst, n); break;
+    }
+}
+
+/* tf_attend_heads over a cache stored as f16, q8_0 or q4_0 (strides in bytes; k and v point
+ * at this key/value head's first value). Positions go in chunks of TF_KV_CHUNK: a chunk's rows
+ * are turned into floats once, in a scratch that stays in L1/L2, and serve all nq heads, so
+ * each cached byte is read once per step however many query heads share it. */
+#define TF_KV_CHUNK 64
+void tf_attend_heads_kv(int n, int hd, int nq, const float *q, size_t qstride,
+                        const void *k, int ktype, size_t kstride, const void *v, int vtype, size_t vstride,
+                        float scale, float *scores, float *scratch, float *out, size_t ostride) {
+    const uint8_t *kb = (const uint8_t *)k, *vb = (const uint8_t *)v;
+    for (int j0 = 0; j0 < n; j0 += TF_KV_CHUNK) {
+        int m = n - j0 < TF_KV_CHUNK ? n - j0 : TF_KV_CHUNK;
+        for (int jj = 0; jj < m; jj++) kv_row(ktype, kb + (size_t)(j0 + jj) * kstride, scratch + (size_t)jj * hd, hd);
+        for (int i = 0; i < nq; i++)
+            for (int jj = 0; jj < m; jj++)
+                scores[(size_t)i * n + j0 + jj] = tf_vec_dot_f32(hd, scratch + (size_t)jj * hd, q + i * qstride) * scale;
+    }
+    for (int i = 0; i < nq; i++) tf_softmax(n, scores + (size_t)i * n);
+    for (int i = 0; i < nq; i++) memset(out + i * ostride, 0, (size_t)hd * 4);
+    for (int j0 = 0; j0 < n; j0 += TF_KV_CHUNK) {
+        int m = n - j0 < TF_KV_CHUNK ? n - j0 : TF_KV_CHUNK;
+        for (int jj = 0; jj < m; jj++) kv_row(vtype, vb + (size_t)(j0 + jj) * vstride, scratch + (size_t)jj * hd, hd);
+        for (int i = 0; i < nq; i++) {
+            const float *p = scores + (size_t)i * n + j0;
+            float *o = out + i * ostride;
+            int d = 0;
+            for (; d + 8 <= hd; d += 8) {
+                __m256 acc = _mm256_loadu_ps(o + d);
+                for (int jj = 0; jj < m; jj++)
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(p[jj]), _mm256_loadu_ps(scratch + (size_t)jj * hd + d), acc);
+                _mm256_storeu_ps(o + d, acc);
+            }
+            for (; d < hd; d++) {
+                float a = o[d];
+                for (int jj = 0; jj < m; jj++) a += p[jj] * scratch[(size_t)jj * hd + d];
+                o[d] = a;
+            }
+        }
+    }
+}
+
+/* n floats to f16, round to nearest even (F16C). */
+void tf_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }

@@ -3,7 +3,7 @@ import Tiefsee
 
 enum BenchCommand {
     static let help = """
-    usage: tiefsee bench [MODEL] [-p 128,512] [-n 64] [-t 1,2] [-r 5] [-b 4] [--ttft 512]
+    usage: tiefsee bench [MODEL] [-p 128,512] [-n 64] [-t 1,2] [-r 5] [-b 4] [-d 4096] [--ttft 512]
                          [--expert-cache-mb N] [--json] [--json-schema S | --grammar FILE] [--lookup]
 
     Measures prompt processing (ppN: N prompt tokens in one batched pass) and generation
@@ -14,6 +14,9 @@ enum BenchCommand {
     touches — for MoE only the active experts — plus the KV cache).
     -b B adds "tgN@B": B sequences decoding together in one batched step per token (as the
     server's continuous batching does); its figure is the aggregate tokens/s.
+    -d D adds "tgN@dD": N tokens decoded after D prompt tokens already in the cache (as
+    llama-bench -d), so attention reads a D-long cache each step; with --cache-type-k/-v the
+    cache is stored in that type.
     --ttft P measures time to first token: a P-token prompt processed and the first token
     decoded, wall clock (0 skips it). At the end it prints peak memory: the resident set's peak
     over the time-to-first-token runs (VmHWM, restarted after the bandwidth test's buffer), split
@@ -39,8 +42,7 @@ enum BenchCommand {
     }
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: ["p", "n", "t", "r", "b", "ttft", "expert-cache-mb", "json-schema", "grammar", "grammar-prompt",
-                                         "chat-encoding"], flags: ["help", "json", "lookup"],
+        let a = try Args(argv, options: Set(["p", "n", "t", "r", "b", "d", "ttft", "json-schema", "grammar", "grammar-prompt"]).union(EngineFlags.names), flags: ["help", "json", "lookup"],
                          aliases: ["-h": "--help"])
         if a.has("help") { print(help); return }
         let pps = try list(a.string("p"), [128, 512], "p")
@@ -48,6 +50,7 @@ enum BenchCommand {
         let threads = try list(a.string("t"), [1, 2], "t")
         let reps = try a.int("r") ?? 5
         let batches = try list(a.string("b"), [], "b")
+        let depths = try list(a.string("d"), [], "d")
         let ttftPrompt = try a.int("ttft") ?? 512
         guard reps >= 1 else { throw CLIError("-r must be at least 1") }
         guard ttftPrompt >= 0 else { throw CLIError("--ttft must be ≥ 0") }
@@ -60,7 +63,7 @@ enum BenchCommand {
         let weightBytes = model.activeWeightBytesPerToken
         if !json {
             print("model: \(name) (\(model.config.family.rawValue)), bytes read per token: \(formatBytes(weightBytes)) of weights + KV cache")
-            print("kernels: \(kernelInstructionSet)")
+            print("kernels: \(kernelInstructionSet), KV cache \(model.cacheKeyType.rawValue)/\(model.cacheValueType.rawValue)")
         }
         var results = [JSONValue]()
         var peakKVBytes = 0, peakRSS = 0
@@ -100,6 +103,22 @@ enum BenchCommand {
                 let bytes = Double(weightBytes + model.kvBytesRead(contextLength: n / 2 + 1))
                 let bandwidth = max(bw, MemoryBandwidth.measureRead())
                 results.append(report("tg\(n)", t, rates, bandwidth / bytes, bandwidth: bandwidth, json: json))
+            }
+            for d in depths {
+                for n in tgs {
+                    var rates = [Double]()
+                    for _ in 0..<reps {
+                        let cache = model.makeCache(capacity: d + n + 1)
+                        for lo in stride(from: 0, to: d, by: 512) { _ = try model.forward(randomTokens(min(512, d - lo)), cache: cache) }
+                        var logits = try model.forward(randomTokens(1), cache: cache)
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        for _ in 0..<n { logits = try model.forward([Sampler.argmax(logits.p, V)], cache: cache) }
+                        rates.append(Double(n) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+                    }
+                    let bytes = Double(weightBytes + model.kvBytesRead(contextLength: d + n / 2 + 1))
+                    let bandwidth = max(bw, MemoryBandwidth.measureRead())
+                    results.append(report("tg\(n)@d\(d)", t, rates, bandwidth / bytes, bandwidth: bandwidth, json: json))
+                }
             }
             if ttftPrompt > 0 {
                 // The peak over these runs only: not the bandwidth test's buffer.

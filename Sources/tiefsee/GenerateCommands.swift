@@ -6,9 +6,9 @@ import Glibc
 
 /// Options shared by `run` and `chat`.
 struct GenerateFlags {
-    static let options: Set<String> = ["prompt", "system", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed",
+    static let options: Set<String> = Set(["prompt", "system", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed",
                                        "threads", "ctx", "stop", "repeat-penalty", "presence-penalty", "frequency-penalty",
-                                       "expert-cache-mb", "grammar", "json-schema", "think", "chat-encoding"]
+                                       "grammar", "json-schema", "think"]).union(EngineFlags.names)
     static let flags: Set<String> = ["help", "verbose", "hide-thinking", "raw", "chat", "show-experts", "no-color", "ids"]
     static let aliases = ["-p": "--prompt", "-n": "--max-tokens", "-t": "--threads", "-c": "--ctx", "-s": "--seed", "-h": "--help"]
 
@@ -123,11 +123,16 @@ struct ReasoningPrinter {
 
 /// Engine options shared by run, chat, bench and serve.
 enum EngineFlags {
+    /// The options `options(_:)` reads; every command that loads a model accepts them.
+    static let names: Set<String> = ["expert-cache-mb", "chat-encoding", "cache-type-k", "cache-type-v"]
+
     static let help = """
       --expert-cache-mb N      MoE models larger than memory: also keep the N MiB of most used
                                experts resident (default 0; chosen experts are always prefetched)
       --chat-encoding E        prompt format instead of the chat template: deepseek-v3.2 or
                                deepseek-v4 (default: those for V3.2/V4 architectures)
+      --cache-type-k T, --cache-type-v T   KV cache storage: f32 (default), f16, q8_0, q4_0
+                               (MLA models: the latent cache, set by -k)
     """
 
     /// TIEFSEE_PAGING_HINTS=0 turns the expert paging hints off and TIEFSEE_EXPERT_COPIES=1 makes
@@ -144,9 +149,14 @@ enum EngineFlags {
             }
             encoding = v
         }
-        if env["TIEFSEE_PAGING_HINTS"] == "0" && mb == 0 { return EngineOptions(experts: nil, chatEncoding: encoding) }
-        return EngineOptions(experts: ExpertResidencyOptions(cacheBytes: mb << 20, pagingHints: env["TIEFSEE_PAGING_HINTS"] != "0",
-                                                             lockInPlace: env["TIEFSEE_EXPERT_COPIES"] != "1"), chatEncoding: encoding)
+        var o = EngineOptions(experts: ExpertResidencyOptions(cacheBytes: mb << 20, pagingHints: env["TIEFSEE_PAGING_HINTS"] != "0",
+                                                              lockInPlace: env["TIEFSEE_EXPERT_COPIES"] != "1"), chatEncoding: encoding)
+        if env["TIEFSEE_PAGING_HINTS"] == "0" && mb == 0 { o.experts = nil }
+        do {
+            if let k = a.string("cache-type-k") { o.cacheKeyType = try KVCacheType.parse(k) }
+            if let v = a.string("cache-type-v") { o.cacheValueType = try KVCacheType.parse(v) }
+        } catch { throw CLIError("--cache-type-k/-v: \(error)") }
+        return o
     }
 }
 

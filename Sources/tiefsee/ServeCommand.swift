@@ -46,9 +46,9 @@ enum ServeCommand {
     """
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: ["host", "port", "api-key", "parallel", "ctx", "threads", "queue", "max-body",
-                                         "timeout", "model-id", "embedding-model", "expert-cache-mb", "models-dir", "models-max",
-                                         "chat-encoding", "think", "cache-ram"],
+        let a = try Args(argv, options: Set(["host", "port", "api-key", "parallel", "ctx", "threads", "queue", "max-body",
+                                             "timeout", "model-id", "embedding-model", "models-dir", "models-max",
+                                             "think", "cache-ram"]).union(EngineFlags.names),
                          flags: ["help"], aliases: ["-h": "--help", "-c": "--ctx", "-t": "--threads", "-np": "--parallel"])
         if a.has("help") { print(help); return }
         guard a.positional.count <= 1 else { throw CLIError("serve takes at most one MODEL argument") }
@@ -97,7 +97,7 @@ enum ServeCommand {
         var hooks = ServerKnowledge(engine: engine, embedder: embedder).hooks
         if !knowledgeAvailable { hooks.knowledge = nil }
         let server = try OpenAIServer(engine: engine, config: cfg, hooks: hooks)
-        let kvMiB = Double(server.contextSize * (engine.model.cacheKWidth + engine.model.cacheVWidth) * 4 * engine.model.layers.count) / 1048576
+        let kvMiB = Double(server.contextSize * engine.model.cacheBytesPerToken) / 1048576
         err("tiefsee serve: model \(server.modelID) (\(engine.config.maxPositionEmbeddings) positions max)")
         err("tiefsee serve: context \(server.contextSize) tokens per sequence × \(cfg.parallel) parallel "
             + "(KV cache up to \(String(format: "%.0f", kvMiB)) MiB each, \(String(format: "%.0f", kvMiB * Double(cfg.parallel))) MiB in all)")

@@ -50,6 +50,7 @@ float tf_f16_to_f32(uint16_t h);
 float tf_bf16_to_f32(uint16_t h);
 float tf_f8_e4m3_to_f32(uint8_t v);
 uint16_t tf_f32_to_f16(float f);   /* F16C, round to nearest even */
+void tf_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n);
 
 /* ------------------------------------------------------------------------------------------
  * Activation quantization and quantized dot products (quant_dot.c, AVX2).
@@ -133,6 +134,11 @@ void tf_attend(int n, int hd, const float *q, const float *k, size_t kstride, co
  * outputs at out + i*ostride; `scores` has room for nq*n floats. */
 void tf_attend_heads(int n, int hd, int nq, const float *q, size_t qstride, const float *k, size_t kstride,
                      const float *v, size_t vstride, float scale, float *scores, float *out, size_t ostride);
+/* The same over a cache stored as f16 (type 1), q8_0 (8) or q4_0 (2) or f32 (0): strides in
+ * bytes, scratch holds 64 * hd floats. */
+void tf_attend_heads_kv(int n, int hd, int nq, const float *q, size_t qstride,
+                        const void *k, int ktype, size_t kstride, const void *v, int vtype, size_t vstride,
+                        float scale, float *scores, float *scratch, float *out, size_t ostride);
 
 /* Matrix product for unquantized weights (F32/F16/BF16; -1 for other types):
  * out[t*ostride + r] = dot(weight row r, f32 activation row t) for r < nrows, t < ntok,

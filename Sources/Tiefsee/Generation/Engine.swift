@@ -10,6 +10,9 @@ public struct EngineOptions: Sendable {
     /// The DeepSeek prompt encoder to use instead of the chat template; nil: chosen from the
     /// architecture (V3.2 and V4 models), the chat template otherwise.
     public var chatEncoding: DeepSeekEncoding?
+    /// How the KV cache stores keys and values (`--cache-type-k/-v`).
+    public var cacheKeyType = KVCacheType.f32
+    public var cacheValueType = KVCacheType.f32
 
     public init(experts: ExpertResidencyOptions? = ExpertResidencyOptions(), chatEncoding: DeepSeekEncoding? = nil) {
         self.experts = experts
@@ -33,6 +36,7 @@ public final class Engine: @unchecked Sendable {
     public init(files: ModelFiles, options: EngineOptions = EngineOptions()) throws {
         self.files = files
         model = try ModelLoader.load(files)
+        try model.setCacheTypes(key: options.cacheKeyType, value: options.cacheValueType)
         expertResidency = model.configureExpertResidency(options.experts)
         switch files.location {
         case .gguf:
@@ -55,7 +59,7 @@ public final class Engine: @unchecked Sendable {
 
     /// The model's own context length, bounded so the KV cache stays within `maxCacheBytes`.
     public func defaultContextSize(maxCacheBytes: Int = 2 << 30) -> Int {
-        let perToken = max(1, model.cacheKWidth + model.cacheVWidth) * 4 * model.layers.count
+        let perToken = max(1, model.cacheBytesPerToken)
         return max(256, min(config.maxPositionEmbeddings, maxCacheBytes / perToken))
     }
 

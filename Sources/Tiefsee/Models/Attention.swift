@@ -6,6 +6,8 @@ import CKernels
 /// causal softmax attention over the cache, output projection. With numKVHeads == numHeads
 /// it is plain multi-head attention.
 public final class GroupedQueryAttention: AttentionBlock {
+    /// Each cached row is nKV heads of headDim values: quantized caches need headDim % 32 == 0.
+    public func cacheRowAlignment() -> Int? { headDim }
     let wq: Linear, wk: Linear, wv: Linear, wo: Linear
     let qNorm: RMSNorm?, kNorm: RMSNorm?
     let rope: Rope
@@ -32,14 +34,13 @@ public final class GroupedQueryAttention: AttentionBlock {
         let half = rope.dim / 2
         var cosT = [Float](repeating: 0, count: half), sinT = cosT
         for seg in segments {
-            let kc = seg.cache.keys[layer].p, vc = seg.cache.values[layer].p
             for r in seg.rows {
                 let pos = seg.position(ofRow: r)
                 rope.table(position: pos, cos: &cosT, sin: &sinT)
                 rope.apply(q.p + r * qw, nHeads: nHeads, headStride: hd, cos: cosT, sin: sinT)
                 rope.apply(k.p + r * kw, nHeads: nKV, headStride: hd, cos: cosT, sin: sinT)
-                (kc + pos * kw).update(from: k.p + r * kw, count: kw)
-                (vc + pos * kw).update(from: v.p + r * kw, count: kw)
+                seg.cache.storeKey(layer, pos, k.p + r * kw)
+                seg.cache.storeValue(layer, pos, v.p + r * kw)
             }
         }
         let attn = FloatBuffer(count: T * qw, zeroed: true)
@@ -53,15 +54,25 @@ public final class GroupedQueryAttention: AttentionBlock {
         let kvHeads = nKV
         ThreadPool.shared.parallelFor(T * kvHeads) { range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxLen * group)
-            defer { scores.deallocate() }
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 64 * hd)
+            defer { scores.deallocate(); scratch.deallocate() }
             for item in range {
                 let r = item / kvHeads, kvh = item % kvHeads
                 let seg = segments[segOfRow[r]]
-                let kc = seg.cache.keys[layer].p, vc = seg.cache.values[layer].p
+                let cache = seg.cache
                 let h0 = kvh * group
                 let n = seg.position(ofRow: r) + 1  // causal: positions 0 ... pos
-                tf_attend_heads(Int32(n), Int32(hd), Int32(group), q.p + r * qw + h0 * hd, hd, kc + kvh * hd, kw,
-                                vc + kvh * hd, kw, sc, scores, attn.p + r * qw + h0 * hd, hd)
+                if cache.isF32 {
+                    let kc = cache.keys[layer].p, vc = cache.values[layer].p
+                    tf_attend_heads(Int32(n), Int32(hd), Int32(group), q.p + r * qw + h0 * hd, hd, kc + kvh * hd, kw,
+                                    vc + kvh * hd, kw, sc, scores, attn.p + r * qw + h0 * hd, hd)
+                } else {
+                    // A head's values start at a block boundary (hd is a multiple of 32 for q8_0/q4_0).
+                    tf_attend_heads_kv(Int32(n), Int32(hd), Int32(group), q.p + r * qw + h0 * hd, hd,
+                                       cache.keyRow(layer, 0) + cache.keyType.rowBytes(kvh * hd), cache.keyType.ggmlID, cache.keyRowBytes,
+                                       cache.valueRow(layer, 0) + cache.valueType.rowBytes(kvh * hd), cache.valueType.ggmlID, cache.valueRowBytes,
+                                       sc, scores, scratch, attn.p + r * qw + h0 * hd, hd)
+                }
             }
         }
         wo.forward(attn.p, rows: T, out: out)

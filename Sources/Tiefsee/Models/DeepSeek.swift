@@ -27,6 +27,8 @@ import Foundation
 // one parallel loop (`Linear.forward(jobs:inputs:)`), a batched matrix product in prefill.
 
 public final class MultiHeadLatentAttention: AttentionBlock {
+    /// One cached row is the whole [latent | k_rope]: quantized caches need its width % 32 == 0.
+    public func cacheRowAlignment() -> Int? { cacheWidth }
     public enum Mode: Sendable {
         /// W_UK folded into the query, W_UV applied after attention: works on the latent cache.
         case absorbed
@@ -108,7 +110,6 @@ public final class MultiHeadLatentAttention: AttentionBlock {
         kvAProjWithMQA.forward(x, rows: T, out: ckv.p)
         var cosT = [Float](repeating: 0, count: rd / 2), sinT = cosT
         for seg in segments {
-            let cache = seg.cache.keys[layer].p
             for r in seg.rows {
                 let pos = seg.position(ofRow: r)
                 let row = ckv.p + r * cw
@@ -116,7 +117,7 @@ public final class MultiHeadLatentAttention: AttentionBlock {
                 rope.table(position: pos, cos: &cosT, sin: &sinT)
                 rope.apply(row + lora, nHeads: 1, headStride: rd, cos: cosT, sin: sinT)
                 rope.apply(q.p + r * qw + nope, nHeads: H, headStride: qkd, cos: cosT, sin: sinT)
-                (cache + pos * cw).update(from: row, count: cw)
+                seg.cache.storeKey(layer, pos, row)
             }
         }
         let attn = FloatBuffer(count: T * H * vHeadDim, zeroed: true)
@@ -134,18 +135,33 @@ public final class MultiHeadLatentAttention: AttentionBlock {
                            out: UnsafeMutablePointer<Float>) {
         var segOfRow = [Int](repeating: 0, count: T)
         for (i, s) in segments.enumerated() { for r in s.rows { segOfRow[r] = i } }
+        let latents = segments.map { latentRows($0, layer: layer) }
+        let views = latents.map { UnsafePointer($0.rows) }
         // Query rows in chunks: the per-row scratch (latent queries and contexts, ~160 KB per row
         // at V2-Lite's shape) stays bounded however long the prompt.
         for lo in stride(from: 0, to: T, by: MultiHeadLatentAttention.rowsPerChunk) {
             absorbedAttention(q: q, rows: lo..<min(T, lo + MultiHeadLatentAttention.rowsPerChunk),
-                              segments: segments, segOfRow: segOfRow, layer: layer, out: out)
+                              segments: segments, segOfRow: segOfRow, latents: views, out: out)
         }
+        withExtendedLifetime(latents) {}
+    }
+
+    /// A segment's cached latent rows (all positions up to its last new row) as floats: the cache
+    /// itself when it is f32; otherwise converted once per step here, since every head and
+    /// query row reads every latent row (the quantized cache saves memory, not this step's reads).
+    func latentRows(_ seg: BatchSegment, layer: Int) -> (rows: UnsafeMutablePointer<Float>, copy: FloatBuffer?) {
+        let cache = seg.cache
+        if cache.keyType == .f32 { return (cache.keys[layer].p, nil) }
+        let n = cache.length + seg.count, cw = cacheWidth
+        let buf = FloatBuffer(count: n * cw, zeroed: false)
+        ThreadPool.shared.parallelFor(n) { range in cache.readKeys(layer, range, into: buf.p + range.lowerBound * cw) }
+        return (buf.p, buf)
     }
 
     static let rowsPerChunk = 64
 
     func absorbedAttention(q: UnsafeMutablePointer<Float>, rows: Range<Int>, segments: [BatchSegment], segOfRow: [Int],
-                           layer: Int, out: UnsafeMutablePointer<Float>) {
+                           latents: [UnsafePointer<Float>], out: UnsafeMutablePointer<Float>) {
         let H = nHeads, qkd = qkHeadDim, nope = qkNopeHeadDim, rd = qkRopeHeadDim, lora = kvLoraRank, vd = vHeadDim
         let qw = H * qkd, cw = cacheWidth, scale = softmaxScale
         let T = rows.count, r0 = rows.lowerBound
@@ -164,7 +180,7 @@ public final class MultiHeadLatentAttention: AttentionBlock {
             for item in range {
                 let t = item / H, h = item % H, r = r0 + t
                 let seg = segments[segOfRow[r]]
-                let cache = seg.cache.keys[layer].p
+                let cache = latents[segOfRow[r]]
                 let qLat = qLatent.p + (h * T + t) * lora, qRope = q + r * qw + h * qkd + nope
                 let n = seg.position(ofRow: r) + 1  // causal
                 for j in 0..<n {
@@ -204,7 +220,9 @@ public final class MultiHeadLatentAttention: AttentionBlock {
         let qw = H * qkd, cw = cacheWidth, scale = softmaxScale
         for seg in segments {
             let L = seg.cache.length + seg.count
-            let cache = seg.cache.keys[layer].p
+            let latent = latentRows(seg, layer: layer)
+            let cache = latent.rows
+            defer { withExtendedLifetime(latent.copy) {} }
             let kNope = FloatBuffer(count: L * H * nope, zeroed: false)
             let v = FloatBuffer(count: L * H * vd, zeroed: false)
             let (wUK, wUV) = expandedWeights

@@ -9,6 +9,13 @@ public protocol AttentionBlock: AnyObject {
     /// `out` and stores this layer's keys/values in each segment's cache (the caller advances
     /// cache.length after the last layer).
     func forward(_ x: UnsafePointer<Float>, segments: [BatchSegment], layer: Int, out: UnsafeMutablePointer<Float>)
+    /// The run of cached values a quantized cache block must not straddle (a head's width for
+    /// grouped-query attention, the row for MLA); nil: the block reads its cache as f32 only.
+    func cacheRowAlignment() -> Int?
+}
+
+extension AttentionBlock {
+    public func cacheRowAlignment() -> Int? { nil }
 }
 
 /// A run of consecutive rows of a batch that belong to one sequence: rows
@@ -137,14 +144,39 @@ public final class TransformerModel: @unchecked Sendable {
 
     /// KV-cache bytes one decode step reads at a given context length.
     public func kvBytesRead(contextLength: Int) -> Int {
-        layers.count * contextLength * (cacheKWidth + cacheVWidth) * 4
+        contextLength * cacheBytesPerToken
     }
 
     /// How many of the largest logits per row are recomputed with f32 activations.
     public nonisolated(unsafe) static var refinedLogits = 32
 
+    /// Storage of new caches (`--cache-type-k/-v`); set through `setCacheTypes`, which checks them.
+    public private(set) var cacheKeyType = KVCacheType.f32
+    public private(set) var cacheValueType = KVCacheType.f32
+
+    public func setCacheTypes(key: KVCacheType, value: KVCacheType) throws {
+        if key != .f32 || value != .f32 {
+            for (i, l) in layers.enumerated() {
+                guard let align = l.attention.cacheRowAlignment() else {
+                    throw KVCacheTypeError(message: "layer \(i)'s attention reads an f32 cache only: --cache-type-k/-v f32")
+                }
+                for t in [key, value] where align % t.blockSize != 0 {
+                    throw KVCacheTypeError(message: "a \(t.rawValue) cache stores blocks of \(t.blockSize) values, and this model's cached rows are \(align) wide: use f16 or f32")
+                }
+            }
+        }
+        cacheKeyType = key
+        cacheValueType = value
+    }
+
+    /// Cache bytes per position over all layers.
+    public var cacheBytesPerToken: Int {
+        layers.count * (cacheKeyType.rowBytes(cacheKWidth) + cacheValueType.rowBytes(cacheVWidth))
+    }
+
     public func makeCache(capacity: Int) -> KVCache {
-        KVCache(layers: layers.count, capacity: capacity, kWidth: cacheKWidth, vWidth: cacheVWidth)
+        KVCache(layers: layers.count, capacity: capacity, kWidth: cacheKWidth, vWidth: cacheVWidth,
+                keyType: cacheKeyType, valueType: cacheValueType)
     }
 
     /// Runs `tokens` (all at once: prompt processing is batched) after what `cache` holds,
