@@ -188,6 +188,11 @@ int tf_quantize_row(int type, const float *x, void *dst, int64_t n);
  * SHA-256 compression (sha256.c): process `nblocks` 64-byte blocks into `state`.
  * ---------------------------------------------------------------------------------------- */
 void tf_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t nblocks);
+/* HMAC-SHA256 (RFC 2104) of a whole message. */
+void tf_hmac_sha256(const uint8_t *key, size_t keylen, const uint8_t *msg, size_t msglen, uint8_t out[32]);
+/* PBKDF2 with HMAC-SHA256 as the PRF (RFC 8018 §5.2): `outlen` bytes of derived key. */
+void tf_pbkdf2_hmac_sha256(const uint8_t *password, size_t pwlen, const uint8_t *salt, size_t saltlen,
+                           uint32_t iterations, uint8_t *out, size_t outlen);
 
 #ifdef __cplusplus
 }
