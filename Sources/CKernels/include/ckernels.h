@@ -38,6 +38,19 @@ void tf_dequant_q3_K(const void *src, float *dst, int64_t n);
 void tf_dequant_q4_K(const void *src, float *dst, int64_t n);
 void tf_dequant_q5_K(const void *src, float *dst, int64_t n);
 void tf_dequant_q6_K(const void *src, float *dst, int64_t n);
+/* The low-bit types (dequant_lowbit.c): IQ codebook types, MXFP4 (blocks of 32), ternary TQ. */
+void tf_dequant_iq2_xxs(const void *src, float *dst, int64_t n);
+void tf_dequant_iq2_xs(const void *src, float *dst, int64_t n);
+void tf_dequant_iq2_s(const void *src, float *dst, int64_t n);
+void tf_dequant_iq3_xxs(const void *src, float *dst, int64_t n);
+void tf_dequant_iq3_s(const void *src, float *dst, int64_t n);
+void tf_dequant_iq1_s(const void *src, float *dst, int64_t n);
+void tf_dequant_iq1_m(const void *src, float *dst, int64_t n);
+void tf_dequant_iq4_nl(const void *src, float *dst, int64_t n);
+void tf_dequant_iq4_xs(const void *src, float *dst, int64_t n);
+void tf_dequant_mxfp4(const void *src, float *dst, int64_t n);
+void tf_dequant_tq1_0(const void *src, float *dst, int64_t n);
+void tf_dequant_tq2_0(const void *src, float *dst, int64_t n);
 
 /* One row of a DeepSeek-style block-scaled FP8 weight: `n` e4m3fn values of row `r`, and
  * `scale_row` = the row r/block of weight_scale_inv (ceil(n/block) f32 values). Element c
