@@ -125,8 +125,20 @@ float tf_vec_dot_bf16_f32_ref(int n, const void *w, const float *x);
 enum {
     TF_TYPE_F32 = 0, TF_TYPE_F16 = 1, TF_TYPE_Q4_0 = 2, TF_TYPE_Q4_1 = 3, TF_TYPE_Q5_0 = 6,
     TF_TYPE_Q5_1 = 7, TF_TYPE_Q8_0 = 8, TF_TYPE_Q4_K = 12, TF_TYPE_Q5_K = 13, TF_TYPE_Q6_K = 14,
-    TF_TYPE_BF16 = 30
+    TF_TYPE_BF16 = 30,
+    /* the low-bit types (quant_lowbit.h) */
+    TF_TYPE_Q2_K = 10, TF_TYPE_Q3_K = 11, TF_TYPE_IQ2_XXS = 16, TF_TYPE_IQ2_XS = 17, TF_TYPE_IQ3_XXS = 18,
+    TF_TYPE_IQ1_S = 19, TF_TYPE_IQ4_NL = 20, TF_TYPE_IQ3_S = 21, TF_TYPE_IQ2_S = 22, TF_TYPE_IQ4_XS = 23,
+    TF_TYPE_IQ1_M = 29, TF_TYPE_TQ1_0 = 34, TF_TYPE_TQ2_0 = 35, TF_TYPE_MXFP4 = 39
 };
+
+/* Dots of one row of a low-bit type (any TF_TYPE_ of the list above) with Q8A activations: the
+ * kernel the dispatcher runs, and its scalar reference, bit-identical to it (same integer sums
+ * per 32 values, the same float operations in the same order). */
+float tf_vec_dot_lowbit(int type, int n, const void *wrow, const void *xq);
+float tf_vec_dot_lowbit_ref(int type, int n, const void *wrow, const void *xq);
+/* 1 for the types above. */
+int tf_is_lowbit(int type);
 
 /* Dots of `nrows` consecutive weight rows (row r starts at wrows + r*row_stride bytes) with the
  * same activations (quantized for quantized types, f32 otherwise); out[r] = dot(row r, x).
