@@ -45,6 +45,20 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("Fatal error") || r.stderr.contains("Backtrace"), file: file, line: line)
     }
 
+    /// DeepSeek-V4: the KV bytes per token of each layer kind (window only, 1 entry per 4 tokens
+    /// with the indexer's keys, 1 per 128), the fixed part, and the MTP block it carries.
+    func testInfoPrintsDeepSeekV4CachePerLayerKind() throws {
+        let r = try run(["info", fixturePath("dsv4/tiny")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        func line(_ s: String) -> String { lines.first { $0.contains(s) } ?? "" }
+        XCTAssertTrue(line("KV cache:").contains("113 B per token (f32) + 47.0 KiB fixed"), r.stdout)
+        XCTAssertTrue(line("sliding window 16").contains("1 layer          0 B per token per layer, 2.0 KiB fixed"), r.stdout)
+        XCTAssertTrue(line("compressed_sparse_attention").contains("2 layers        56 B per token per layer"), r.stdout)
+        XCTAssertTrue(line("heavily_compressed_attention").contains("1 layer          1 B per token per layer, 34.0 KiB fixed"), r.stdout)
+        XCTAssertTrue(line("multi-token prediction").contains("1 layer(s)"), r.stdout)
+    }
+
     func testErrorsAreOneLine() throws {
         assertCleanError(try run(["run", "no-such-model-name", "-p", "hi"]), mentions: "not found")
         assertCleanError(try run(["run", "/nonexistent/model.gguf", "-p", "hi"]), mentions: "no such file")

@@ -16,6 +16,10 @@ public final class ServerKnowledge: @unchecked Sendable {
     public var maxInputs = 2048
     private let lock = NSLock()
     private var bases: [String: KnowledgeBase] = [:]
+    private var searchCounts: [String: Int] = [:]
+
+    /// Searches run per base since start (tests check that refused requests never searched).
+    public func searches(_ kb: String) -> Int { lock.lock(); defer { lock.unlock() }; return searchCounts[kb] ?? 0 }
 
     public init(engine: Engine, embedder: EmbeddingModel?, directory: String = KnowledgeBase.directory) {
         self.engine = engine
@@ -149,6 +153,7 @@ public final class ServerKnowledge: @unchecked Sendable {
         }
         lock.lock(); defer { lock.unlock() }
         let kb = try base(name, create: false)
+        searchCounts[name, default: 0] += 1
         let answerer = KnowledgeAnswerer(engine: engine, kb: kb)
         if let topK { answerer.topK = topK }
         if let minScore { answerer.minSimilarity = Float(minScore) }
