@@ -185,7 +185,7 @@ final class DeepSeekV4Checkpoint: WeightSource {
         (".self_attn.compressor.indexer.q_b_proj.", ".attn.indexer.wq_b."),
         (".self_attn.compressor.indexer.", ".attn.indexer.compressor."),
         (".self_attn.", ".attn."), (".input_layernorm.", ".attn_norm."), (".post_attention_layernorm.", ".ffn_norm."),
-        (".attn_hc.", ".hc_attn_"), (".ffn_hc.", ".hc_ffn_"), (".sinks", ".attn_sink"), (".kv_norm.", ".norm."),
+        (".attn_hc.", ".hc_attn_"), (".ffn_hc.", ".hc_ffn_"), (".sinks", ".attn_sink"), (".compressor.kv_norm.", ".compressor.norm."),
         (".position_bias", ".ape"), (".q_a_proj.", ".wq_a."), (".q_b_proj.", ".wq_b."), (".kv_proj.", ".wkv."),
         (".gate_proj.", ".wgate."), (".o_a_proj.", ".wo_a."), (".o_b_proj.", ".wo_b."), (".q_a_norm.", ".q_norm."),
     ]
@@ -199,7 +199,9 @@ final class DeepSeekV4Checkpoint: WeightSource {
         guard name.hasPrefix("model.layers.") else { return [name] }
         var n = String(name.dropFirst("model".count))
         for (a, b) in n.contains(".mlp.") ? mlpRenames : attentionRenames { n = n.replacingOccurrences(of: a, with: b) }
-        return [name, String(n.dropFirst()), "model" + n]
+        // save_pretrained writes the attention's kv_norm as `attn.norm`.
+        let saved = n.replacingOccurrences(of: ".attn.kv_norm.", with: ".attn.norm.")
+        return [name, String(n.dropFirst()), "model" + n, "model" + saved]
     }
 }
 
