@@ -59,6 +59,22 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(line("multi-token prediction").contains("1 layer(s)"), r.stdout)
     }
 
+    /// `bench --kernels --json`: a timing per weight type (the low-bit ones included) and
+    /// instruction set, no model needed.
+    func testBenchKernelsJSON() throws {
+        let r = try run(["bench", "--kernels", "-r", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try XCTUnwrap(try JSONValue.parse(r.stdout).array)
+        let types = Set(rows.compactMap { $0["type"]?.string })
+        for t in lowBitTypes + [.q4_K, .q8_0] { XCTAssertTrue(types.contains(t.rawValue), "no timing for \(t.rawValue)") }
+        for row in rows {
+            XCTAssertGreaterThan(row["row_ns_per_block"]?.double ?? 0, 0, "\(row)")
+            XCTAssertGreaterThan(row["batch8_ns_per_block"]?.double ?? 0, 0, "\(row)")
+        }
+        XCTAssertEqual(rows.first { $0["type"]?.string == "IQ2_XXS" }?["bits_per_weight"]?.double, 2.0625)
+        assertCleanError(try run(["bench", "--kernels", "model.gguf"]), mentions: "takes no model")
+    }
+
     func testErrorsAreOneLine() throws {
         assertCleanError(try run(["run", "no-such-model-name", "-p", "hi"]), mentions: "not found")
         assertCleanError(try run(["run", "/nonexistent/model.gguf", "-p", "hi"]), mentions: "no such file")
