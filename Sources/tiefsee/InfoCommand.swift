@@ -48,8 +48,17 @@ enum InfoCommand {
             if let m = c.moe {
                 print("experts:       \(m.numExperts) routed, \(m.numExpertsPerToken) per token, \(m.numSharedExperts) shared, scoring \(m.scoring.rawValue), selection \(m.topKMethod.rawValue)")
             }
-            let kv = KVCacheSize(config: c)
-            print("KV cache:      \(formatBytes(kv.bytesPerToken)) per token (f32)\(kv.note)")
+            if let v4 = c.v4 {
+                let mtp = files.weights.tensorNames.filter { $0.hasPrefix("mtp.") }.count
+                if v4.numNextnPredictLayers > 0 || mtp > 0 {
+                    print("multi-token prediction: \(v4.numNextnPredictLayers) layer(s), \(mtp) mtp.* tensors (not used for decoding)")
+                }
+                printCacheKinds(DeepSeekV4CacheLayout(v4: v4),
+                                uncompressed: c.numLayers * v4.headDim * 4, what: "one shared key = value row per layer")
+            } else {
+                let kv = KVCacheSize(config: c)
+                print("KV cache:      \(formatBytes(kv.bytesPerToken)) per token (f32)\(kv.note)")
+            }
         }
         if let tok = files.tokenizerSummary { print(tok) }
         if let enc = DeepSeekEncoding.forArchitecture(files.architectureName) {
@@ -62,6 +71,18 @@ enum InfoCommand {
             if lines.count > 6 { print("  | …") }
         } else {
             print("chat template: none")
+        }
+    }
+
+    /// A cache laid out per layer kind (DeepSeek-V4): bytes per token of each kind and its fixed part.
+    static func printCacheKinds(_ layout: CacheLayout, uncompressed: Int, what: String) {
+        let fixed = layout.kinds.reduce(0) { $0 + $1.fixedBytes * $1.layers }
+        print("KV cache:      \(layout.bytesPerToken) B per token (f32) + \(formatBytes(fixed)) fixed (windows, open compression windows); "
+              + "\(what) would need \(formatBytes(uncompressed)) per token")
+        for k in layout.kinds {
+            let per = k.bytesPerToken == k.bytesPerToken.rounded() ? String(Int(k.bytesPerToken)) : String(format: "%.2f", k.bytesPerToken)
+            print("  \(k.kind.padding(toLength: 56, withPad: " ", startingAt: 0)) \(String(k.layers).leftPad(3)) layer\(k.layers == 1 ? " " : "s")  "
+                  + "\(per.leftPad(8)) B per token per layer, \(formatBytes(k.fixedBytes)) fixed")
         }
     }
 }

@@ -45,6 +45,36 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("Fatal error") || r.stderr.contains("Backtrace"), file: file, line: line)
     }
 
+    /// DeepSeek-V4: the KV bytes per token of each layer kind (window only, 1 entry per 4 tokens
+    /// with the indexer's keys, 1 per 128), the fixed part, and the MTP block it carries.
+    func testInfoPrintsDeepSeekV4CachePerLayerKind() throws {
+        let r = try run(["info", fixturePath("dsv4/tiny")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        func line(_ s: String) -> String { lines.first { $0.contains(s) } ?? "" }
+        XCTAssertTrue(line("KV cache:").contains("113 B per token (f32) + 47.0 KiB fixed"), r.stdout)
+        XCTAssertTrue(line("sliding window 16").contains("1 layer          0 B per token per layer, 2.0 KiB fixed"), r.stdout)
+        XCTAssertTrue(line("compressed_sparse_attention").contains("2 layers        56 B per token per layer"), r.stdout)
+        XCTAssertTrue(line("heavily_compressed_attention").contains("1 layer          1 B per token per layer, 34.0 KiB fixed"), r.stdout)
+        XCTAssertTrue(line("multi-token prediction").contains("1 layer(s)"), r.stdout)
+    }
+
+    /// `bench --kernels --json`: a timing per weight type (the low-bit ones included) and
+    /// instruction set, no model needed.
+    func testBenchKernelsJSON() throws {
+        let r = try run(["bench", "--kernels", "-r", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try XCTUnwrap(try JSONValue.parse(r.stdout).array)
+        let types = Set(rows.compactMap { $0["type"]?.string })
+        for t in lowBitTypes + [.q4_K, .q8_0] { XCTAssertTrue(types.contains(t.rawValue), "no timing for \(t.rawValue)") }
+        for row in rows {
+            XCTAssertGreaterThan(row["row_ns_per_block"]?.double ?? 0, 0, "\(row)")
+            XCTAssertGreaterThan(row["batch8_ns_per_block"]?.double ?? 0, 0, "\(row)")
+        }
+        XCTAssertEqual(rows.first { $0["type"]?.string == "IQ2_XXS" }?["bits_per_weight"]?.double, 2.0625)
+        assertCleanError(try run(["bench", "--kernels", "model.gguf"]), mentions: "takes no model")
+    }
+
     func testErrorsAreOneLine() throws {
         assertCleanError(try run(["run", "no-such-model-name", "-p", "hi"]), mentions: "not found")
         assertCleanError(try run(["run", "/nonexistent/model.gguf", "-p", "hi"]), mentions: "no such file")

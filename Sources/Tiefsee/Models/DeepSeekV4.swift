@@ -699,10 +699,11 @@ public final class DeepSeekV4Cache: KVCache {
     }
 }
 
-struct DeepSeekV4CacheLayout: CacheLayout {
-    let v4: DeepSeekV4Config
+public struct DeepSeekV4CacheLayout: CacheLayout {
+    public let v4: DeepSeekV4Config
+    public init(v4: DeepSeekV4Config) { self.v4 = v4 }
 
-    func makeCache(capacity: Int) -> KVCache { DeepSeekV4Cache(config: v4, capacity: capacity) }
+    public func makeCache(capacity: Int) -> KVCache { DeepSeekV4Cache(config: v4, capacity: capacity) }
 
     /// Per layer: (bytes per position, fixed bytes) — entries grow by one per `ratio` positions.
     func perLayer(_ i: Int) -> (perToken: Double, fixed: Int) {
@@ -716,9 +717,9 @@ struct DeepSeekV4CacheLayout: CacheLayout {
         }
     }
 
-    var bytesPerToken: Int { Int(v4.layerTypes.indices.reduce(0.0) { $0 + perLayer($1).perToken }.rounded(.up)) }
+    public var bytesPerToken: Int { Int(v4.layerTypes.indices.reduce(0.0) { $0 + perLayer($1).perToken }.rounded(.up)) }
 
-    var kinds: [CacheLayerKind] {
+    public var kinds: [CacheLayerKind] {
         DeepSeekV4Config.LayerType.allCases.compactMap { kind in
             let ls = v4.layerTypes.indices.filter { v4.layerTypes[$0] == kind }
             guard let first = ls.first else { return nil }

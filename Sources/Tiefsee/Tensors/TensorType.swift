@@ -117,6 +117,9 @@ public enum TensorType: String, CaseIterable, Sendable {
 
     public var isQuantized: Bool { blockSize > 1 }
 
+    /// Storage bits per weight, scales included (Q4_K 4.5, IQ2_XXS 2.0625, IQ1_S 1.5625).
+    public var bitsPerWeight: Double { Double(blockBytes * 8) / Double(blockSize) }
+
     /// Bytes for `count` elements, or nil if `count` is not a whole number of blocks or overflows.
     public func byteCount(elements count: Int) -> Int? {
         guard count >= 0, count % blockSize == 0 else { return nil }
