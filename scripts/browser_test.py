@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -55,7 +56,9 @@ class Page:
 
     def until(self, what, fn, timeout=180):
         try:
-            return WebDriverWait(self.d, timeout, poll_frequency=0.2).until(lambda d: fn())
+            # A streamed answer redraws its message: elements found a moment ago may be gone.
+            return WebDriverWait(self.d, timeout, poll_frequency=0.2,
+                                 ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(lambda d: fn())
         except Exception:
             self.shot("failed-" + what.replace(" ", "-"))
             raise AssertionError("timed out waiting for " + what)
@@ -124,6 +127,7 @@ def upload(p, args):
     # The file input is hidden behind the Upload button; Selenium types the path into it.
     p.js("document.getElementById('upload-input').hidden = false")
     p.el("#upload-input").send_keys(os.path.abspath(args.document))
+    p.js("document.getElementById('upload-input').hidden = true")
     p.until("the upload to finish", lambda: p.el("#upload-status").get_attribute("data-done") in ("1", "error"))
     status = p.el("#upload-text").text
     check(p.el("#upload-status").get_attribute("data-done") == "1", "upload finished: " + status)
@@ -132,7 +136,19 @@ def upload(p, args):
     p.shot("uploaded")
 
 
+def open_passage(p, button):
+    button.click()
+    p.visible("#passage")
+    return p.el("#passage-title").text, p.el("#passage-text").text
+
+
+def close_passage(p):
+    p.el("#passage-close").click()
+    p.until("the passage to close", lambda: not p.el("#passage").is_displayed())
+
+
 def cited_answer(p, args):
+    p.js("document.getElementById('p-temperature').value = '0'")  # greedy: the same answer every run
     p.ask(args.question)
     p.until("streaming to start", lambda: p.d.find_elements(By.CSS_SELECTOR, ".msg.assistant .body"))
     p.shot("streaming")
@@ -141,22 +157,24 @@ def cited_answer(p, args):
     print("answer:", text)
     sources = msg.find_elements(By.CSS_SELECTOR, ".sources button")
     check(len(sources) > 0, "the answer lists its sources (%d)" % len(sources))
-    check(any(os.path.basename(args.document) in s.text for s in sources), "the uploaded document is among the sources")
+    mine = [s for s in sources if os.path.basename(args.document) in s.text]
+    check(len(mine) == 1, "the uploaded document is among the sources")
+    check("(p. 1)" in mine[0].text, "its citation names the page: " + mine[0].text)
     cites = msg.find_elements(By.CSS_SELECTOR, ".body button.cite")
-    print("inline citations:", len(cites))
+    check(len(cites) > 0, "the answer cites with [n] (%d)" % len(cites))
     p.shot("answer")
-    # Open the passage: through an inline [n] when the model wrote one, else its source button.
-    target = cites[0] if cites else next(s for s in sources if os.path.basename(args.document) in s.text)
-    target.click()
-    p.visible("#passage")
-    passage = p.el("#passage-text").text
-    check(len(passage) > 20, "the passage opens with its text")
-    check(p.el("#passage-title").text.startswith("["), "the passage names its source: " + p.el("#passage-title").text)
-    if not cites:
-        check(args.expect.lower() in passage.lower(), "the cited passage holds the fact '%s'" % args.expect)
+    # An inline [n] opens the passage it names.
+    n = cites[0].text
+    title, passage = open_passage(p, cites[0])
+    check(title.startswith("[" + n + "]") and len(passage) > 20, "[%s] opens its passage: %s" % (n, title))
+    close_passage(p)
+    # The uploaded document's passage holds the fact.
+    title, passage = open_passage(p, mine[0])
+    check(args.expect.lower() in passage.lower(), "the uploaded passage holds '%s'" % args.expect)
+    check("Page 1" in p.el("#passage-where").text and "Section:" in p.el("#passage-where").text,
+          "the passage shows section and page: " + p.el("#passage-where").text)
     p.shot("passage")
-    p.el("#passage-close").click()
-    p.until("the passage to close", lambda: not p.el("#passage").is_displayed())
+    close_passage(p)
     return text
 
 
@@ -188,6 +206,20 @@ def stop_and_regenerate(p):
     print("regenerated:", after[:80].replace("\n", " "), "| before:", before[:40].replace("\n", " "))
 
 
+def code_answer(p):
+    tokens = p.el("#p-max-tokens")
+    tokens.clear()
+    tokens.send_keys("120")
+    temperature = p.el("#p-temperature")
+    temperature.clear()
+    temperature.send_keys("0")
+    p.ask("Show a Python function that reverses a string, as a ```python fenced code block.")
+    msg = p.wait_answer_done(3)
+    blocks = msg.find_elements(By.CSS_SELECTOR, ".body pre code")
+    check(len(blocks) >= 1 and "def " in blocks[0].text, "the model's code block is rendered as code")
+    p.shot("code")
+
+
 def model_panel(p):
     p.until("context use", lambda: "tokens used" in p.el("#context-text").text)
     used = p.el("#context-text").text
@@ -199,7 +231,7 @@ def model_panel(p):
 
 def reload_keeps_conversation(p, args):
     p.d.refresh()
-    p.until("the conversation after reload", lambda: len(p.assistant_messages()) == 2)
+    p.until("the conversation after reload", lambda: len(p.assistant_messages()) == 3)
     check(len(p.d.find_elements(By.CSS_SELECTOR, "#conversations .conv")) >= 1, "conversations are listed")
     check(p.d.find_elements(By.CSS_SELECTOR, ".msg.user")[0].text.find(args.question[:20]) >= 0, "the conversation survives a reload")
 
@@ -218,6 +250,7 @@ def reasoning_page(p, url):
     details = msg.find_element(By.CSS_SELECTOR, "details.reasoning")
     check(details.is_displayed() and details.get_attribute("open") is None, "the reasoning is shown folded")
     check("four" not in msg.find_element(By.CSS_SELECTOR, ".body").text, "the reasoning is not in the answer")
+    p.shot("reasoning-folded")
     details.find_element(By.CSS_SELECTOR, "summary").click()
     check("four" in details.find_element(By.CSS_SELECTOR, ".thought").text, "unfolded, the reasoning reads")
     p.shot("reasoning")
@@ -270,6 +303,7 @@ def main():
         upload(p, args)
         cited_answer(p, args)
         stop_and_regenerate(p)
+        code_answer(p)
         model_panel(p)
         reload_keeps_conversation(p, args)
         hosts = {urlparse(args.url).netloc}
