@@ -18,8 +18,9 @@ Every norm, bias, sink, position bias, hyper-connection base/scale is random (tr
 initialises them to 1 or 0, which would hide mistakes).
 
 The safetensors use the names of DeepSeek's own checkpoint (`embed.weight`, `layers.N.attn.wq_a`,
-`layers.N.ffn.experts.E.w1`, `hc_head_fn`, ...), which transformers maps on load; the generator
-checks that transformers, loading this folder, reproduces the logits of the model it built.
+`layers.N.attn.kv_norm`, `layers.N.attn.compressor.norm`, `layers.N.ffn.experts.E.w1`, `hc_head_fn`,
+...), which transformers maps on load; the generator checks that transformers, loading this folder,
+reproduces the logits of the model it built.
 
 expected.json = {"prompt": ids, "logits": [[vocab] per prompt position] (one full forward),
                  "greedy": N_GEN ids from transformers generate (its own cache, token by token),
@@ -101,7 +102,7 @@ RENAMES = [
     (".input_layernorm.", ".attn_norm."), (".post_attention_layernorm.", ".ffn_norm."),
     (".attn_hc.fn", ".hc_attn_fn"), (".attn_hc.base", ".hc_attn_base"), (".attn_hc.scale", ".hc_attn_scale"),
     (".ffn_hc.fn", ".hc_ffn_fn"), (".ffn_hc.base", ".hc_ffn_base"), (".ffn_hc.scale", ".hc_ffn_scale"),
-    (".sinks", ".attn_sink"), (".kv_norm.", ".norm."), (".position_bias", ".ape"),
+    (".sinks", ".attn_sink"), (".compressor.kv_norm.", ".compressor.norm."), (".position_bias", ".ape"),
     (".q_a_proj.", ".wq_a."), (".q_b_proj.", ".wq_b."), (".kv_proj.", ".wkv."), (".gate_proj.", ".wgate."),
     (".o_a_proj.", ".wo_a."), (".o_b_proj.", ".wo_b."), (".q_a_norm.", ".q_norm."),
     (".gate.e_score_correction_bias", ".gate.bias"),

@@ -172,6 +172,45 @@ final class DeepSeekV4Tests: XCTestCase {
         }
     }
 
+    /// The lightning indexer picks the same compressed entries as transformers for every prompt
+    /// token, in one prefill and token by token (index_topk 5 of up to 35 entries).
+    func testIndexerPicksMatchTransformers() throws {
+        let model = Self.model, e = Self.expected
+        for byToken in [false, true] {
+            let cache = try XCTUnwrap(model.makeCache(capacity: 256) as? DeepSeekV4Cache)
+            for l in cache.layerStates { l.recordIndexerPicks = true }
+            if byToken { for id in e.prompt { _ = try model.forward([id], cache: cache) } } else { _ = try model.forward(e.prompt, cache: cache) }
+            XCTAssertEqual(Set(e.indexer.keys), [1, 3])
+            var selective = 0
+            for (layer, want) in e.indexer {
+                let got = cache.layerStates[layer].indexerPicks
+                XCTAssertEqual(got.count, want.count)
+                for (t, (g, w)) in zip(got, want).enumerated() {
+                    XCTAssertEqual(g, w, "layer \(layer) token \(t) (\(byToken ? "token by token" : "prefill"))")
+                    if (t + 1) / 4 > 5 { selective += 1 }
+                }
+            }
+            XCTAssertGreaterThan(selective, 200, "positions where the indexer had to choose")
+        }
+    }
+
+    /// Sequences batched in one step (the server's continuous batching) each get what they get alone.
+    func testBatchedSequencesMatchSeparateRuns() throws {
+        let model = Self.model, e = Self.expected, V = model.config.vocabSize
+        let a = Array(e.prompt[..<70]), b = Array(e.prompt[30..<135])
+        let ca = model.makeCache(capacity: 256), cb = model.makeCache(capacity: 256)
+        let batched = try model.forwardBatch([(a, ca, 1), (b, cb, 1)])
+        let la = try model.forward(a, cache: model.makeCache(capacity: 256)), lb = try model.forward(b, cache: model.makeCache(capacity: 256))
+        XCTAssertLessThanOrEqual(Self.maxAbsDiff(batched[0].p, Array(UnsafeBufferPointer(start: la.p, count: V))), 1e-5)
+        XCTAssertLessThanOrEqual(Self.maxAbsDiff(batched[1].p, Array(UnsafeBufferPointer(start: lb.p, count: V))), 1e-5)
+        // and one decode step for both
+        let step = try model.forwardBatch([([5], ca, 1), ([6], cb, 1)])
+        let fa = try model.forward(a + [5], cache: model.makeCache(capacity: 256))
+        let fb = try model.forward(b + [6], cache: model.makeCache(capacity: 256))
+        XCTAssertLessThanOrEqual(Self.maxAbsDiff(step[0].p, Array(UnsafeBufferPointer(start: fa.p, count: V))), 1e-4)
+        XCTAssertLessThanOrEqual(Self.maxAbsDiff(step[1].p, Array(UnsafeBufferPointer(start: fb.p, count: V))), 1e-4)
+    }
+
     /// The KV bytes per position per layer kind (what `tiefsee info` prints) follow the ratios.
     func testCacheBytesPerLayerKind() throws {
         let model = Self.model, v = model.config.v4!
@@ -220,6 +259,62 @@ final class DeepSeekV4Tests: XCTestCase {
         XCTAssertEqual(third.tokens, try Session(engine: engine, contextSize: 256).generate(prompt: continued, options: options).tokens)
     }
 
+    static func loadGGUF(_ file: String) throws -> TransformerModel {
+        try ModelLoader.load(ModelFiles.open(.gguf(fixturePath("dsv4/tiny/\(file)"))))
+    }
+
+    /// llama.cpp's deepseek4 GGUF of the same model (scripts/gen_dsv4_gguf.py): the same config,
+    /// transformers' logits in prefill and decode, the same routing and greedy tokens.
+    func testGGUFMatchesTransformers() throws {
+        let model = try Self.loadGGUF("model-f32.gguf"), e = Self.expected, V = model.config.vocabSize
+        XCTAssertEqual(model.config.family, .deepseekV4)
+        XCTAssertEqual(model.config.v4, Self.model.config.v4, "DeepSeek-V4 settings from GGUF metadata")
+        XCTAssertEqual(model.config.moe, Self.model.config.moe, "MoE settings from GGUF metadata")
+        let cache = model.makeCache(capacity: 256)
+        let (logits, stats) = try model.withRoutingStats(keepDecisions: true) {
+            try model.forward(e.prompt, cache: cache, lastK: e.prompt.count)
+        }
+        var worst: Float = 0
+        for (t, row) in e.logits.enumerated() { worst = max(worst, Self.maxAbsDiff(logits.p + t * V, row)) }
+        let w = Self.compareRouting(stats.decisions, e.routing, "GGUF prefill")
+        var generated = [Sampler.argmax(logits.p + (e.prompt.count - 1) * V, V)]
+        var decodeWorst: Float = 0
+        while generated.count < e.greedy.count {
+            let l = try model.forward([generated.last!], cache: cache)
+            decodeWorst = max(decodeWorst, Self.maxAbsDiff(l.p, e.decodeLogits[generated.count]))
+            generated.append(Sampler.argmax(l.p, V))
+        }
+        XCTAssertLessThanOrEqual(worst, 1e-4, "GGUF prefill logits max abs diff \(worst)")
+        XCTAssertLessThanOrEqual(w, 1e-5)
+        XCTAssertEqual(generated, e.greedy)
+        XCTAssertLessThanOrEqual(decodeWorst, 1e-4, "GGUF decode logits max abs diff \(decodeWorst)")
+        print("DeepSeek-V4 GGUF f32: prefill logits max abs diff \(worst), decode \(decodeWorst), routing weights \(w)")
+    }
+
+    /// The Q8_0 twin (projections, experts, embeddings and head in Q8_0) stays close to the
+    /// reference: top-1 agreement over the prompt positions and the relative RMS logit error.
+    /// The random model is chaotic where it selects (expert and indexer margins of ~2e-4, the
+    /// swiglu clip): quantization noise flips some selections and the logits after them, so the
+    /// bounds are loose (measured: 117/140 top-1, 0.17 relative error); a wrong layout or
+    /// kernel gives chance-level agreement. The f32 twin above is the exact check.
+    func testGGUFQ8_0StaysCloseToTransformers() throws {
+        let model = try Self.loadGGUF("model-q8_0.gguf"), e = Self.expected, V = model.config.vocabSize
+        XCTAssertEqual(model.config.v4, Self.model.config.v4)
+        XCTAssertEqual(model.outputHead.weight.type, .q8_0)
+        let logits = try model.forward(e.prompt, cache: model.makeCache(capacity: 256), lastK: e.prompt.count)
+        var agree = 0
+        var errSq = 0.0, refSq = 0.0
+        for (t, row) in e.logits.enumerated() {
+            let p = logits.p + t * V
+            if Sampler.argmax(p, V) == Sampler.argmax(row, V) { agree += 1 }
+            for i in 0..<V { errSq += Double((p[i] - row[i]) * (p[i] - row[i])); refSq += Double(row[i] * row[i]) }
+        }
+        let rel = (errSq / refSq).squareRoot(), rate = Double(agree) / Double(e.logits.count)
+        XCTAssertGreaterThanOrEqual(rate, 0.75, "Q8_0 top-1 agreement \(agree)/\(e.logits.count)")
+        XCTAssertLessThanOrEqual(rel, 0.3, "Q8_0 relative rms logit error \(rel)")
+        print("DeepSeek-V4 GGUF Q8_0: top-1 agreement \(agree)/\(e.logits.count), relative rms logit error \(rel)")
+    }
+
     func testCheckpointNamesResolve() {
         XCTAssertEqual(DeepSeekV4Checkpoint.candidates("model.layers.1.self_attn.compressor.indexer.q_b_proj.weight")[1],
                        "layers.1.attn.indexer.wq_b.weight")
@@ -228,5 +323,11 @@ final class DeepSeekV4Tests: XCTestCase {
         XCTAssertEqual(DeepSeekV4Checkpoint.candidates("model.layers.0.attn_hc.fn")[1], "layers.0.hc_attn_fn")
         XCTAssertEqual(DeepSeekV4Checkpoint.candidates("model.layers.2.self_attn.compressor.position_bias")[1],
                        "layers.2.attn.compressor.ape")
+        XCTAssertEqual(DeepSeekV4Checkpoint.candidates("model.layers.1.self_attn.kv_norm.weight")[1], "layers.1.attn.kv_norm.weight")
+        XCTAssertEqual(DeepSeekV4Checkpoint.candidates("model.layers.1.self_attn.compressor.indexer.kv_norm.weight")[1],
+                       "layers.1.attn.indexer.compressor.norm.weight")
+        XCTAssertEqual(DeepSeekV4Checkpoint.ggufCandidates("model.layers.3.self_attn.compressor.indexer.scorer.weights_proj.weight"),
+                       ["blk.3.indexer.proj.weight"])
+        XCTAssertEqual(DeepSeekV4Checkpoint.ggufCandidates("model.hc_head.hc_fn"), ["output_hc_fn.weight"])
     }
 }

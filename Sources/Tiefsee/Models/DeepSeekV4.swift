@@ -78,29 +78,10 @@ extension ModelConfig {
         func int(_ k: String, _ d: Int) -> Int { j[k]?.int ?? d }
         func dbl(_ k: String, _ d: Double) -> Double { j[k]?.double ?? d }
         let n = numLayers
+        let types = try DeepSeekV4Config.layerTypes(j, layers: n, path: path)
         let rates = [DeepSeekV4Config.LayerType.slidingAttention: 0,
                      .compressedSparseAttention: j["compress_rates"]?["compressed_sparse_attention"]?.int ?? int("compress_rate_csa", 4),
                      .heavilyCompressedAttention: j["compress_rates"]?["heavily_compressed_attention"]?.int ?? int("compress_rate_hca", 128)]
-        var types: [DeepSeekV4Config.LayerType]
-        if let names = j["layer_types"]?.array?.compactMap(\.string) {
-            types = try names.map {
-                guard let t = DeepSeekV4Config.LayerType(rawValue: $0) else { throw ConfigError(message: "\(path): unknown layer type '\($0)'") }
-                return t
-            }
-        } else if let ratios = j["compress_ratios"]?.array?.compactMap(\.int) {
-            types = try ratios.prefix(n).map {
-                switch $0 {
-                case 0: return .slidingAttention
-                case 4: return .compressedSparseAttention
-                case 128: return .heavilyCompressedAttention
-                default: throw ConfigError(message: "\(path): compress_ratios entry \($0) (DeepSeek-V4 uses 0, 4 or 128)")
-                }
-            }
-        } else {   // V4-Pro's default: two HCA layers, then CSA and HCA alternating
-            types = (0..<n).map { $0 < 2 || $0 % 2 == 1 ? .heavilyCompressedAttention : .compressedSparseAttention }
-        }
-        guard types.count >= n else { throw ConfigError(message: "\(path): \(types.count) layer types for \(n) layers") }
-        types = Array(types.prefix(n))
         var hash = (0..<n).map { $0 < int("num_hash_layers", 3) }
         if let mlp = j["mlp_layer_types"]?.array?.compactMap(\.string), mlp.count >= n { hash = mlp.prefix(n).map { $0 == "hash_moe" } }
         let partial = j["partial_rotary_factor"]?.double ?? j["qk_rope_head_dim"]?.int.map { Double($0) / Double(headDim) } ?? 64.0 / 512
@@ -113,28 +94,98 @@ extension ModelConfig {
             indexNHeads: int("index_n_heads", 64), indexHeadDim: int("index_head_dim", 128), indexTopk: int("index_topk", 512),
             swigluLimit: Float(dbl("swiglu_limit", 10)), ropeTheta: rope.mainTheta, compressRopeTheta: rope.compressTheta,
             compressRopeScaling: rope.compress, numNextnPredictLayers: int("num_nextn_predict_layers", 1))
-        guard v.qkRopeHeadDim > 0, v.qkRopeHeadDim % 2 == 0, v.qkRopeHeadDim <= min(v.headDim, v.indexHeadDim),
-              v.oGroups > 0, (numHeads * v.headDim) % v.oGroups == 0, v.slidingWindow > 0, v.hcMult > 0,
-              types.indices.allSatisfy({ v.compressRatios[$0] >= 0 }) else {
-            throw ConfigError(message: "\(path): inconsistent DeepSeek-V4 dimensions (head_dim \(v.headDim), rope \(v.qkRopeHeadDim), o_groups \(v.oGroups), sliding_window \(v.slidingWindow))")
+        let scoring = j["scoring_func"]?.string ?? "sqrtsoftplus"
+        guard let s = MoEConfig.Scoring(rawValue: scoring) else { throw ConfigError(message: "\(path): unknown scoring_func '\(scoring)'") }
+        intermediateSize = int("moe_intermediate_size", 2048)
+        moe?.normTopKProb = j["norm_topk_prob"]?.bool ?? true
+        moe?.routedScalingFactor = dbl("routed_scaling_factor", 1.5)
+        moe?.numSharedExperts = int("n_shared_experts", 1)
+        try adoptDeepSeekV4(v, scoring: s, path: path)
+    }
+
+    /// The keys llama.cpp's converter writes for `deepseek4` (expert_gating_func 4 = sqrt-softplus;
+    /// YaRN in rope.scaling.* belongs to the compress rope).
+    mutating func parseDeepSeekV4(gguf g: GGUFFile) throws {
+        func v(_ k: String) -> GGUFValue? { g.archValue(k) }
+        func int(_ k: String) throws -> Int {
+            guard let x = v(k)?.int else { throw ConfigError(message: "\(g.path): missing '\(g.architecture ?? "").\(k)'") }
+            return x
+        }
+        let n = numLayers
+        guard let ratios = v("attention.compress_ratios")?.array?.compactMap(\.int), ratios.count >= n else {
+            throw ConfigError(message: "\(g.path): attention.compress_ratios needs one entry per layer")
+        }
+        let types = try ratios.prefix(n).map { try DeepSeekV4Config.layerType(ratio: $0, path: g.path) }
+        var scaling = ropeScaling
+        if scaling.kind == .yarn {
+            scaling.betaFast = v("rope.scaling.yarn_beta_fast")?.double ?? 32
+            scaling.betaSlow = v("rope.scaling.yarn_beta_slow")?.double ?? 1
+            scaling.attentionFactor = 1
+        }
+        let hashLayers = v("hash_layer_count")?.int ?? 0
+        let config = DeepSeekV4Config(
+            layerTypes: types, compressRatios: Array(ratios.prefix(n)), hashLayers: (0..<n).map { $0 < hashLayers },
+            headDim: headDim, qkRopeHeadDim: ropeDim, qLoraRank: try int("attention.q_lora_rank"),
+            oGroups: try int("attention.output_group_count"), oLoraRank: try int("attention.output_lora_rank"),
+            slidingWindow: try int("attention.sliding_window"), hcMult: try int("hyper_connection.count"),
+            hcSinkhornIters: try int("hyper_connection.sinkhorn_iterations"), hcEps: Float(v("hyper_connection.epsilon")?.double ?? 1e-6),
+            indexNHeads: v("attention.indexer.head_count")?.int ?? 0, indexHeadDim: v("attention.indexer.key_length")?.int ?? 0,
+            indexTopk: v("attention.indexer.top_k")?.int ?? 0,
+            swigluLimit: Float(v("swiglu_clamp_exp")?.array?.first?.double ?? v("swiglu_clamp_exp")?.double ?? 10),
+            ropeTheta: ropeTheta, compressRopeTheta: v("attention.compress_rope_freq_base")?.double ?? ropeTheta,
+            compressRopeScaling: scaling, numNextnPredictLayers: v("nextn_predict_layers")?.int ?? 0)
+        let gating = v("expert_gating_func")?.int ?? 4
+        let scoring: MoEConfig.Scoring = gating == 4 ? .sqrtSoftplus : gating == 2 ? .sigmoid : .softmax
+        intermediateSize = moe?.expertIntermediateSize ?? intermediateSize
+        try adoptDeepSeekV4(config, scoring: scoring, path: g.path)
+    }
+
+    /// What every V4 layer shares, whatever the file: one key = value head, the tail rope in
+    /// adjacent pairs (main rope plain, the compress rope in `v4`), greedy top-k with the
+    /// correction bias.
+    mutating func adoptDeepSeekV4(_ v: DeepSeekV4Config, scoring: MoEConfig.Scoring, path: String) throws {
+        guard v.qkRopeHeadDim > 0, v.qkRopeHeadDim % 2 == 0, v.qkRopeHeadDim <= v.headDim,
+              !v.layerTypes.contains(.compressedSparseAttention) || (v.indexHeadDim >= v.qkRopeHeadDim && v.indexNHeads > 0 && v.indexTopk > 0),
+              v.oGroups > 0, (numHeads * v.headDim) % v.oGroups == 0, v.slidingWindow > 0, v.hcMult > 0 else {
+            throw ConfigError(message: "\(path): inconsistent DeepSeek-V4 dimensions (head_dim \(v.headDim), rope \(v.qkRopeHeadDim), index_head_dim \(v.indexHeadDim), o_groups \(v.oGroups), sliding_window \(v.slidingWindow))")
         }
         v4 = v
-        intermediateSize = int("moe_intermediate_size", 2048)
         numKVHeads = 1
         ropeDim = v.qkRopeHeadDim
         ropeLayout = .adjacentPairs
         ropeTheta = v.ropeTheta
         ropeScaling = RopeScaling()
-        if var m = moe {
-            let scoring = j["scoring_func"]?.string ?? "sqrtsoftplus"
-            guard let s = MoEConfig.Scoring(rawValue: scoring) else { throw ConfigError(message: "\(path): unknown scoring_func '\(scoring)'") }
-            m.scoring = s
-            m.topKMethod = .greedy
-            m.scoreCorrectionBias = true
-            m.normTopKProb = j["norm_topk_prob"]?.bool ?? true
-            m.routedScalingFactor = dbl("routed_scaling_factor", 1.5)
-            m.numSharedExperts = int("n_shared_experts", 1)
-            moe = m
+        moe?.scoring = scoring
+        moe?.topKMethod = .greedy
+        moe?.scoreCorrectionBias = true
+    }
+}
+
+extension DeepSeekV4Config {
+    /// `layer_types` by name, else the legacy per-layer `compress_ratios`, else V4-Pro's default
+    /// (two HCA layers, then CSA and HCA alternating).
+    static func layerTypes(_ j: JSONValue, layers n: Int, path: String) throws -> [LayerType] {
+        var types: [LayerType]
+        if let names = j["layer_types"]?.array?.compactMap(\.string) {
+            types = try names.map {
+                guard let t = LayerType(rawValue: $0) else { throw ConfigError(message: "\(path): unknown layer type '\($0)'") }
+                return t
+            }
+        } else if let ratios = j["compress_ratios"]?.array?.compactMap(\.int) {
+            types = try ratios.prefix(n).map { try layerType(ratio: $0, path: path) }
+        } else {
+            types = (0..<n).map { $0 < 2 || $0 % 2 == 1 ? .heavilyCompressedAttention : .compressedSparseAttention }
+        }
+        guard types.count >= n else { throw ConfigError(message: "\(path): \(types.count) layer types for \(n) layers") }
+        return Array(types.prefix(n))
+    }
+
+    static func layerType(ratio: Int, path: String) throws -> LayerType {
+        switch ratio {
+        case 0: return .slidingAttention
+        case 4: return .compressedSparseAttention
+        case 128: return .heavilyCompressedAttention
+        default: throw ConfigError(message: "\(path): compress ratio \(ratio) (DeepSeek-V4 uses 0, 4 or 128)")
         }
     }
 }
@@ -164,16 +215,48 @@ extension DeepSeekV4Config {
 
 /// DeepSeek ships V4 in its own names (`layers.N.attn.wq_a.weight`, `layers.N.ffn.experts.E.w1`,
 /// `embed.weight`, `hc_head_fn`, …); transformers renames them on load and save_pretrained writes
-/// a mix with a `model.` prefix. The loader asks for transformers' module names, and this finds
-/// each tensor under whichever of those names the file uses.
+/// a mix with a `model.` prefix; llama.cpp's `deepseek4` GGUFs use blk.N.* names. The loader asks
+/// for transformers' module names for V4's own tensors (the shared MoE and norm loaders use the
+/// file's naming), and this finds each under whichever name the file uses.
 final class DeepSeekV4Checkpoint: WeightSource {
     let base: WeightSource
-    init(_ base: WeightSource) { self.base = base }
+    let gguf: Bool
+    init(_ base: WeightSource, gguf: Bool) { self.base = base; self.gguf = gguf }
     var tensorNames: [String] { base.tensorNames }
 
     func tensor(_ name: String) -> Tensor? {
-        for n in DeepSeekV4Checkpoint.candidates(name) { if let t = base.tensor(n) { return t } }
+        for n in gguf ? DeepSeekV4Checkpoint.ggufCandidates(name) : DeepSeekV4Checkpoint.candidates(name) {
+            if let t = base.tensor(n) { return t }
+        }
         return nil
+    }
+
+    /// transformers' layer-relative names → llama.cpp's (DeepseekV4Model in convert_hf_to_gguf).
+    static let ggufLayerNames = [
+        "self_attn.q_a_proj.weight": "attn_q_a.weight", "self_attn.q_a_norm.weight": "attn_q_a_norm.weight",
+        "self_attn.q_b_proj.weight": "attn_q_b.weight", "self_attn.kv_proj.weight": "attn_kv.weight",
+        "self_attn.kv_norm.weight": "attn_kv_a_norm.weight", "self_attn.o_a_proj.weight": "attn_output_a.weight",
+        "self_attn.o_b_proj.weight": "attn_output_b.weight", "self_attn.sinks": "attn_sinks.weight",
+        "self_attn.compressor.kv_proj.weight": "attn_compressor_kv.weight", "self_attn.compressor.gate_proj.weight": "attn_compressor_gate.weight",
+        "self_attn.compressor.position_bias": "attn_compressor_ape.weight", "self_attn.compressor.kv_norm.weight": "attn_compressor_norm.weight",
+        "self_attn.compressor.indexer.kv_proj.weight": "indexer_compressor_kv.weight",
+        "self_attn.compressor.indexer.gate_proj.weight": "indexer_compressor_gate.weight",
+        "self_attn.compressor.indexer.position_bias": "indexer_compressor_ape.weight",
+        "self_attn.compressor.indexer.kv_norm.weight": "indexer_compressor_norm.weight",
+        "self_attn.compressor.indexer.q_b_proj.weight": "indexer.attn_q_b.weight",
+        "self_attn.compressor.indexer.scorer.weights_proj.weight": "indexer.proj.weight",
+        "attn_hc.fn": "hc_attn_fn.weight", "attn_hc.base": "hc_attn_base.weight", "attn_hc.scale": "hc_attn_scale.weight",
+        "ffn_hc.fn": "hc_ffn_fn.weight", "ffn_hc.base": "hc_ffn_base.weight", "ffn_hc.scale": "hc_ffn_scale.weight",
+        "mlp.gate.tid2eid": "ffn_gate_tid2eid.weight",
+    ]
+    static let ggufGlobals = ["model.hc_head.hc_fn": "output_hc_fn.weight", "model.hc_head.hc_base": "output_hc_base.weight",
+                              "model.hc_head.hc_scale": "output_hc_scale.weight"]
+
+    static func ggufCandidates(_ name: String) -> [String] {
+        if let g = ggufGlobals[name] { return [g] }
+        let parts = name.split(separator: ".", maxSplits: 3).map(String.init)   // model, layers, N, rest
+        guard parts.count == 4, parts[0] == "model", parts[1] == "layers", let g = ggufLayerNames[parts[3]] else { return [name] }
+        return ["blk.\(parts[2]).\(g)"]
     }
 
     static let globals = ["model.embed_tokens.weight": "embed.weight", "lm_head.weight": "head.weight",
@@ -185,7 +268,7 @@ final class DeepSeekV4Checkpoint: WeightSource {
         (".self_attn.compressor.indexer.q_b_proj.", ".attn.indexer.wq_b."),
         (".self_attn.compressor.indexer.", ".attn.indexer.compressor."),
         (".self_attn.", ".attn."), (".input_layernorm.", ".attn_norm."), (".post_attention_layernorm.", ".ffn_norm."),
-        (".attn_hc.", ".hc_attn_"), (".ffn_hc.", ".hc_ffn_"), (".sinks", ".attn_sink"), (".kv_norm.", ".norm."),
+        (".attn_hc.", ".hc_attn_"), (".ffn_hc.", ".hc_ffn_"), (".sinks", ".attn_sink"), (".compressor.kv_norm.", ".compressor.norm."),
         (".position_bias", ".ape"), (".q_a_proj.", ".wq_a."), (".q_b_proj.", ".wq_b."), (".kv_proj.", ".wkv."),
         (".gate_proj.", ".wgate."), (".o_a_proj.", ".wo_a."), (".o_b_proj.", ".wo_b."), (".q_a_norm.", ".q_norm."),
     ]
@@ -199,7 +282,9 @@ final class DeepSeekV4Checkpoint: WeightSource {
         guard name.hasPrefix("model.layers.") else { return [name] }
         var n = String(name.dropFirst("model".count))
         for (a, b) in n.contains(".mlp.") ? mlpRenames : attentionRenames { n = n.replacingOccurrences(of: a, with: b) }
-        return [name, String(n.dropFirst()), "model" + n]
+        // save_pretrained writes the attention's kv_norm as `attn.norm`.
+        let saved = n.replacingOccurrences(of: ".attn.kv_norm.", with: ".attn.norm.")
+        return [name, String(n.dropFirst()), "model" + n, "model" + saved]
     }
 }
 
@@ -566,7 +651,7 @@ public final class DeepSeekV4Attention: AttentionBlock {
             let w = ix.compressor.width
             for r in seg.rows { ix.compressor.feed(kv: ik.p + r * w, gate: ig.p + r * w, into: s) }
         }
-        var reads = [(window: Int, compressed: Int, indexKeys: Int)](repeating: (0, 0, 0), count: seg.count)
+        var reads = [RowReads](repeating: RowReads(), count: seg.count)
         reads.withUnsafeMutableBufferPointer { counts in
             let counts = counts.baseAddress!
             ThreadPool.shared.parallelFor(seg.count) { range in
@@ -577,30 +662,36 @@ public final class DeepSeekV4Attention: AttentionBlock {
             }
         }
         for c in reads { state.windowReads += c.window; state.compressedReads += c.compressed; state.indexKeyReads += c.indexKeys }
+        if state.recordIndexerPicks && indexer != nil { state.indexerPicks += reads.map { $0.picks.sorted() } }
         let sw = slidingWindow
         for pos in max(base, base + seg.count - sw)..<(base + seg.count) {
             state.window(pos).update(from: kv + (seg.row + pos - base) * hd, count: hd)
         }
     }
 
+    /// What one query row read from the cache: window rows, compressed entries, indexer keys
+    /// scored, and which entries the indexer picked (CSA).
+    struct RowReads { var window = 0, compressed = 0, indexKeys = 0; var picks: [Int] = [] }
+
     /// Row r (at `position`): gathers the keys it may read — the last `sliding_window` positions
     /// (this step's rows or the ring), then the compressed entries (HCA: every closed window;
     /// CSA: the indexer's picks) — and runs each head's softmax with its sink over them.
     func attendRow(_ r: Int, position p: Int, seg: BatchSegment, state: DeepSeekV4Cache.Layer, q: UnsafePointer<Float>,
-                   kv: UnsafePointer<Float>, side: CompressedInputs, out: UnsafeMutablePointer<Float>) -> (window: Int, compressed: Int, indexKeys: Int) {
+                   kv: UnsafePointer<Float>, side: CompressedInputs, out: UnsafeMutablePointer<Float>) -> RowReads {
         let hd = headDim, H = nHeads, base = seg.cache.length
         var rows = [UnsafePointer<Float>]()
         for pos in max(0, p - slidingWindow + 1)...p {
             rows.append(pos >= base ? kv + (seg.row + pos - base) * hd : UnsafePointer(state.window(pos)))
         }
         let windowCount = rows.count
-        var indexKeys = 0
+        var indexKeys = 0, picked = [Int]()
         if let s = state.compressor {
             let visible = min((p + 1) / s.ratio, s.entryCount)
             var picks = Array(0..<visible)
             if let ix = indexer, let iq = side.indexQ, let iw = side.indexWeights, let keys = state.indexer {
                 indexKeys = min(visible, keys.entryCount)
                 picks = ix.select(q: iq.p + r * ix.nHeads * ix.headDim, weights: iw.p + r * ix.nHeads, keys: keys, visible: indexKeys)
+                picked = picks
             }
             for e in picks { rows.append(UnsafePointer(s.entry(e))) }
         }
@@ -615,7 +706,7 @@ public final class DeepSeekV4Attention: AttentionBlock {
             o.initialize(repeating: 0, count: hd)
             for (j, k) in rows.enumerated() { VectorOps.axpy(scores[j] / z, k, o, hd) }
         }
-        return (windowCount, rows.count - windowCount, indexKeys)
+        return RowReads(window: windowCount, compressed: rows.count - windowCount, indexKeys: indexKeys, picks: picked)
     }
 
     /// o_b_proj(concat_g o_a_proj_g(heads of group g)): each group's heads are contiguous in a row.
@@ -656,6 +747,9 @@ public final class DeepSeekV4Cache: KVCache {
         public let indexer: CompressorState?
         /// Rows read by attention so far: window rows, compressed entries, indexer keys scored.
         public internal(set) var windowReads = 0, compressedReads = 0, indexKeyReads = 0
+        /// With `recordIndexerPicks`, each query row's indexer picks (sorted), in processing order.
+        public var recordIndexerPicks = false
+        public internal(set) var indexerPicks: [[Int]] = []
 
         init(config v: DeepSeekV4Config, layer i: Int, capacity: Int) {
             type = v.layerTypes[i]; slidingWindow = v.slidingWindow; headDim = v.headDim
@@ -766,7 +860,7 @@ extension TransformerModel {
 public enum DeepSeekV4Decoder {
     public static func load(config c: ModelConfig, weights w0: WeightLoader) throws -> TransformerModel {
         guard let v = c.v4 else { throw ModelLoadError.unsupported("DeepSeek-V4 config without its attention settings") }
-        var w = WeightLoader(source: DeepSeekV4Checkpoint(w0.source), naming: .huggingFace, fileName: w0.fileName)
+        var w = WeightLoader(source: DeepSeekV4Checkpoint(w0.source, gguf: w0.naming == .gguf), naming: w0.naming, fileName: w0.fileName)
         w.fp8BlockSize = w0.fp8BlockSize
         let main = Rope(dim: v.qkRopeHeadDim, theta: v.ropeTheta, scaling: RopeScaling(), layout: .adjacentPairs,
                         maxPositionEmbeddings: c.maxPositionEmbeddings)

@@ -289,7 +289,7 @@ extension ModelConfig {
 extension ModelConfig {
     static let ggufArchitectures: [String: ModelFamily] = [
         "llama": .llama, "qwen2": .qwen2, "qwen3": .qwen3, "qwen2moe": .qwen2moe, "qwen3moe": .qwen3moe,
-        "deepseek2": .deepseekV3,
+        "deepseek2": .deepseekV3, "deepseek4": .deepseekV4,
     ]
 
     /// Reads the `<arch>.*` keys llama.cpp writes.
@@ -387,6 +387,7 @@ extension ModelConfig {
             c.headDim = keyLen
             c.numKVHeads = heads
         }
+        if fam == .deepseekV4 { try c.parseDeepSeekV4(gguf: g) }
         return c
     }
 }

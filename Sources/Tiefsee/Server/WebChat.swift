@@ -53,7 +53,8 @@ extension OpenAIServer {
         for name in engine.files.weights.tensorNames {
             if let t = engine.files.weights.tensor(name) { byType[t.type.rawValue, default: 0] += t.byteCount }
         }
-        let weightType = byType.max { $0.value < $1.value }?.key ?? "unknown"
+        let fileType = engine.files.gguf?["general.file_type"]?.int.flatMap { OpenAIServer.ggufFileTypes[$0] }
+        let weightType = fileType ?? byType.max { $0.value < $1.value }?.key ?? "unknown"
         var o: [(String, JSONValue)] = [
             ("id", .string(modelID)), ("architecture", .string(engine.files.architectureName)), ("family", .string(c.family.rawValue)),
             ("format", .string(engine.files.gguf != nil ? "gguf" : "safetensors")), ("weights_type", .string(weightType)),
@@ -70,6 +71,12 @@ extension OpenAIServer {
         o.append(("moe", moeInfo))
         return .object(o)
     }
+
+    /// Names of llama.cpp's `general.file_type` values (LLAMA_FTYPE_MOSTLY_*) for the common mixes.
+    static let ggufFileTypes: [Int: String] = [
+        0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M",
+        13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16",
+    ]
 
     /// nil for dense models. `routing.counts[layer][expert]`: tokens sent to that expert since
     /// the server started (prompt and generated tokens), `routing.tokens[layer]`: tokens routed.

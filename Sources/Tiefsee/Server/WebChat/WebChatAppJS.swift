@@ -233,7 +233,7 @@ function messageView(m, isLast) {
   el.append(details, body, sources, error, actions);
   el.update = () => {
     details.hidden = !m.reasoning;
-    summary.textContent = m.thinking ? "Thinking…" : "Reasoning (" + m.reasoning.length + " characters)";
+    summary.textContent = m.thinking ? "Thinking…" : m.thoughtSeconds ? "Thought for " + m.thoughtSeconds.toFixed(1) + " s" : "Reasoning";
     thought.textContent = m.reasoning || "";
     body.innerHTML = TiefseeMarkdown.render(m.content || "", { citations: (m.sources || []).length });
     body.classList.toggle("cursor", !!m.streaming);
@@ -249,6 +249,12 @@ function messageView(m, isLast) {
 
 function renderSources(box, m) {
   box.replaceChildren();
+  if ((m.sources || []).length) {
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = "Sources";
+    box.append(label);
+  }
   for (const s of m.sources || []) {
     const b = document.createElement("button");
     b.type = "button";
@@ -285,7 +291,7 @@ function showPassage(m, n) {
   const s = (m.sources || []).find((x) => x.index === n);
   if (!s) return;
   $("passage-title").textContent = "[" + s.index + "] " + s.file;
-  const where = [s.heading ? "Section: " + s.heading : "", s.page ? "Page " + s.page : "", s.path].filter(Boolean);
+  const where = [s.heading ? "Section: " + s.heading : "", s.page ? "Page " + s.page : ""].filter(Boolean);
   $("passage-where").textContent = where.join(" · ");
   $("passage-text").textContent = s.text || "(the passage text is not available)";
   $("passage").hidden = false;
@@ -335,7 +341,7 @@ async function answer(conv) {
   setBusy(true);
   state.controller = new AbortController();
   const started = performance.now();
-  let firstToken = 0, pending = false;
+  let firstToken = 0, thinkingSince = 0, pending = false;
   const redraw = () => {
     if (pending) return;
     pending = true;
@@ -350,8 +356,16 @@ async function answer(conv) {
       if (chunk.error) { m.error = chunk.error.message; return; }
       const choice = chunk.choices && chunk.choices[0];
       if (choice && choice.delta) {
-        if (choice.delta.reasoning_content) { m.reasoning += choice.delta.reasoning_content; m.thinking = true; }
-        if (choice.delta.content) { m.content += choice.delta.content; m.thinking = false; }
+        if (choice.delta.reasoning_content) {
+          if (!thinkingSince) thinkingSince = performance.now();
+          m.reasoning += choice.delta.reasoning_content;
+          m.thinking = true;
+        }
+        if (choice.delta.content) {
+          if (m.thinking) m.thoughtSeconds = (performance.now() - thinkingSince) / 1000;
+          m.content += choice.delta.content;
+          m.thinking = false;
+        }
         if ((choice.delta.content || choice.delta.reasoning_content) && !firstToken) firstToken = performance.now();
       }
       if (choice && choice.finish_reason) m.finish = choice.finish_reason;
@@ -363,6 +377,7 @@ async function answer(conv) {
     if (e.name === "AbortError") m.stopped = true;
     else if (e.message !== "not signed in") m.error = "The answer failed: " + e.message;
   }
+  if (m.thinking) m.thoughtSeconds = (performance.now() - thinkingSince) / 1000;
   m.streaming = false;
   m.thinking = false;
   m.stats = answerStats(m, started, firstToken);
@@ -379,8 +394,9 @@ function answerStats(m, started, firstToken) {
   if (m.finish === "length") parts.push("cut at the token limit");
   if (m.usage) {
     parts.push(m.usage.completion_tokens + " tokens");
+    // Tokens after the first over the time they took (too short a time says nothing).
     const seconds = (performance.now() - (firstToken || started)) / 1000;
-    if (m.usage.completion_tokens > 1 && seconds > 0) parts.push((m.usage.completion_tokens / seconds).toFixed(1) + " tokens/s");
+    if (m.usage.completion_tokens > 2 && seconds >= 0.2) parts.push(((m.usage.completion_tokens - 1) / seconds).toFixed(1) + " tokens/s");
   }
   return parts.join(" · ");
 }
@@ -477,7 +493,7 @@ function renderModelPanel() {
     ["Layers", m.layers],
     ["Heads (KV)", m.heads && m.heads + " (" + m.kv_heads + ")"],
     ["Context", m.context_length && m.context_length.toLocaleString() + " tokens"],
-    ["Slots", m.slots && m.slots_busy + " busy of " + m.slots],
+    ["Conversations at once", m.slots && m.slots + " (" + m.slots_busy + " busy)"],
   ];
   const dl = $("model-facts");
   dl.replaceChildren();
@@ -561,6 +577,7 @@ function wire() {
     if (state.current) state.current.kb = $("kb-select").value;  // from the next question on
   };
   $("upload-button").onclick = () => $("upload-input").click();
+  $("upload-dismiss").onclick = () => { $("upload-status").hidden = true; };
   $("upload-input").onchange = () => { upload($("upload-input").files[0]); $("upload-input").value = ""; };
   $("model-toggle").onclick = () => { $("model-panel").hidden = !$("model-panel").hidden; };
   $("passage-close").onclick = () => { $("passage").hidden = true; };
@@ -571,7 +588,8 @@ function wire() {
 function autosize() {
   const p = $("prompt");
   p.style.height = "auto";
-  p.style.height = Math.min(200, p.scrollHeight) + "px";
+  p.style.height = Math.min(200, p.scrollHeight + 2) + "px";
+  p.style.overflowY = p.scrollHeight > 200 ? "auto" : "hidden";
 }
 
 wire();

@@ -40,8 +40,10 @@ input, select, textarea { border: 1px solid var(--line); border-radius: 6px; pad
 #main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
 #toolbar { display: flex; align-items: center; gap: 10px; padding: 10px 16px; border-bottom: 1px solid var(--line); background: var(--panel); }
 .kb-picker { display: flex; align-items: center; gap: 6px; color: var(--muted); }
-#upload-status { display: flex; align-items: center; gap: 8px; font-size: 13px; }
-#upload-progress { width: 160px; height: 10px; }
+.upload-bar { display: flex; align-items: center; gap: 10px; padding: 6px 16px; font-size: 13px; background: var(--panel); border-bottom: 1px solid var(--line); }
+#upload-name { font-weight: 600; max-width: 40%; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; }
+#upload-progress { width: 220px; height: 10px; }
+#upload-status[data-done="error"] #upload-text { color: var(--error); }
 .spacer { flex: 1; }
 
 #messages { flex: 1; overflow-y: auto; padding: 20px 0; }
@@ -75,21 +77,22 @@ details.reasoning .thought { white-space: pre-wrap; font-size: 13px; margin-top:
 .body h1 { font-size: 1.4em; } .body h2 { font-size: 1.25em; } .body h3 { font-size: 1.1em; }
 button.cite { font-size: 11px; line-height: 1; padding: 2px 5px; margin: 0 1px; border-radius: 4px; vertical-align: super;
   background: var(--accent-soft); border: 1px solid #b9d4f1; color: var(--accent); }
-.sources { margin-top: 10px; font-size: 13px; display: flex; flex-wrap: wrap; gap: 6px; }
+.sources { margin-top: 10px; font-size: 13px; display: flex; flex-wrap: wrap; align-items: center; gap: 6px; }
+.sources .label { color: var(--muted); font-size: 12px; }
 .sources button { font-size: 12px; padding: 3px 8px; background: #fff; }
 .sources button.cited { border-color: #b9d4f1; background: var(--accent-soft); }
 
 /* Composer */
 #composer { display: flex; gap: 8px; max-width: 860px; width: 100%; margin: 0 auto; padding: 12px 20px 18px; }
-#prompt { flex: 1; resize: none; max-height: 200px; padding: 10px 12px; border-radius: 10px; }
+#prompt { flex: 1; resize: none; max-height: 200px; padding: 10px 12px; border-radius: 10px; overflow-y: hidden; }
 
 /* Model panel */
-#model-panel { width: 280px; border-left: 1px solid var(--line); background: var(--panel); padding: 14px; overflow-y: auto; }
+#model-panel { width: 280px; flex: none; overflow-x: hidden; border-left: 1px solid var(--line); background: var(--panel); padding: 14px; overflow-y: auto; }
 #model-panel h3 { margin: 0 0 8px; font-size: 15px; word-break: break-all; }
 #model-panel h4 { margin: 16px 0 6px; font-size: 13px; text-transform: uppercase; color: var(--muted); letter-spacing: .04em; }
-#model-panel dl { display: grid; grid-template-columns: auto 1fr; gap: 3px 10px; margin: 0; font-size: 13px; }
-#model-panel dt { color: var(--muted); }
-#model-panel dd { margin: 0; text-align: right; }
+#model-panel dl { display: grid; grid-template-columns: auto minmax(0, 1fr); gap: 3px 10px; margin: 0; font-size: 13px; }
+#model-panel dt { color: var(--muted); white-space: nowrap; }
+#model-panel dd { margin: 0; text-align: right; overflow-wrap: anywhere; }
 #model-panel label { display: flex; justify-content: space-between; align-items: center; gap: 8px; font-size: 13px; margin: 6px 0; }
 #model-panel label input[type=number] { width: 80px; }
 #model-panel label textarea { width: 100%; }

@@ -43,14 +43,15 @@ extension WebChatAssets {
       </label>
       <button id="upload-button" title="Add a document to the selected knowledge base" disabled>Upload…</button>
       <input id="upload-input" type="file" accept=".txt,.md,.markdown,.html,.htm,.pdf,.docx" hidden>
-      <div id="upload-status" hidden>
-        <span id="upload-name"></span>
-        <progress id="upload-progress" max="100" value="0"></progress>
-        <span id="upload-text"></span>
-      </div>
       <span class="spacer"></span>
       <button id="model-toggle" title="Model and parameters">Model</button>
     </header>
+    <div id="upload-status" class="upload-bar" hidden>
+      <span id="upload-name"></span>
+      <progress id="upload-progress" max="100" value="0"></progress>
+      <span id="upload-text"></span>
+      <button id="upload-dismiss" class="link" aria-label="Dismiss">×</button>
+    </div>
 
     <section id="messages" aria-live="polite">
       <div id="empty" class="empty">
