@@ -9,8 +9,13 @@
    + expected f32 values (both base64), from gguf.quants.quantize where it exists, else random
    bytes with valid f16 scale fields; plus F16, BF16, F8_E4M3 (expected from torch) and a
    DeepSeek-style block-scaled FP8 case.
+3. lowbit.json: the low-bit types (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_XS,
+   IQ4_NL, Q2_K, Q3_K, MXFP4, TQ1_0, TQ2_0): a few random blocks each (random bytes, the f16 scale
+   fields replaced by finite values, MXFP4's E8M0 exponent kept in range), plus blocks from gguf's
+   own quantizer where it has one (MXFP4, TQ1_0, TQ2_0); raw bytes + expected f32 (base64).
 
-Usage: python3 scripts/gen_dequant_fixtures.py [model.gguf]
+Usage: python3 scripts/gen_dequant_fixtures.py [model.gguf]   (all three)
+       python3 scripts/gen_dequant_fixtures.py --lowbit       (lowbit.json only)
 """
 import base64, hashlib, json, os, sys
 import numpy as np
@@ -20,7 +25,7 @@ from gguf.quants import dequantize, quantize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "fixtures", "dequant")
-MODEL = sys.argv[1] if len(sys.argv) > 1 else os.path.expanduser(
+MODEL = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "--lowbit" else os.path.expanduser(
     "~/.cache/tiefsee/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
 NSAMPLES = 256
 
@@ -143,7 +148,57 @@ def synthetic_fixture():
         f.write("\n")
 
 
+# Offsets of the f16 scale fields of each low-bit type's block (IQ1_M's d is split, see below).
+LOWBIT_F16 = {T.IQ1_S: [0], T.IQ2_XXS: [0], T.IQ2_XS: [0], T.IQ2_S: [0], T.IQ3_XXS: [0],
+              T.IQ3_S: [0], T.IQ4_XS: [0], T.IQ4_NL: [0], T.Q2_K: [80, 82], T.Q3_K: [108],
+              T.TQ1_0: [52], T.TQ2_0: [64], T.IQ1_M: [], T.MXFP4: []}
+
+
+def lowbit_blocks(qt, nblocks, rng):
+    raw = random_blocks(qt, nblocks, rng, LOWBIT_F16[qt])
+    if qt == T.IQ1_M:
+        # d is the top nibble of each of the four u16 scale words at bytes 48..55
+        d = (rng.standard_normal(nblocks) * 0.01).astype(np.float16).view(np.uint16)
+        words = raw[:, 48:56].copy().view(np.uint16).reshape(nblocks, 4)
+        for k in range(4):
+            words[:, k] = (words[:, k] & 0x0FFF) | (((d >> (4 * k)) & 0xF) << 12)
+        raw[:, 48:56] = words.view(np.uint8).reshape(nblocks, 8)
+    if qt == T.MXFP4:
+        raw[:, 0] = rng.integers(110, 135, size=nblocks)   # scales 2^-18 .. 2^6
+    return raw
+
+
+def lowbit_fixture():
+    rng = np.random.default_rng(4321)
+    cases = []
+
+    def add(name, qt, raw, expected):
+        assert np.all(np.isfinite(expected)), name
+        cases.append({"name": name, "type": qt.name, "count": int(expected.size),
+                      "raw": b64(raw.astype(np.uint8).reshape(-1)),
+                      "expected": b64(expected.astype("<f4").reshape(-1))})
+
+    for qt in LOWBIT_F16:
+        nb = 3 if gguf.GGML_QUANT_SIZES[qt][0] == 256 else 8
+        raw = lowbit_blocks(qt, nb, rng)
+        add(f"{qt.name.lower()}_random", qt, raw, dequantize(raw, qt))
+    for qt in [T.MXFP4, T.TQ1_0, T.TQ2_0]:
+        x = (rng.standard_normal((2, 256)) * 0.3).astype(np.float32)
+        x[0, :32] = 0
+        raw = quantize(x, qt)
+        add(f"{qt.name.lower()}_quantized", qt, raw, dequantize(raw, qt))
+    doc = {"generator": "scripts/gen_dequant_fixtures.py --lowbit (gguf " + getattr(gguf, "__version__", "?") + ")",
+           "cases": cases}
+    with open(os.path.join(OUT, "lowbit.json"), "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
+        f.write("\n")
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
-    synthetic_fixture()
-    model_fixture()
+    if sys.argv[1:] == ["--lowbit"]:
+        lowbit_fixture()
+    else:
+        synthetic_fixture()
+        lowbit_fixture()
+        model_fixture()

@@ -4,6 +4,7 @@
  * ggml block format, and each block contributes (weight scale * activation scale) * integer dot.
  * K-quant "min" terms use the activation block sums (bsums) so the inner loops stay integer. */
 #include "ckernels.h"
+#include "lowbit_types.h"
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
@@ -297,6 +298,9 @@ TF_DOT_ENTRY(tf_vec_dot_q4_K, TF_TYPE_Q4_K)
 TF_DOT_ENTRY(tf_vec_dot_q5_K, TF_TYPE_Q5_K)
 TF_DOT_ENTRY(tf_vec_dot_q6_K, TF_TYPE_Q6_K)
 #undef TF_DOT_ENTRY
+float tf_vec_dot_lowbit(int type, int n, const void *vw, const void *vx) {
+    float r = 0; tf_vec_dot_rows(type, n, 1, vw, 0, vx, &r); return r;
+}
 
 /* Scalar references: same per-sub-block integer sums, sequential float accumulation. */
 float tf_vec_dot_q4_K_ref(int n, const void *vw, const void *vx) {
@@ -473,8 +477,15 @@ typedef struct {
     __m256i aq;      /* Q8_0: their magnitudes */
     float scale;     /* weight scale of the group: value = scale * q (Q6_K: times sc16) */
     float offset;    /* added per activation block as offset * s_x (zero points, K-quant mins) */
-    int16_t sc16[2]; /* Q6_K: the int scales of values 0..15 and 16..31 */
+    int16_t sc16[2]; /* Q6_K, low-bit types: the int scales of values 0..15 and 16..31 */
+    int16_t mn16[2]; /* Q2_K: the int mins of values 0..15 and 16..31 (offset = -dmin) */
 } tf_group;
+
+int tf_is_lowbit(int type) { return lb_bytes(type) != 0; }
+/* Types decoded 256 values (8 groups) per block. */
+static inline int tf_per256(int type) {
+    return type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K || type == TF_TYPE_Q6_K || (tf_is_lowbit(type) && !lb_is32(type));
+}
 
 /* Two-level activation quantization: y_main = Q8A(x), y_res = Q8A(x - dequant(y_main)). Their
  * dots with a weight row add up to about 15 bits of activation precision. Used where 8 bits
@@ -542,17 +553,29 @@ void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed) 
 
 static inline __m256i ldp(const int8_t *p) { return _mm256_load_si256((const __m256i *)p); }
 
+/* bits -> 0xFF in byte j where bit j is set; v negated there (AVX2's SIGNS) */
+static inline __m256i signs_avx2(__m256i v, uint32_t bits) {
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bm = _mm256_set1_epi64x(0x8040201008040201LL);
+    __m256i m = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf), bm), bm);
+    return _mm256_sub_epi8(_mm256_xor_si256(v, m), m);
+}
+
 #define KFN(name) name##_avx2
 #define K_VNNI 0
 #define DOT_US(u, x) dot_us(u, x)
 #define DOT_SS(w, x) dot_ss(w, x)
 #define HIBITS(q, p) _mm256_or_si256(q, bits_to_0x10(p))
+#define SIGNS(v, bits) signs_avx2(v, bits)
+#include "quant_lowbit.h"
 #include "quant_kernels.h"
 #undef KFN
 #undef K_VNNI
 #undef DOT_US
 #undef DOT_SS
 #undef HIBITS
+#undef SIGNS
 
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
 /* q + 0x10 in the bytes whose bit is set in the 32 bits at p: one masked byte add (asm, since the
@@ -575,6 +598,9 @@ static inline __m512i hibits2_vnni(__m512i q, const uint8_t *a, const uint8_t *b
 #define DOT_US(u, x) _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x)
 #define DOT_SS(w, x) _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w))
 #define HIBITS(q, p) hibits_vnni(q, p)
+/* one masked byte subtract from zero */
+#define SIGNS(v, bits) _mm256_mask_sub_epi8(v, (__mmask32)(bits), _mm256_setzero_si256(), v)
+#include "quant_lowbit.h"
 #include "quant_kernels.h"
 #pragma clang attribute pop
 

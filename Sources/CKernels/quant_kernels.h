@@ -142,8 +142,8 @@ TF_INLINE float KFN(dot_q6_K)(int n, const uint8_t *w, const tf_block_q8a *x, co
  * the call (on the stack for rows up to 16k values), then each row, prefetching ahead. */
 static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stride, const void *vx, float *out) {
     const tf_block_q8a *x = vx;
-    int kq = type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K || type == TF_TYPE_Q6_K;
-    if (!kq && type != TF_TYPE_Q4_0 && type != TF_TYPE_Q4_1 && type != TF_TYPE_Q5_0 && type != TF_TYPE_Q5_1 && type != TF_TYPE_Q8_0)
+    int kq = type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K || type == TF_TYPE_Q6_K, lb = tf_is_lowbit(type);
+    if (!kq && !lb && type != TF_TYPE_Q4_0 && type != TF_TYPE_Q4_1 && type != TF_TYPE_Q5_0 && type != TF_TYPE_Q5_1 && type != TF_TYPE_Q8_0)
         return -1;
     size_t records = (size_t)((n / 32 + 7) / 8);
     tf_side stack[64], *side = records <= 64 ? stack : aligned_alloc(32, sizeof(tf_side) * records);
@@ -152,6 +152,7 @@ static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stri
     for (int r = 0; r < nrows; r++) {
         const uint8_t *row = w + r * stride;
         prefetch_ahead(row, stride, ahead);
+        if (lb) { out[r] = KFN(dot_lb)(type, n, row, x, side); continue; }
         switch (type) {
         case TF_TYPE_Q4_0: out[r] = KFN(dot32)(TF_TYPE_Q4_0, n, row, x, side); break;
         case TF_TYPE_Q4_1: out[r] = KFN(dot32)(TF_TYPE_Q4_1, n, row, x, side); break;
@@ -273,6 +274,8 @@ TF_INLINE __m256i KFN(zp_init)(int type, const tf_pack_group *P) {
 }
 /* Q6_K's per-16 int scales (sc0, sc1) of one group as an int16 pair, for madd with h16. */
 TF_INLINE uint32_t KFN(q6_pair)(const tf_group *g) { return (uint16_t)g->sc16[0] | (uint32_t)(uint16_t)g->sc16[1] << 16; }
+/* Q2_K's per-16 mins of one group as an int16 pair. */
+TF_INLINE uint32_t KFN(mn_pair)(const tf_group *g) { return (uint16_t)g->mn16[0] | (uint32_t)(uint16_t)g->mn16[1] << 16; }
 /* Q6_K's zero point 32, times its per-16 scales: -32 (sc0 * sum q[0..15] + sc1 * sum q[16..31]). */
 TF_INLINE __m256i KFN(q6_zero_point)(__m256i isum, const tf_pack_group *P, __m256i sc01) {
     return _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(ldp((const int8_t *)P->h16), sc01), 5));
@@ -289,6 +292,22 @@ TF_INLINE __m256i KFN(pk_step)(const tf_group *g, const tf_pack_group *P, int k)
 TF_INLINE __m256i KFN(pk_dot)(int type, const tf_group *g, const tf_pack_group *P, __m256i sc01) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i r = _mm256_setzero_si256(), r1 = KFN(zp_init)(type, P);
+    if (tf_is_lowbit(type)) {
+        /* signed weights (the sign moves onto the activations), values 0..15 (steps 0-3) times
+         * sc16[0], 16..31 times sc16[1]; VNNI: the two halves' sums by vpdpbusd, then scaled */
+#if K_VNNI
+        for (int k = 0; k < 4; k++) {
+            r = _mm256_dpbusd_epi32(r, WA4(g, k), _mm256_sign_epi8(ldp(P->q[k]), WB4(g, k)));
+            r1 = _mm256_dpbusd_epi32(r1, WA4(g, k + 4), _mm256_sign_epi8(ldp(P->q[k + 4]), WB4(g, k + 4)));
+        }
+        return _mm256_add_epi32(_mm256_mullo_epi32(r, _mm256_set1_epi32(g->sc16[0])), _mm256_mullo_epi32(r1, _mm256_set1_epi32(g->sc16[1])));
+#else
+        __m256i s0 = _mm256_set1_epi16(g->sc16[0]), s1 = _mm256_set1_epi16(g->sc16[1]);
+        for (int k = 0; k < 8; k++)
+            r = _mm256_add_epi32(r, _mm256_madd_epi16(_mm256_maddubs_epi16(WA4(g, k), _mm256_sign_epi8(ldp(P->q[k]), WB4(g, k))), k < 4 ? s0 : s1));
+        return r;
+#endif
+    }
     if (type == TF_TYPE_Q6_K) {
         /* 0..63 with the per-16 scales folded in by madd: steps 0-3 are values 0..15 (sc0), 4-7 16..31 */
         __m256i sc0 = _mm256_set1_epi16(g->sc16[0]), sc1 = _mm256_set1_epi16(g->sc16[1]);
@@ -322,6 +341,28 @@ TF_INLINE __m256i KFN(pk4_dot)(int type, const tf_group *g0, const tf_group *g1,
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i lo = _mm256_unpacklo_epi32(g0->q, g1->q), hi = _mm256_unpackhi_epi32(g0->q, g1->q);
     __m256i r = _mm256_setzero_si256(), r1 = KFN(zp_init)(type, P);
+    if (tf_is_lowbit(type)) {
+        /* as pk_dot's low-bit form; steps 0,1,4,5 are values 0..15 of both groups, 2,3,6,7 16..31 */
+        __m256i alo = _mm256_unpacklo_epi32(g0->aq, g1->aq), ahi = _mm256_unpackhi_epi32(g0->aq, g1->aq);
+#define LB4_STEP(j) _mm256_maddubs_epi16(PK4_W(alo, ahi, j), _mm256_sign_epi8(ldp(P->q[j]), PK4_W(lo, hi, j)))
+#if K_VNNI
+#define LB4_DP(acc, j) acc = _mm256_dpbusd_epi32(acc, PK4_W(alo, ahi, j), _mm256_sign_epi8(ldp(P->q[j]), PK4_W(lo, hi, j)))
+        LB4_DP(r, 0); LB4_DP(r, 1); LB4_DP(r, 4); LB4_DP(r, 5); LB4_DP(r1, 2); LB4_DP(r1, 3); LB4_DP(r1, 6); LB4_DP(r1, 7);
+#undef LB4_DP
+        __m256i c0 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint32_t)g1->sc16[0] << 32 | (uint32_t)g0->sc16[0]));
+        __m256i c1 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint32_t)g1->sc16[1] << 32 | (uint32_t)g0->sc16[1]));
+        return _mm256_add_epi32(_mm256_mullo_epi32(r, c0), _mm256_mullo_epi32(r1, c1));
+#else
+        __m256i c0 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint16_t)g1->sc16[0] * 0x10001u << 32 | (uint16_t)g0->sc16[0] * 0x10001u));
+        __m256i c1 = _mm256_set1_epi64x((int64_t)((uint64_t)(uint16_t)g1->sc16[1] * 0x10001u << 32 | (uint16_t)g0->sc16[1] * 0x10001u));
+#define LB4_MADD(j, c) r = _mm256_add_epi32(r, _mm256_madd_epi16(LB4_STEP(j), c))
+        LB4_MADD(0, c0); LB4_MADD(1, c0); LB4_MADD(2, c1); LB4_MADD(3, c1);
+        LB4_MADD(4, c0); LB4_MADD(5, c0); LB4_MADD(6, c1); LB4_MADD(7, c1);
+#undef LB4_MADD
+        return r;
+#endif
+#undef LB4_STEP
+    }
     if (type == TF_TYPE_Q6_K) {
         /* dword lanes alternate the two groups: each int16 scale twice per lane; steps 0,1 and 4,5
          * are pieces of values 0..15 (sc0), steps 2,3 and 6,7 of 16..31 (sc1) */
@@ -367,7 +408,8 @@ TF_INLINE int KFN(dec_block)(int type, const uint8_t *blk, tf_group *grp) {
     case TF_TYPE_Q8_0: return KFN(dec_q8_0)(blk, grp);
     case TF_TYPE_Q4_K: return KFN(dec_q4_K)(blk, grp);
     case TF_TYPE_Q5_K: return KFN(dec_q5_K)(blk, grp);
-    default: return KFN(dec_q6_K)(blk, grp);
+    case TF_TYPE_Q6_K: return KFN(dec_q6_K)(blk, grp);
+    default: return KFN(dec_lb)(type, blk, grp);
     }
 }
 
@@ -392,6 +434,9 @@ TF_INLINE void KFN(pk_group)(int type, const tf_group *g, const tf_pack_group *P
         const tf_pack_group *Q = P + oc * G;
         __m256i isum = KFN(pk_dot)(type, g, Q, sc01);
         acc[oc] = KFN(pk_acc)(type, isum, _mm256_mul_ps(sc, _mm256_load_ps(Q->d)), off, Q, acc[oc]);
+        if (type == TF_TYPE_Q2_K)   /* mins: -dmin * d_x * (mn0 * sum a[0..15] + mn1 * sum a[16..31]) */
+            acc[oc] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(ldp((const int8_t *)Q->h16), _mm256_set1_epi32((int)KFN(mn_pair)(g)))),
+                                      _mm256_mul_ps(off, _mm256_load_ps(Q->d)), acc[oc]);
     }
 }
 
@@ -402,7 +447,7 @@ TF_INLINE void KFN(pk_row)(int type, const uint8_t *row, int nblocks, int bbytes
     __m256 ev[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() }, od[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
     tf_group grp[8];
     const tf_pack_group *P = tile;
-    if (type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K || type == TF_TYPE_Q6_K) {
+    if (tf_per256(type)) {
         for (int b = 0; b < nblocks; b++) {
             KFN(dec_block)(type, row + (size_t)b * bbytes, grp);
             for (int k = 0; k < 8; k += 2, P += 2) {
@@ -437,7 +482,12 @@ TF_INLINE void KFN(pk4_pair)(int type, const tf_group *g0, const tf_group *g1, c
     __m256i sc01 = _mm256_set1_epi64x((int64_t)((uint64_t)KFN(q6_pair)(g1) << 32 | KFN(q6_pair)(g0)));
     __m256i isum = KFN(pk4_dot)(type, g0, g1, P, sc01);
     __m256 sdx = _mm256_mul_ps(KFN(pair_ps)(g0->scale, g1->scale), _mm256_load_ps(P->d));
-    *acc = KFN(pk_acc)(type, isum, sdx, KFN(pair_ps)(g0->offset, g1->offset), P, *acc);
+    __m256 off = KFN(pair_ps)(g0->offset, g1->offset);
+    *acc = KFN(pk_acc)(type, isum, sdx, off, P, *acc);
+    if (type == TF_TYPE_Q2_K) {
+        __m256i mn = _mm256_set1_epi64x((int64_t)((uint64_t)KFN(mn_pair)(g1) << 32 | KFN(mn_pair)(g0)));
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(ldp((const int8_t *)P->h16), mn)), _mm256_mul_ps(off, _mm256_load_ps(P->d)), *acc);
+    }
 }
 
 /* One weight row against a quartet tile (<= 4 tokens, pairs of groups): lane 2t + p accumulates
@@ -447,7 +497,7 @@ TF_INLINE void KFN(pk4_row)(int type, const uint8_t *row, int nblocks, int bbyte
     __m256 acc = _mm256_setzero_ps();
     tf_group grp[8];
     const tf_pack_group *P = tile;
-    int per = type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K || type == TF_TYPE_Q6_K ? 8 : 1;
+    int per = tf_per256(type) ? 8 : 1;
     if (per == 8) {
         for (int b = 0; b < nblocks; b++) {
             KFN(dec_block)(type, row + (size_t)b * bbytes, grp);
@@ -591,6 +641,20 @@ static int KFN(gemm_packed)(int type, int n, int nrows, const void *wrows, size_
     case TF_TYPE_Q4_K: TF_PK_TYPE(TF_TYPE_Q4_K, 256, 144)
     case TF_TYPE_Q5_K: TF_PK_TYPE(TF_TYPE_Q5_K, 256, 176)
     case TF_TYPE_Q6_K: TF_PK_TYPE(TF_TYPE_Q6_K, 256, 210)
+    case TF_TYPE_Q2_K: TF_PK_TYPE(TF_TYPE_Q2_K, 256, 84)
+    case TF_TYPE_Q3_K: TF_PK_TYPE(TF_TYPE_Q3_K, 256, 110)
+    case TF_TYPE_IQ2_XXS: TF_PK_TYPE(TF_TYPE_IQ2_XXS, 256, 66)
+    case TF_TYPE_IQ2_XS: TF_PK_TYPE(TF_TYPE_IQ2_XS, 256, 74)
+    case TF_TYPE_IQ2_S: TF_PK_TYPE(TF_TYPE_IQ2_S, 256, 82)
+    case TF_TYPE_IQ3_XXS: TF_PK_TYPE(TF_TYPE_IQ3_XXS, 256, 98)
+    case TF_TYPE_IQ3_S: TF_PK_TYPE(TF_TYPE_IQ3_S, 256, 110)
+    case TF_TYPE_IQ1_S: TF_PK_TYPE(TF_TYPE_IQ1_S, 256, 50)
+    case TF_TYPE_IQ1_M: TF_PK_TYPE(TF_TYPE_IQ1_M, 256, 56)
+    case TF_TYPE_IQ4_XS: TF_PK_TYPE(TF_TYPE_IQ4_XS, 256, 136)
+    case TF_TYPE_IQ4_NL: TF_PK_TYPE(TF_TYPE_IQ4_NL, 32, 18)
+    case TF_TYPE_MXFP4: TF_PK_TYPE(TF_TYPE_MXFP4, 32, 17)
+    case TF_TYPE_TQ1_0: TF_PK_TYPE(TF_TYPE_TQ1_0, 256, 54)
+    case TF_TYPE_TQ2_0: TF_PK_TYPE(TF_TYPE_TQ2_0, 256, 66)
     default: return -1;
     }
 }

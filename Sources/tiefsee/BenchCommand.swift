@@ -5,6 +5,7 @@ enum BenchCommand {
     static let help = """
     usage: tiefsee bench [MODEL] [-p 128,512] [-n 64] [-t 1,2] [-r 5] [-b 4] [-d 4096] [--ttft 512]
                          [--expert-cache-mb N] [--json] [--json-schema S | --grammar FILE] [--lookup]
+           tiefsee bench --kernels [-r 5] [--json]
 
     Measures prompt processing (ppN: N prompt tokens in one batched pass) and generation
     (tgN: N tokens decoded one at a time) in tokens/s, median and standard deviation over -r
@@ -27,6 +28,11 @@ enum BenchCommand {
     --lookup adds "lookup-rag" and "lookup-code": greedy answers that quote their context (a
     passage, code to edit) with prompt-lookup speculation and without; it prints both tokens/s,
     the speed-up and the share of drafted tokens accepted.
+    --kernels measures the quantized dot kernels instead of a model (no MODEL): for each weight
+    type and instruction set, ns per weight block on one thread, for one activation row (the row
+    path: decode) and for 8 rows at once (the packed matrix kernel: prefill, batched decode), on a
+    1024 x 2048 matrix of random blocks; best of -r runs. --json prints [{"type", "isa",
+    "bits_per_weight", "block_values", "row_ns_per_block", "batch8_ns_per_block"}].
     --json prints [{"test", "threads", "tokens_per_second", "stddev", "roofline_fraction"}],
     time to first token as {"test": "ttftP", "threads", "seconds", "stddev"} and memory as
     {"test": "memory", "peak_rss_bytes", "mapped_weights_touched_bytes", "kv_cache_bytes",
@@ -42,9 +48,13 @@ enum BenchCommand {
     }
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: Set(["p", "n", "t", "r", "b", "d", "ttft", "json-schema", "grammar", "grammar-prompt"]).union(EngineFlags.names), flags: ["help", "json", "lookup"],
+        let a = try Args(argv, options: Set(["p", "n", "t", "r", "b", "d", "ttft", "json-schema", "grammar", "grammar-prompt"]).union(EngineFlags.names), flags: ["help", "json", "lookup", "kernels"],
                          aliases: ["-h": "--help"])
         if a.has("help") { print(help); return }
+        if a.has("kernels") {
+            guard a.positional.isEmpty else { throw CLIError("bench --kernels takes no model") }
+            return kernels(reps: try a.int("r") ?? 5, json: a.has("json"))
+        }
         let pps = try list(a.string("p"), [128, 512], "p")
         let tgs = try list(a.string("n"), [64], "n")
         let threads = try list(a.string("t"), [1, 2], "t")
@@ -264,6 +274,30 @@ enum BenchCommand {
         let (median, sd) = medianAndDeviation(seconds)
         if !json { print(String(format: "  %-6@ threads %d: %8.0f ms ± %.0f", test as NSString, threads, median * 1000, sd * 1000)) }
         return .object([("test", .string(test)), ("threads", .int(threads)), ("seconds", .double(median)), ("stddev", .double(sd))])
+    }
+
+    /// `bench --kernels`: one line (or JSON object) per weight type and instruction set.
+    static func kernels(reps: Int, json: Bool) {
+        var results = [JSONValue]()
+        if !json {
+            print("kernels: ns per weight block, 1 thread, 1024 x 2048 random blocks (row: 1 activation row; batch-8: 8 rows at once)")
+            print("type      bits/w  block  isa            row ns/block  batch-8 ns/block  (per token)")
+        }
+        for type in KernelBench.types {
+            for k in KernelBench.measure(type, reps: reps) {
+                if json {
+                    results.append(.object([("type", .string(type.rawValue)), ("isa", .string(k.isa)),
+                                            ("bits_per_weight", .double(type.bitsPerWeight)), ("block_values", .int(type.blockSize)),
+                                            ("row_ns_per_block", .double(k.rowNsPerBlock)), ("batch8_ns_per_block", .double(k.batch8NsPerBlock))]))
+                } else {
+                    print(type.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
+                          + String(format: " %6.3f  %5d  ", type.bitsPerWeight, type.blockSize)
+                          + k.isa.padding(toLength: 13, withPad: " ", startingAt: 0)
+                          + String(format: " %12.2f  %16.2f  (%.2f)", k.rowNsPerBlock, k.batch8NsPerBlock, k.batch8NsPerBlock / 8))
+                }
+            }
+        }
+        if json { print(JSONValue.array(results).serialized()) }
     }
 
     static func medianAndDeviation(_ v: [Double]) -> (Double, Double) {

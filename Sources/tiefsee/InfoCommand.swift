@@ -5,8 +5,10 @@ enum InfoCommand {
     static let help = """
     usage: tiefsee info [MODEL]
 
-    Prints a model's architecture, parameter count, tensors per storage type, context length,
-    KV-cache size per token, special tokens and the first lines of its chat template.
+    Prints a model's architecture, parameter count, tensors per storage type, bits per weight
+    overall and per kind of tensor (attention, routed and shared experts, dense FFN,
+    embeddings/head), context length, KV-cache size per token, whether weights and cache fit in
+    the memory available, special tokens and the first lines of its chat template.
     MODEL is a GGUF file, a Hugging Face folder, or a cached model name (default model if omitted).
     """
 
@@ -40,20 +42,32 @@ enum InfoCommand {
         print("parameters:    \(formatCount(params)) (\(params))")
         print("tensors:       \(files.weights.tensorNames.count)")
         for (t, e) in byType.sorted(by: { $0.value.bytes > $1.value.bytes }) {
-            print("  \(t.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(e.count).leftPad(5)) tensors  \(formatBytes(e.bytes).leftPad(10))")
+            print("  \(t.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(e.count).leftPad(5)) tensors  \(formatBytes(e.bytes).leftPad(10))"
+                  + String(format: "  %6.3f bits/weight", t.bitsPerWeight))
         }
+        printBitsPerWeight(WeightFootprint(files.weights))
         if let c = config {
             print("context:       \(c.maxPositionEmbeddings) tokens")
             print("layers:        \(c.numLayers), hidden \(c.hiddenSize), heads \(c.numHeads) (kv \(c.numKVHeads)), head dim \(c.headDim)")
             if let m = c.moe {
                 print("experts:       \(m.numExperts) routed, \(m.numExpertsPerToken) per token, \(m.numSharedExperts) shared, scoring \(m.scoring.rawValue), selection \(m.topKMethod.rawValue)")
             }
-            let kv = KVCacheSize(config: c)
-            print("KV cache:      \(formatBytes(kv.bytesPerToken)) per token (f32)\(kv.note)")
-            for k in kv.kinds {
-                print("  \((k.name + ":").padding(toLength: 18, withPad: " ", startingAt: 0)) \(k.values) values (\(k.detail)) × \(c.numLayers) layers = \(formatBytes(k.bytes)) per token")
+            if let v4 = c.v4 {
+                let mtp = files.weights.tensorNames.filter { $0.hasPrefix("mtp.") }.count
+                if v4.numNextnPredictLayers > 0 || mtp > 0 {
+                    print("multi-token prediction: \(v4.numNextnPredictLayers) layer(s), \(mtp) mtp.* tensors (not used for decoding)")
+                }
+                printCacheKinds(DeepSeekV4CacheLayout(v4: v4),
+                                uncompressed: c.numLayers * v4.headDim * 4, what: "one shared key = value row per layer")
+            } else {
+                let kv = KVCacheSize(config: c)
+                print("KV cache:      \(formatBytes(kv.bytesPerToken)) per token (f32)\(kv.note)")
+                for k in kv.kinds {
+                    print("  \((k.name + ":").padding(toLength: 18, withPad: " ", startingAt: 0)) \(k.values) values (\(k.detail)) × \(c.numLayers) layers = \(formatBytes(k.bytes)) per token")
+                }
             }
         }
+        if let plan = MemoryPlan.estimate(files) { print(plan.summary) }
         if let tok = files.tokenizerSummary { print(tok) }
         if let enc = DeepSeekEncoding.forArchitecture(files.architectureName) {
             print("chat prompt:   DeepSeek's \(enc.rawValue) encoder (used instead of any chat template)")
@@ -65,6 +79,31 @@ enum InfoCommand {
             if lines.count > 6 { print("  | …") }
         } else {
             print("chat template: none")
+        }
+    }
+
+    /// Bits per weight overall and per kind of tensor (what a low-bit quantization mixes).
+    static func printBitsPerWeight(_ f: WeightFootprint) {
+        let t = f.total
+        print(String(format: "bits/weight:   %.3f overall (%@ of weights)", t.bitsPerWeight, formatBytes(t.bytes)))
+        for k in TensorKind.allCases {
+            let p = f.part(k)
+            guard p.weights > 0 else { continue }
+            print("  \(k.rawValue.padding(toLength: 21, withPad: " ", startingAt: 0))"
+                  + String(format: "%7.3f bits/weight  ", p.bitsPerWeight) + "\(formatCount(p.weights).leftPad(8)) weights"
+                  + "  \(formatBytes(p.bytes).leftPad(10))  \(String(p.tensors).leftPad(5)) tensors")
+        }
+    }
+
+    /// A cache laid out per layer kind (DeepSeek-V4): bytes per token of each kind and its fixed part.
+    static func printCacheKinds(_ layout: CacheLayout, uncompressed: Int, what: String) {
+        let fixed = layout.kinds.reduce(0) { $0 + $1.fixedBytes * $1.layers }
+        print("KV cache:      \(layout.bytesPerToken) B per token (f32) + \(formatBytes(fixed)) fixed (windows, open compression windows); "
+              + "\(what) would need \(formatBytes(uncompressed)) per token")
+        for k in layout.kinds {
+            let per = k.bytesPerToken == k.bytesPerToken.rounded() ? String(Int(k.bytesPerToken)) : String(format: "%.2f", k.bytesPerToken)
+            print("  \(k.kind.padding(toLength: 56, withPad: " ", startingAt: 0)) \(String(k.layers).leftPad(3)) layer\(k.layers == 1 ? " " : "s")  "
+                  + "\(per.leftPad(8)) B per token per layer, \(formatBytes(k.fixedBytes)) fixed")
         }
     }
 }

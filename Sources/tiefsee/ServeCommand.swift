@@ -12,12 +12,15 @@ enum ServeCommand {
 
     OpenAI-compatible server: POST /v1/chat/completions, POST /v1/completions, POST /v1/responses,
     POST /v1/messages (Anthropic), GET /v1/models, GET /health, GET /metrics, POST /v1/embeddings
-    (with --embedding-model). Binds to loopback
+    (with --embedding-model), and a chat page at / . Binds to loopback
     unless --host says otherwise.
 
       --host ADDR          numeric IPv4/IPv6 address to bind (default 127.0.0.1)
       --port N             TCP port (default 8080; 0 picks a free one)
       --api-key KEY        require 'Authorization: Bearer KEY' (or env TIEFSEE_API_KEY)
+      --users PATH         user database (tiefsee user add): users' API keys or a chat-page login
+                           are required, and knowledge bases are read by the groups granted them
+                           (default: $TIEFSEE_HOME/users.sqlite when it exists; --users none: no users)
       --parallel N         sequences decoded together, each with its own KV cache (default 4)
       --ctx N              context per sequence (default: the model's maximum, bounded by memory)
       --threads N          worker threads (default: all cores)
@@ -48,7 +51,7 @@ enum ServeCommand {
     static func run(_ argv: ArraySlice<String>) throws {
         let a = try Args(argv, options: Set(["host", "port", "api-key", "parallel", "ctx", "threads", "queue", "max-body",
                                              "timeout", "model-id", "embedding-model", "models-dir", "models-max",
-                                             "think", "cache-ram"]).union(EngineFlags.names),
+                                             "think", "cache-ram", "users"]).union(EngineFlags.names),
                          flags: ["help"], aliases: ["-h": "--help", "-c": "--ctx", "-t": "--threads", "-np": "--parallel"])
         if a.has("help") { print(help); return }
         guard a.positional.count <= 1 else { throw CLIError("serve takes at most one MODEL argument") }
@@ -57,6 +60,7 @@ enum ServeCommand {
         if let p = try a.int("port") { guard (0...65535).contains(p) else { throw CLIError("--port must be 0…65535") }; cfg.port = p }
         cfg.apiKey = a.string("api-key") ?? ProcessInfo.processInfo.environment["TIEFSEE_API_KEY"]
         if cfg.apiKey?.isEmpty == true { cfg.apiKey = nil }
+        cfg.users = try openUsers(a.string("users"))
         if let n = try a.int("parallel") { guard (1...64).contains(n) else { throw CLIError("--parallel must be 1…64") }; cfg.parallel = n }
         if let c = try a.int("ctx") { guard c >= 16 else { throw CLIError("--ctx must be at least 16") }; cfg.contextSize = c }
         if let q = try a.int("queue") { guard q >= 0 else { throw CLIError("--queue must be ≥ 0") }; cfg.maxQueue = q }
@@ -106,7 +110,7 @@ enum ServeCommand {
         }
         err(knowledgeAvailable ? "tiefsee serve: knowledge bases in \(KnowledgeBase.directory) (\"knowledge\": NAME or model \(server.modelID)@kb:NAME)"
                                : "tiefsee serve: no embedding model, so no knowledge bases (--embedding-model, or scripts/fetch-embedding-model.sh)")
-        if !HTTPServer.isLoopback(cfg.host) && cfg.apiKey == nil {
+        if !HTTPServer.isLoopback(cfg.host) && cfg.apiKey == nil && cfg.users == nil {
             err("""
 
             ************************************************************************
@@ -118,7 +122,8 @@ enum ServeCommand {
             """)
         }
         let shownHost = cfg.host.contains(":") ? "[\(cfg.host)]" : cfg.host
-        err("tiefsee serve: listening on http://\(shownHost):\(server.port)\(cfg.apiKey != nil ? " (API key required)" : "")")
+        err("tiefsee serve: listening on http://\(shownHost):\(server.port)\(cfg.apiKey != nil || cfg.users != nil ? " (API key or login required)" : "")"
+            + " — chat page at http://\(shownHost):\(server.port)/")
         waitForSignal()
         server.stop()
     }
@@ -135,12 +140,24 @@ enum ServeCommand {
             err("tiefsee serve: model \(e.id) (\(ModelRouter.gib(e.fileBytes)), \(ModelRouter.gib(e.residentBytes)) resident)")
         }
         err("tiefsee serve: \(router.entries.count) models, at most \(maxLoaded) loaded at once, memory budget \(ModelRouter.gib(router.memoryBudget))")
-        if !HTTPServer.isLoopback(cfg.host) && cfg.apiKey == nil {
+        if !HTTPServer.isLoopback(cfg.host) && cfg.apiKey == nil && cfg.users == nil {
             err("WARNING: listening on \(cfg.host) without an API key: anyone who can reach this port can use the models.")
         }
         err("tiefsee serve: listening on http://\(cfg.host.contains(":") ? "[\(cfg.host)]" : cfg.host):\(router.port)")
         waitForSignal()
         router.stop()
+    }
+
+    /// `--users PATH`, `--users none`, or the default database when it exists.
+    static func openUsers(_ arg: String?) throws -> UserDatabase? {
+        if arg == "none" { return nil }
+        let path = arg ?? UserDatabase.defaultPath
+        guard arg != nil || FileManager.default.fileExists(atPath: path) else { return nil }
+        let db = try UserDatabase(path: path, create: false)
+        let users = try db.users()
+        guard !users.isEmpty else { throw CLIError("the user database \(path) has no users (tiefsee user add NAME)") }
+        err("tiefsee serve: \(users.count) users from \(path): requests need a user's API key or a login; knowledge bases follow group grants")
+        return db
     }
 
     /// Blocks until Ctrl-C or SIGTERM.

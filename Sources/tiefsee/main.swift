@@ -19,6 +19,8 @@ commands:
   embed [MODEL] TEXT…       sentence embeddings (--json: {"embeddings": [[…], …]})
   kb add|search|ls|rm …     local knowledge bases: ingest documents, hybrid search
   ask "QUESTION" [--kb NAME] [MODEL]   answer from a knowledge base, with cited sources
+  user add|list|remove|passwd|key …    users and API keys of tiefsee serve
+  group add|list|remove|member|grant … groups and the knowledge bases they may read
   quantize IN OUT --type Q8_0|Q4_K_M|Q5_K_M|Q6_K   convert a model folder or GGUF to a quantized GGUF
 
 MODEL is a GGUF file, a Hugging Face folder, or a cached model name; without it the default
@@ -39,6 +41,8 @@ let commands: [String: (ArraySlice<String>) throws -> Void] = [
     "embed": EmbedCommand.run,
     "kb": KnowledgeCommand.run,
     "ask": AskCommand.run,
+    "user": UserCommand.run,
+    "group": GroupCommand.run,
     "quantize": QuantizeCommand.run,
 ]
 

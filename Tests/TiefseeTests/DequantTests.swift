@@ -80,6 +80,37 @@ final class DequantTests: XCTestCase {
         }
     }
 
+    /// The low-bit types (IQ family, Q2_K/Q3_K, MXFP4, TQ1_0/TQ2_0): random blocks with valid
+    /// scales and gguf-quantized blocks, bit for bit against gguf.quants.dequantize.
+    func testLowBitBlocksMatchGGUFPackage() throws {
+        let fx = try JSONValue.parse(contentsOf: fixturePath("dequant/lowbit.json"))
+        var identical: [String: Int] = [:]
+        for c in try XCTUnwrap(fx["cases"]?.array) {
+            let name = try XCTUnwrap(c["name"]?.string)
+            let type = try XCTUnwrap(TensorType(rawValue: try XCTUnwrap(c["type"]?.string)), name)
+            let count = try XCTUnwrap(c["count"]?.int)
+            let raw = decodeBase64(try XCTUnwrap(c["raw"]?.string))
+            let expected = decodeFloats(try XCTUnwrap(c["expected"]?.string))
+            XCTAssertEqual(raw.count, type.byteCount(elements: count), name)
+            XCTAssertEqual(expected.count, count, name)
+            var out = [Float](repeating: .nan, count: count)
+            try raw.withUnsafeBytes { r in
+                try out.withUnsafeMutableBufferPointer { try dequantizeRow(type, r.baseAddress!, $0.baseAddress!, count: count) }
+            }
+            let bad = (0..<count).filter { out[$0].bitPattern != expected[$0].bitPattern }
+            XCTAssertTrue(bad.isEmpty, "\(name): \(bad.count) values differ, first at \(bad.first ?? -1): "
+                + "\(bad.first.map { "\(out[$0]) vs \(expected[$0])" } ?? "")")
+            XCTAssertTrue(expected.contains { $0 != 0 }, "\(name): all zero, tests nothing")
+            identical[type.rawValue, default: 0] += count - bad.count
+        }
+        print("low-bit dequant, bit-identical values:", identical.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        for ty: TensorType in [.iq1_s, .iq1_m, .iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s, .iq4_xs, .iq4_nl, .q2_K, .q3_K, .mxfp4, .tq1_0, .tq2_0] {
+            XCTAssertNotNil(identical[ty.rawValue], "no low-bit case for \(ty.rawValue)")
+        }
+        XCTAssertEqual(TensorType(ggmlID: 39), .mxfp4)
+        XCTAssertEqual(TensorType.mxfp4.byteCount(elements: 64), 34)
+    }
+
     func testFP8BlockScaledMatchesTorch() throws {
         let fx = try JSONValue.parse(contentsOf: fixturePath("dequant/synthetic.json"))
         let c = try XCTUnwrap(fx["fp8_block_scaled"])
@@ -109,7 +140,7 @@ final class DequantTests: XCTestCase {
     func testUnsupportedTypesThrowClearly() throws {
         let bytes = [UInt8](repeating: 0, count: 1024)
         var out = [Float](repeating: 0, count: 256)
-        for ty in [TensorType.iq2_xxs, .iq4_nl, .tq1_0, .i32] {
+        for ty in [TensorType.q8_1, .q8_K, .i32] {
             XCTAssertThrowsError(try bytes.withUnsafeBytes { b in
                 try out.withUnsafeMutableBufferPointer { try dequantizeRow(ty, b.baseAddress!, $0.baseAddress!, count: 256) }
             }) { err in

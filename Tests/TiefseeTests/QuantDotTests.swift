@@ -186,11 +186,12 @@ final class QuantDotTests: XCTestCase {
         XCTAssertEqual(activationFormat(for: .q4_K), .q8_0)
         XCTAssertEqual(activationFormat(for: .q6_K), .q8_0)
         XCTAssertEqual(activationFormat(for: .bf16), .f32)
-        XCTAssertNil(activationFormat(for: .iq2_xxs))
-        XCTAssertNil(activationFormat(for: .q2_K))
+        XCTAssertEqual(activationFormat(for: .iq2_xxs), .q8_0)
+        XCTAssertEqual(activationFormat(for: .q2_K), .q8_0)
+        XCTAssertNil(activationFormat(for: .q8_K))
         XCTAssertEqual(ActivationQuant.q8_0.byteCount(elements: 64), 80)
         XCTAssertEqual(ActivationQuant.q8_0.byteCount(elements: 512), 640)
-        XCTAssertThrowsError(try quantizeActivations([Float](repeating: 0, count: 256), for: .iq4_xs))
+        XCTAssertThrowsError(try quantizeActivations([Float](repeating: 0, count: 256), for: .q8_1))
     }
 
     /// Rows of the real model's weights (Q8_0, Q5_0, Q4_K, Q6_K) against f32 dots.

@@ -38,6 +38,19 @@ void tf_dequant_q3_K(const void *src, float *dst, int64_t n);
 void tf_dequant_q4_K(const void *src, float *dst, int64_t n);
 void tf_dequant_q5_K(const void *src, float *dst, int64_t n);
 void tf_dequant_q6_K(const void *src, float *dst, int64_t n);
+/* The low-bit types (dequant_lowbit.c): IQ codebook types, MXFP4 (blocks of 32), ternary TQ. */
+void tf_dequant_iq2_xxs(const void *src, float *dst, int64_t n);
+void tf_dequant_iq2_xs(const void *src, float *dst, int64_t n);
+void tf_dequant_iq2_s(const void *src, float *dst, int64_t n);
+void tf_dequant_iq3_xxs(const void *src, float *dst, int64_t n);
+void tf_dequant_iq3_s(const void *src, float *dst, int64_t n);
+void tf_dequant_iq1_s(const void *src, float *dst, int64_t n);
+void tf_dequant_iq1_m(const void *src, float *dst, int64_t n);
+void tf_dequant_iq4_nl(const void *src, float *dst, int64_t n);
+void tf_dequant_iq4_xs(const void *src, float *dst, int64_t n);
+void tf_dequant_mxfp4(const void *src, float *dst, int64_t n);
+void tf_dequant_tq1_0(const void *src, float *dst, int64_t n);
+void tf_dequant_tq2_0(const void *src, float *dst, int64_t n);
 
 /* One row of a DeepSeek-style block-scaled FP8 weight: `n` e4m3fn values of row `r`, and
  * `scale_row` = the row r/block of weight_scale_inv (ceil(n/block) f32 values). Element c
@@ -112,8 +125,20 @@ float tf_vec_dot_bf16_f32_ref(int n, const void *w, const float *x);
 enum {
     TF_TYPE_F32 = 0, TF_TYPE_F16 = 1, TF_TYPE_Q4_0 = 2, TF_TYPE_Q4_1 = 3, TF_TYPE_Q5_0 = 6,
     TF_TYPE_Q5_1 = 7, TF_TYPE_Q8_0 = 8, TF_TYPE_Q4_K = 12, TF_TYPE_Q5_K = 13, TF_TYPE_Q6_K = 14,
-    TF_TYPE_BF16 = 30
+    TF_TYPE_BF16 = 30,
+    /* the low-bit types (quant_lowbit.h) */
+    TF_TYPE_Q2_K = 10, TF_TYPE_Q3_K = 11, TF_TYPE_IQ2_XXS = 16, TF_TYPE_IQ2_XS = 17, TF_TYPE_IQ3_XXS = 18,
+    TF_TYPE_IQ1_S = 19, TF_TYPE_IQ4_NL = 20, TF_TYPE_IQ3_S = 21, TF_TYPE_IQ2_S = 22, TF_TYPE_IQ4_XS = 23,
+    TF_TYPE_IQ1_M = 29, TF_TYPE_TQ1_0 = 34, TF_TYPE_TQ2_0 = 35, TF_TYPE_MXFP4 = 39
 };
+
+/* Dots of one row of a low-bit type (any TF_TYPE_ of the list above) with Q8A activations: the
+ * kernel the dispatcher runs, and its scalar reference, bit-identical to it (same integer sums
+ * per 32 values, the same float operations in the same order). */
+float tf_vec_dot_lowbit(int type, int n, const void *wrow, const void *xq);
+float tf_vec_dot_lowbit_ref(int type, int n, const void *wrow, const void *xq);
+/* 1 for the types above. */
+int tf_is_lowbit(int type);
 
 /* Dots of `nrows` consecutive weight rows (row r starts at wrows + r*row_stride bytes) with the
  * same activations (quantized for quantized types, f32 otherwise); out[r] = dot(row r, x).
@@ -175,6 +200,11 @@ int tf_quantize_row(int type, const float *x, void *dst, int64_t n);
  * SHA-256 compression (sha256.c): process `nblocks` 64-byte blocks into `state`.
  * ---------------------------------------------------------------------------------------- */
 void tf_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t nblocks);
+/* HMAC-SHA256 (RFC 2104) of a whole message. */
+void tf_hmac_sha256(const uint8_t *key, size_t keylen, const uint8_t *msg, size_t msglen, uint8_t out[32]);
+/* PBKDF2 with HMAC-SHA256 as the PRF (RFC 8018 §5.2): `outlen` bytes of derived key. */
+void tf_pbkdf2_hmac_sha256(const uint8_t *password, size_t pwlen, const uint8_t *salt, size_t saltlen,
+                           uint32_t iterations, uint8_t *out, size_t outlen);
 
 #ifdef __cplusplus
 }

@@ -397,6 +397,7 @@ public final class QuantizePlan {
         case .qwen3moe: return "qwen3moe"
         case .deepseekV2, .deepseekV3: return "deepseek2"
         case .deepseekV32: return "deepseek32"
+        case .deepseekV4: throw QuantizeError("quantizing DeepSeek-V4 to GGUF is not supported yet")
         }
     }
 
@@ -541,7 +542,7 @@ public final class QuantizePlan {
         switch f {
         case .qwen2, .qwen3, .qwen2moe, .qwen3moe: return "qwen2"
         case .llama: return "llama-bpe"
-        case .deepseekV3, .deepseekV32: return "deepseek-v3"
+        case .deepseekV3, .deepseekV32, .deepseekV4: return "deepseek-v3"
         case .deepseekV2: return "deepseek-llm"
         case .mistral, .mixtral: return "default"
         }

@@ -86,7 +86,7 @@ public final class Session {
         // Reuse the cached prefix; always recompute at least the last prompt token for its logits.
         var common = 0
         while common < min(tokens.count, prompt.count) && tokens[common] == prompt[common] { common += 1 }
-        common = min(common, prompt.count - 1)
+        common = cache.reusablePrefix(min(common, prompt.count - 1))
         cache.truncate(to: common)
         tokens = Array(prompt[..<common])
         let t0 = Date()
@@ -104,7 +104,9 @@ public final class Session {
         var history = prompt
         let constraint = options.grammar.map { GrammarConstraint(grammar: $0, trie: TokenTrie.shared(for: engine.tokenizer, outputs: vocab)) }
         // Greedy without a grammar: drafts from the context may be checked in batched steps.
-        var lookup: PromptLookup? = options.promptLookup && options.sampling.temperature <= 0 && constraint == nil ? PromptLookup() : nil
+        // (Drafts are cut back when rejected: only caches that can rewind take them.)
+        var lookup: PromptLookup? = options.promptLookup && options.sampling.temperature <= 0 && constraint == nil
+            && cache.canRewind ? PromptLookup() : nil
 
         /// Picks the token after `row`; nil when it ends generation.
         func pick(_ row: UnsafeMutablePointer<Float>) -> Int? {

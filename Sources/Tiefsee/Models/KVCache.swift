@@ -39,7 +39,7 @@ public struct KVCacheTypeError: Error, CustomStringConvertible {
 /// the shared rope key (see DeepSeek.swift), so `kWidth`/`vWidth` depend on the layer kind.
 /// Rows are stored as `keyType`/`valueType`; attention reads them through `keyRow`/`valueRow`
 /// (f32 caches also through `keys[l].p` directly).
-public final class KVCache: @unchecked Sendable {
+public class KVCache: @unchecked Sendable {
     public let capacity: Int
     public let kWidth: Int
     public let vWidth: Int
@@ -69,28 +69,40 @@ public final class KVCache: @unchecked Sendable {
     }
 
     public var bytes: Int { keys.count * capacity * (keyRowBytes + valueRowBytes) }
-    public var isF32: Bool { keyType == .f32 && valueType == .f32 }
+    public final var isF32: Bool { keyType == .f32 && valueType == .f32 }
 
     /// Forget positions from `position` on (used to reuse a shared prefix, or reset).
     public func truncate(to position: Int) { length = max(0, min(length, position)) }
 
-    @inline(__always) public func keyRow(_ layer: Int, _ pos: Int) -> UnsafeMutableRawPointer {
+    /// Whether `truncate` can cut back to any earlier position. Caches that fold positions
+    /// away (DeepSeek-V4's sliding windows and compressed entries) can only keep everything
+    /// they hold or start again: callers then re-read the prefix, and draft-and-rewind
+    /// speculation (prompt lookup) is off.
+    public var canRewind: Bool { true }
+
+    /// The longest prefix of at most `position` positions this cache can be cut back to.
+    public final func reusablePrefix(_ position: Int) -> Int {
+        let p = max(0, min(length, position))
+        return canRewind || p == length ? p : 0
+    }
+
+    @inline(__always) public final func keyRow(_ layer: Int, _ pos: Int) -> UnsafeMutableRawPointer {
         UnsafeMutableRawPointer(keys[layer].p) + pos * keyRowBytes
     }
-    @inline(__always) public func valueRow(_ layer: Int, _ pos: Int) -> UnsafeMutableRawPointer {
+    @inline(__always) public final func valueRow(_ layer: Int, _ pos: Int) -> UnsafeMutableRawPointer {
         UnsafeMutableRawPointer(values[layer].p) + pos * valueRowBytes
     }
 
     /// Stores a position's key row (kWidth floats) in the cache's type.
-    public func storeKey(_ layer: Int, _ pos: Int, _ src: UnsafePointer<Float>) {
+    public final func storeKey(_ layer: Int, _ pos: Int, _ src: UnsafePointer<Float>) {
         KVCache.store(keyType, src, keyRow(layer, pos), kWidth)
     }
-    public func storeValue(_ layer: Int, _ pos: Int, _ src: UnsafePointer<Float>) {
+    public final func storeValue(_ layer: Int, _ pos: Int, _ src: UnsafePointer<Float>) {
         KVCache.store(valueType, src, valueRow(layer, pos), vWidth)
     }
 
     /// Key rows `range` of a layer as floats (rows after one another, kWidth each).
-    public func readKeys(_ layer: Int, _ range: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+    public final func readKeys(_ layer: Int, _ range: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
         for (i, pos) in range.enumerated() { KVCache.load(keyType, keyRow(layer, pos), dst + i * kWidth, kWidth) }
     }
 

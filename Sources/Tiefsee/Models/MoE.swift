@@ -7,6 +7,8 @@ import Foundation
 //   Qwen2/3-MoE   softmax  top-k                             renormalised if norm_topk_prob
 //   DeepSeek-V2   softmax  greedy or group_limited_greedy    × routed_scaling_factor
 //   DeepSeek-V3   sigmoid  noaux_tc (bias-corrected groups)  renormalised, × routed_scaling_factor
+//   DeepSeek-V4   √softplus greedy (bias-corrected), or by   renormalised, × routed_scaling_factor
+//                          token id (hash layers, tid2eid)
 //
 // plus shared experts: DeepSeek adds `n_shared_experts` (one wide MLP) unweighted; Qwen2-MoE adds
 // its shared expert scaled by sigmoid(shared_expert_gate · x). Layers before
@@ -26,6 +28,9 @@ public struct ExpertRouter {
     public let gate: Linear
     /// DeepSeek-V3's `e_score_correction_bias`: shifts the scores used to *select* experts only.
     public let selectionBias: [Float]?
+    /// DeepSeek-V4's hash layers: a frozen token id → experts table (`tid2eid`, vocab × k) picks
+    /// the experts; the gate's scores still weight them.
+    public var tokenExperts: [Int32]?
 
     public init(config: MoEConfig, gate: Linear, selectionBias: [Float]?) throws {
         let m = config
@@ -44,8 +49,8 @@ public struct ExpertRouter {
         self.config = config; self.gate = gate; self.selectionBias = selectionBias
     }
 
-    /// Routes one token from its router logits (n_experts values).
-    public func route(logits: UnsafePointer<Float>) -> ExpertChoice {
+    /// Routes one token from its router logits (n_experts values); `token` is its id (hash layers).
+    public func route(logits: UnsafePointer<Float>, token: Int? = nil) -> ExpertChoice {
         let m = config, E = m.numExperts, k = m.numExpertsPerToken
         // 1. Scores, in f32 as the references compute them.
         var scores = [Float](repeating: 0, count: E)
@@ -55,6 +60,9 @@ public struct ExpertRouter {
             scores.withUnsafeMutableBufferPointer { VectorOps.softmax($0.baseAddress!, E) }
         case .sigmoid:
             for e in 0..<E { scores[e] = 1 / (1 + expf(-logits[e])) }
+        case .sqrtSoftplus:
+            // softplus as torch computes it: linear above 20, log1p(exp(x)) below.
+            for e in 0..<E { let x = logits[e]; scores[e] = (x > 20 ? x : log1pf(expf(x))).squareRoot() }
         }
         // 2. What selection ranks: the scores, shifted by the correction bias (V3).
         var select = scores
@@ -74,11 +82,17 @@ public struct ExpertRouter {
                 for e in g * size..<(g + 1) * size { select[e] = m.topKMethod == .groupLimitedGreedy ? 0 : -.infinity }
             }
         }
-        // 4. Top-k; the combine weights come from the unbiased scores.
-        let chosen = topIndices(select, k)
+        // 4. Top-k (or the token's row of the hash table); the combine weights come from the
+        //    unbiased scores.
+        let chosen: [Int]
+        if let table = tokenExperts, let t = token {
+            chosen = (0..<k).map { Int(table[t * k + $0]) }
+        } else {
+            chosen = topIndices(select, k)
+        }
         var weights = chosen.map { scores[$0] }
         if m.normTopKProb {
-            let sum = weights.reduce(0, +) + (m.topKMethod == .noauxTC ? 1e-20 : 0)
+            let sum = weights.reduce(0, +) + (m.topKMethod == .noauxTC || m.scoring == .sqrtSoftplus ? 1e-20 : 0)
             weights = weights.map { $0 / sum }
         }
         if m.routedScalingFactor != 1 {
@@ -107,7 +121,7 @@ public struct ExpertRouter {
 /// combined as the weighted sum, plus optional shared experts.
 public final class MoEBlock: FeedForwardBlock {
     public let layerIndex: Int
-    public let router: ExpertRouter
+    public internal(set) var router: ExpertRouter
     public let experts: [GatedMLP]
     /// DeepSeek's shared experts (one MLP of n_shared × moe_intermediate_size) or Qwen2-MoE's shared expert.
     public let shared: GatedMLP?
@@ -117,6 +131,10 @@ public final class MoEBlock: FeedForwardBlock {
     public var observer: RoutingStats?
     /// Expert residency (paging hints, resident experts) when the engine sets one up.
     public var residency: ExpertResidency?
+    /// DeepSeek-V4's `swiglu_limit`: routed and shared experts clip their gate/up values.
+    public var swigluLimit: Float? {
+        didSet { shared?.swigluLimit = swigluLimit }
+    }
 
     public init(layerIndex: Int, router: ExpertRouter, experts: [GatedMLP], shared: GatedMLP?, sharedGate: [Float]?) {
         self.layerIndex = layerIndex; self.router = router; self.experts = experts
@@ -133,10 +151,16 @@ public final class MoEBlock: FeedForwardBlock {
     static let maxTokensSharedFused = 16
 
     public func forward(_ x: UnsafePointer<Float>, count T: Int, out: UnsafeMutablePointer<Float>) {
+        precondition(router.tokenExperts == nil, "a hash-routed MoE layer needs the token ids (forward(_:count:tokens:out:))")
+        forward(x, count: T, tokens: nil, out: out)
+    }
+
+    /// `tokens`: the rows' token ids, which hash-routed layers (DeepSeek-V4) route by.
+    public func forward(_ x: UnsafePointer<Float>, count T: Int, tokens: [Int]?, out: UnsafeMutablePointer<Float>) {
         let E = experts.count
         let logits = FloatBuffer(count: T * E, zeroed: false)
         router.gate.forward(x, rows: T, out: logits.p)
-        let choices = (0..<T).map { router.route(logits: logits.p + $0 * E) }
+        let choices = (0..<T).map { router.route(logits: logits.p + $0 * E, token: tokens?[$0]) }
         // Group the batch's tokens by expert so each chosen expert's weights stream once for all
         // its tokens; experts nobody chose are never read.
         var tokensOf = [[(row: Int, weight: Float)]](repeating: [], count: E)
@@ -205,7 +229,7 @@ public final class MoEBlock: FeedForwardBlock {
         if let s = shared { jobs += [LinearJob(s.gate, input: 0, out: gs), LinearJob(s.up, input: 0, out: us)] }
         Linear.forward(jobs: jobs, inputs: inputs, pool: .shared)
         withExtendedLifetime(gathered) {}
-        VectorOps.swiglu(g.p, u.p, rows * f + T * fs)
+        GatedMLP.activate(g.p, u.p, rows * f + T * fs, limit: swigluLimit)
 
         let ys = FloatBuffer(count: (rows + (shared != nil ? T : 0)) * H, zeroed: false)
         inputs = mlps.indices.map { LinearInput(g.p + first[$0] * f, rows: tokens[$0].count) }
@@ -409,7 +433,7 @@ public enum MoEDecoder {
         guard gate.inFeatures == c.hiddenSize else {
             throw ModelLoadError.badShape(name: gate.weight.name, shape: gate.weight.shape, expected: "[\(m.numExperts), \(c.hiddenSize)]")
         }
-        let bias = m.topKMethod == .noauxTC ? try w.optionalFloats(n.expertScoreBias(i)) : nil
+        let bias = m.topKMethod == .noauxTC || m.scoreCorrectionBias ? try w.optionalFloats(n.expertScoreBias(i)) : nil
         let router = try ExpertRouter(config: m, gate: gate, selectionBias: bias)
         var experts = [GatedMLP]()
         experts.reserveCapacity(m.numExperts)

@@ -8,8 +8,10 @@ public enum ModelFamily: String, Sendable {
     case deepseekV2 = "deepseek_v2", deepseekV3 = "deepseek_v3"
     /// DeepSeek-V3.2: V3 plus DeepSeek Sparse Attention (Models/DeepSeekV32.swift).
     case deepseekV32 = "deepseek_v32"
+    /// Hybrid compressed attention, hyper-connections, hash-routed MoE (DeepSeekV4.swift).
+    case deepseekV4 = "deepseek_v4"
 
-    public var isMoE: Bool { [.mixtral, .qwen2moe, .qwen3moe, .deepseekV2, .deepseekV3, .deepseekV32].contains(self) }
+    public var isMoE: Bool { [.mixtral, .qwen2moe, .qwen3moe, .deepseekV2, .deepseekV3, .deepseekV32, .deepseekV4].contains(self) }
     public var usesMLA: Bool { self == .deepseekV2 || self == .deepseekV3 || self == .deepseekV32 }
 }
 
@@ -22,6 +24,25 @@ public enum RopeLayout: String, Sendable {
 }
 
 public struct RopeScaling: Equatable, Sendable {
+    /// From a config's `rope_scaling` / `rope_parameters` object.
+    public init(hf rs: JSONValue, path: String) throws {
+        let type = rs["rope_type"]?.string ?? rs["type"]?.string ?? "default"
+        guard let kind = Kind(rawValue: type) else {
+            throw ConfigError(message: "\(path): unsupported rope scaling type '\(type)'")
+        }
+        self.kind = kind
+        factor = rs["factor"]?.double ?? 1
+        originalMaxPositionEmbeddings = rs["original_max_position_embeddings"]?.int
+        lowFreqFactor = rs["low_freq_factor"]?.double ?? 1
+        highFreqFactor = rs["high_freq_factor"]?.double ?? 4
+        betaFast = rs["beta_fast"]?.double ?? 32
+        betaSlow = rs["beta_slow"]?.double ?? 1
+        mscale = rs["mscale"]?.double
+        mscaleAllDim = rs["mscale_all_dim"]?.double
+        attentionFactor = rs["attention_factor"]?.double
+        truncate = rs["truncate"]?.bool ?? true
+    }
+
     public enum Kind: String, Sendable { case none = "default", linear, llama3, yarn, dynamic }
     public var kind: Kind = .none
     public var factor: Double = 1
@@ -41,7 +62,7 @@ public struct RopeScaling: Equatable, Sendable {
 
 /// MoE router settings (see notes on each family's semantics in Models/MoE.swift).
 public struct MoEConfig: Equatable, Sendable {
-    public enum Scoring: String, Sendable { case softmax, sigmoid }
+    public enum Scoring: String, Sendable { case softmax, sigmoid, sqrtSoftplus = "sqrtsoftplus" }
     public enum TopKMethod: String, Sendable { case greedy, groupLimitedGreedy = "group_limited_greedy", noauxTC = "noaux_tc" }
     public var numExperts: Int
     public var numExpertsPerToken: Int
@@ -54,6 +75,8 @@ public struct MoEConfig: Equatable, Sendable {
     public var topKMethod: TopKMethod = .greedy
     public var normTopKProb: Bool = false
     public var routedScalingFactor: Double = 1
+    /// The router has an `e_score_correction_bias` outside noaux_tc (DeepSeek-V4's greedy top-k).
+    public var scoreCorrectionBias = false
     public var nGroup: Int = 1
     public var topKGroup: Int = 1
     /// Layers below this index use a dense MLP (DeepSeek `first_k_dense_replace`).
@@ -103,6 +126,8 @@ public struct ModelConfig: Equatable, Sendable {
     public var mla: MLAConfig?
     /// DeepSeek Sparse Attention's lightning indexer (DeepSeek-V3.2).
     public var dsa: SparseAttentionConfig?
+    /// DeepSeek-V4's attention, hyper-connection and routing settings (DeepSeekV4.swift).
+    public var v4: DeepSeekV4Config?
     /// Block size of FP8 weights (`quantization_config.weight_block_size`; DeepSeek uses 128).
     public var fp8BlockSize = 128
 
@@ -138,6 +163,7 @@ extension ModelConfig {
         "MixtralForCausalLM": .mixtral, "Qwen2MoeForCausalLM": .qwen2moe, "Qwen3MoeForCausalLM": .qwen3moe,
         "DeepseekV2ForCausalLM": .deepseekV2, "DeepseekV3ForCausalLM": .deepseekV3,
         "DeepseekV32ForCausalLM": .deepseekV32,
+        "DeepseekV4ForCausalLM": .deepseekV4,
     ]
 
     /// Parses config.json with the defaults transformers applies for each family.
@@ -155,7 +181,7 @@ extension ModelConfig {
         if family == nil, let mt = j["model_type"]?.string {
             family = ["llama": .llama, "mistral": .mistral, "qwen2": .qwen2, "qwen3": .qwen3, "mixtral": .mixtral,
                       "qwen2_moe": .qwen2moe, "qwen3_moe": .qwen3moe, "deepseek_v2": .deepseekV2,
-                      "deepseek_v3": .deepseekV3, "deepseek_v32": .deepseekV32,
+                      "deepseek_v3": .deepseekV3, "deepseek_v32": .deepseekV32, "deepseek_v4": .deepseekV4,
                       "kimi_k2": .deepseekV3][mt]  // Kimi-K2 ships DeepSeek-V3's architecture under its own name
         }
         guard let fam = family else {
@@ -194,25 +220,7 @@ extension ModelConfig {
         let rp = j["rope_parameters"]
         c.ropeTheta = rp?["rope_theta"]?.double ?? dbl("rope_theta") ?? 10000
         let rs = (rp?["rope_type"] != nil || rp?["type"] != nil) ? rp : j["rope_scaling"]
-        if let rs = rs, rs.object != nil {
-            let type = rs["rope_type"]?.string ?? rs["type"]?.string ?? "default"
-            var s = RopeScaling()
-            guard let kind = RopeScaling.Kind(rawValue: type) else {
-                throw ConfigError(message: "\(path): unsupported rope scaling type '\(type)'")
-            }
-            s.kind = kind
-            s.factor = rs["factor"]?.double ?? 1
-            s.originalMaxPositionEmbeddings = rs["original_max_position_embeddings"]?.int
-            s.lowFreqFactor = rs["low_freq_factor"]?.double ?? 1
-            s.highFreqFactor = rs["high_freq_factor"]?.double ?? 4
-            s.betaFast = rs["beta_fast"]?.double ?? 32
-            s.betaSlow = rs["beta_slow"]?.double ?? 1
-            s.mscale = rs["mscale"]?.double
-            s.mscaleAllDim = rs["mscale_all_dim"]?.double
-            s.attentionFactor = rs["attention_factor"]?.double
-            s.truncate = rs["truncate"]?.bool ?? true
-            c.ropeScaling = s
-        }
+        if let rs = rs, rs.object != nil { c.ropeScaling = try RopeScaling(hf: rs, path: path) }
 
         if fam.isMoE {
             let nExp = int("n_routed_experts") ?? int("num_local_experts") ?? int("num_experts") ?? 0
@@ -271,6 +279,7 @@ extension ModelConfig {
             c.ropeLayout = (fam == .deepseekV3 && bool("rope_interleave") == false) ? .halves : .adjacentPairs
             c.numKVHeads = heads
         }
+        if fam == .deepseekV4 { try c.parseDeepSeekV4(j, path: path) }
         if let b = j["quantization_config"]?["weight_block_size"]?.array?.compactMap(\.int), let first = b.first {
             guard first > 0, b.allSatisfy({ $0 == first }) else {
                 throw ConfigError(message: "\(path): unsupported FP8 weight_block_size \(b) (square blocks only)")
@@ -287,7 +296,7 @@ extension ModelConfig {
 extension ModelConfig {
     static let ggufArchitectures: [String: ModelFamily] = [
         "llama": .llama, "qwen2": .qwen2, "qwen3": .qwen3, "qwen2moe": .qwen2moe, "qwen3moe": .qwen3moe,
-        "deepseek2": .deepseekV3, "deepseek32": .deepseekV32,
+        "deepseek2": .deepseekV3, "deepseek32": .deepseekV32, "deepseek4": .deepseekV4,
     ]
 
     /// Reads the `<arch>.*` keys llama.cpp writes.
@@ -387,6 +396,7 @@ extension ModelConfig {
             c.numKVHeads = heads
         }
         if fam == .deepseekV32 { try c.readSparseAttention(gguf: g) }
+        if fam == .deepseekV4 { try c.parseDeepSeekV4(gguf: g) }
         return c
     }
 }

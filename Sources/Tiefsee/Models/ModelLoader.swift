@@ -15,6 +15,8 @@ public enum ModelLoader {
             return try DeepSeekDecoder.load(config: config, weights: weights)
         case .deepseekV32:
             return try DeepSeekV32Decoder.load(config: config, weights: weights)
+        case .deepseekV4:
+            return try DeepSeekV4Decoder.load(config: config, weights: weights)
         }
     }
 }

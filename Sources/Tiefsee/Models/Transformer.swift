@@ -100,11 +100,31 @@ public final class DecoderLayer {
     public let attention: AttentionBlock
     public let ffnNorm: RMSNorm
     public let feedForward: FeedForwardBlock
+    /// DeepSeek-V4's mHC (DeepSeekV4.swift): the residual is `hc_mult` streams that these
+    /// collapse into each block's input and mix its output back into; nil: x += block(norm(x)).
+    public var hyperConnections: (attention: HyperConnection, feedForward: HyperConnection)?
 
     public init(attentionNorm: RMSNorm, attention: AttentionBlock, ffnNorm: RMSNorm, feedForward: FeedForwardBlock) {
         self.attentionNorm = attentionNorm; self.attention = attention
         self.ffnNorm = ffnNorm; self.feedForward = feedForward
     }
+}
+
+/// A cache that is not one K/V row per position and layer (DeepSeek-V4: sliding windows and
+/// compressed entries) is made and measured by its architecture.
+public protocol CacheLayout: Sendable {
+    func makeCache(capacity: Int) -> KVCache
+    /// Bytes the cache grows by per position, over all layers (fixed windows excluded).
+    var bytesPerToken: Int { get }
+    /// Per kind of layer: how many layers, bytes per position per layer, fixed bytes per layer.
+    var kinds: [CacheLayerKind] { get }
+}
+
+public struct CacheLayerKind: Sendable {
+    public let kind: String
+    public let layers: Int
+    public let bytesPerToken: Double
+    public let fixedBytes: Int
 }
 
 public struct ContextFullError: Error, CustomStringConvertible {
@@ -122,6 +142,10 @@ public final class TransformerModel: @unchecked Sendable {
     /// K and V widths per position in the cache (per layer).
     public let cacheKWidth: Int
     public let cacheVWidth: Int
+    /// Set by architectures whose cache is laid out per layer kind (DeepSeek-V4).
+    public var cacheLayout: CacheLayout?
+    /// DeepSeek-V4's hc_head: collapses the hyper-connection streams after the last layer.
+    public var hyperHead: HyperHead?
 
     public init(config: ModelConfig, embedding: Tensor, layers: [DecoderLayer], finalNorm: RMSNorm, outputHead: Linear,
                 cacheKWidth: Int, cacheVWidth: Int) {
@@ -171,12 +195,14 @@ public final class TransformerModel: @unchecked Sendable {
 
     /// Cache bytes per position over all layers.
     public var cacheBytesPerToken: Int {
-        layers.count * (cacheKeyType.rowBytes(cacheKWidth) + cacheValueType.rowBytes(cacheVWidth))
+        if let l = cacheLayout { return l.bytesPerToken }
+        return layers.count * (cacheKeyType.rowBytes(cacheKWidth) + cacheValueType.rowBytes(cacheVWidth))
     }
 
     public func makeCache(capacity: Int) -> KVCache {
-        KVCache(layers: layers.count, capacity: capacity, kWidth: cacheKWidth, vWidth: cacheVWidth,
-                keyType: cacheKeyType, valueType: cacheValueType)
+        if let l = cacheLayout { return l.makeCache(capacity: capacity) }
+        return KVCache(layers: layers.count, capacity: capacity, kWidth: cacheKWidth, vWidth: cacheVWidth,
+                       keyType: cacheKeyType, valueType: cacheValueType)
     }
 
     /// Runs `tokens` (all at once: prompt processing is batched) after what `cache` holds,
@@ -216,13 +242,17 @@ public final class TransformerModel: @unchecked Sendable {
             try dequantizeRow(embedding.type, embedding.data + id * rowBytes, x.p + t * H, count: H)
         }
         let active = segments.filter { $0.count > 0 }
-        for (i, layer) in layers.enumerated() {
-            layer.attentionNorm.forward(x.p, rows: T, out: h.p)
-            layer.attention.forward(h.p, segments: active, layer: i, out: y.p)
-            VectorOps.add(y.p, into: x.p, T * H)
-            layer.ffnNorm.forward(x.p, rows: T, out: h.p)
-            layer.feedForward.forward(h.p, count: T, out: y.p)
-            VectorOps.add(y.p, into: x.p, T * H)
+        if let head = hyperHead {
+            try forwardHyperConnected(x.p, tokens: all, segments: active, head: head)
+        } else {
+            for (i, layer) in layers.enumerated() {
+                layer.attentionNorm.forward(x.p, rows: T, out: h.p)
+                layer.attention.forward(h.p, segments: active, layer: i, out: y.p)
+                VectorOps.add(y.p, into: x.p, T * H)
+                layer.ffnNorm.forward(x.p, rows: T, out: h.p)
+                layer.feedForward.forward(h.p, count: T, out: y.p)
+                VectorOps.add(y.p, into: x.p, T * H)
+            }
         }
         for s in active { s.cache.length += s.count }
         // Output head only for the rows whose logits are wanted.
@@ -255,6 +285,8 @@ public final class TransformerModel: @unchecked Sendable {
 /// and as each expert of the MoE block.
 public final class GatedMLP: FeedForwardBlock {
     public let gate: Linear, up: Linear, down: Linear
+    /// DeepSeek-V4's `swiglu_limit`: gate clipped from above, up to ±limit, before the product.
+    public var swigluLimit: Float?
 
     public init(gate: Linear, up: Linear, down: Linear) {
         self.gate = gate; self.up = up; self.down = down
@@ -276,8 +308,16 @@ public final class GatedMLP: FeedForwardBlock {
         for lo in stride(from: 0, to: T, by: rows) {
             let m = min(rows, T - lo)
             Linear.forward([(gate, g.p), (up, u.p)], x: x + lo * n, rows: m)
-            VectorOps.swiglu(g.p, u.p, m * f)
+            GatedMLP.activate(g.p, u.p, m * f, limit: swigluLimit)
             down.forward(g.p, rows: m, out: out + lo * o)
         }
+    }
+
+    /// gate ← silu(gate) ⊙ up, after clipping (gate ≤ limit, |up| ≤ limit) when a limit is set.
+    static func activate(_ g: UnsafeMutablePointer<Float>, _ u: UnsafeMutablePointer<Float>, _ n: Int, limit: Float?) {
+        if let l = limit {
+            for i in 0..<n { g[i] = min(g[i], l); u[i] = min(max(u[i], -l), l) }
+        }
+        VectorOps.swiglu(g, u, n)
     }
 }

@@ -20,7 +20,7 @@ extension OpenAIServer {
             let r = try RequestReader(req.body, allowed: OpenAIServer.messagesFields)
             let body = try OpenAIServer.chatBody(fromMessages: r)
             let q = try readChat(try RequestReader(json: body, allowed: OpenAIServer.chatFields))
-            switch try planChat(q) {
+            switch try planChat(q, access: OpenAIServer.knowledgeAccess(req, config)) {
             case .direct(let text, _):
                 return .json(200, anthropicMessage([.object([("type", .string("text")), ("text", .string(text))])],
                                                    stop: "end_turn", input: 0, output: 0))

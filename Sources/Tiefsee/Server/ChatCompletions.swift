@@ -16,7 +16,7 @@ extension OpenAIServer {
         var allowed = OpenAIServer.chatFields
         if hooks.knowledge == nil { allowed.remove("knowledge") }
         let q = try readChat(try RequestReader(req.body, allowed: allowed))
-        switch try planChat(q) {
+        switch try planChat(q, access: OpenAIServer.knowledgeAccess(req, config)) {
         case .direct(let text, let knowledge):
             return cannedChatReply(text, knowledge: knowledge, stream: q.common.stream, includeUsage: q.common.includeUsage)
         case .generate(let plan):
@@ -89,8 +89,9 @@ extension OpenAIServer {
         case direct(String, KnowledgeContext)
     }
 
-    /// Knowledge retrieval, the rendered prompt, and the job submitted to the scheduler.
-    func planChat(_ q: ChatRequest) throws -> ChatOutcome {
+    /// Knowledge retrieval (from the bases `access` allows), the rendered prompt, and the job
+    /// submitted to the scheduler.
+    func planChat(_ q: ChatRequest, access: KnowledgeAccess) throws -> ChatOutcome {
         var messages = q.messages
         var knowledge: KnowledgeContext? = nil
         if let spec = q.knowledge {
@@ -98,7 +99,7 @@ extension OpenAIServer {
                 throw OpenAIError(400, "knowledge bases are not available on this server (start it with --embedding-model, or fetch the default embedding model)",
                                   param: "model", code: "knowledge_unavailable")
             }
-            let ctx = try f(spec, messages)
+            let ctx = try f(spec, messages, access)
             if let direct = ctx.directAnswer { return .direct(direct, ctx) }
             knowledge = ctx
             messages = ctx.messages
@@ -231,14 +232,15 @@ extension OpenAIServer {
     }
 
     /// The `sources` field of a knowledge-grounded reply: every retrieved passage in prompt order
-    /// (`index` is the `[n]` the answer cites), with whether the answer cites it.
+    /// (`index` is the `[n]` the answer cites), with whether the answer cites it and the passage
+    /// itself (the chat page opens it from the citation).
     static func sourcesJSON(_ hits: [KnowledgeHit], answer: String) -> JSONValue {
         let cited = Set(citedSources(in: answer, count: hits.count))
         return .array(hits.enumerated().map { i, h in
             .object([("index", .int(i + 1)), ("file", .string(URL(fileURLWithPath: h.path).lastPathComponent)),
                      ("path", .string(h.path)), ("heading", .string(h.headingPath)), ("page", h.page.map { .int($0) } ?? .null),
                      ("citation", .string(h.citation)), ("score", .double(h.score)), ("similarity", .double(Double(h.similarity))),
-                     ("cited", .bool(cited.contains(i + 1)))])
+                     ("cited", .bool(cited.contains(i + 1))), ("text", .string(h.text))])
         })
     }
 

@@ -27,6 +27,9 @@ public final class HTTPRequest: @unchecked Sendable {
     let connection: OpaquePointer
     /// The connection's socket, to notice a client that went away.
     public let socket: Int32
+    /// Who sent it, once the server's preflight has checked its credentials (nil: nobody, or
+    /// a server without users).
+    public internal(set) var principal: Principal?
 
     init(method: String, url: String, connection: OpaquePointer) {
         self.method = method
@@ -37,6 +40,18 @@ public final class HTTPRequest: @unchecked Sendable {
 
     public func header(_ name: String) -> String? {
         guard let v = MHD_lookup_connection_value(connection, .HEADER_KIND, name) else { return nil }
+        return String(cString: v)
+    }
+
+    /// A `?name=value` argument of the URL (percent-decoded by libmicrohttpd).
+    public func query(_ name: String) -> String? {
+        guard let v = MHD_lookup_connection_value(connection, .GET_ARGUMENT_KIND, name) else { return nil }
+        return String(cString: v)
+    }
+
+    /// A cookie sent with the request.
+    public func cookie(_ name: String) -> String? {
+        guard let v = MHD_lookup_connection_value(connection, .COOKIE_KIND, name) else { return nil }
         return String(cString: v)
     }
 

@@ -105,7 +105,7 @@ public final class ModelRouter: @unchecked Sendable {
     // MARK: requests
 
     func preflight(_ req: HTTPRequest) -> HTTPResponse? {
-        guard let e = OpenAIServer.preflightError(req, apiKey: config.apiKey, embeddings: false) else { return nil }
+        guard let e = OpenAIServer.preflightError(req, config: config, embeddings: false) else { return nil }
         return req.path == "/v1/messages" ? OpenAIServer.anthropicError(e) : e.response
     }
 
@@ -119,6 +119,7 @@ public final class ModelRouter: @unchecked Sendable {
         case "/v1/models":
             return .json(200, .object([("object", .string("list")), ("data", .array(entries.map(modelObject)))]))
         default:
+            if let r = OpenAIServer.webResponse(req, config) { return r }
             if req.path.hasPrefix("/v1/models/") {
                 let id = String(req.path.dropFirst("/v1/models/".count)).removingPercentEncoding ?? ""
                 guard let e = entries.first(where: { $0.id == id }) else { return notFound(id, req).response }
@@ -150,7 +151,7 @@ public final class ModelRouter: @unchecked Sendable {
     /// The entry a request names (`model`, without a `@kb:` suffix); the only one if it names none.
     func route(_ req: HTTPRequest) throws -> Entry {
         let body = try? JSONValue.parse(req.body, maxDepth: 64)
-        guard var name = body?["model"]?.string else {
+        guard var name = body?["model"]?.string ?? req.query("model") else {
             if entries.count == 1 { return entries[0] }
             throw OpenAIError.badParam("model", "'model' is required: this server serves \(entries.map(\.id).joined(separator: ", "))")
         }

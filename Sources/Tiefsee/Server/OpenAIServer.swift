@@ -18,6 +18,10 @@ public struct ServerConfig: Sendable {
     public var chatTemplateKwargs: [String: JSONValue] = [:]
     /// RAM for KV states kept beyond the slots (`--cache-ram MiB`); 0: none.
     public var cacheRAMBytes = 0
+    /// Users, API keys and groups (`tiefsee user …`): with it every request but /health and the
+    /// chat page's login needs a user's key or session, and knowledge bases are read by the
+    /// groups granted them. nil: no users (only `apiKey`, if set), every base readable.
+    public var users: UserDatabase? = nil
     public init() {}
 }
 
@@ -40,6 +44,8 @@ public final class OpenAIServer: @unchecked Sendable {
     /// DeepSeek V3-family templates concatenate tool-call arguments as text.
     let keepsArgumentText: Bool
     let created = Int(Date().timeIntervalSince1970)
+    /// MoE models: experts chosen per layer since start (the chat page's model panel).
+    let routing: RoutingStats?
 
     /// 0 for a server without a listener (one model of a ModelRouter).
     public var port: Int { http?.port ?? 0 }
@@ -62,6 +68,7 @@ public final class OpenAIServer: @unchecked Sendable {
         toolCallFormat = engine.toolCallFormat
         supportsTools = encoder || src.contains("tools") || toolCallFormat == .deepseek
         keepsArgumentText = !encoder && ChatTemplate.wantsArgumentText(src)
+        routing = engine.config.moe != nil ? engine.model.startRoutingStats() : nil
         scheduler = BatchScheduler(engine: engine, parallel: parallel, contextSize: contextSize,
                                    maxQueue: config.maxQueue, metrics: metrics,
                                    promptCache: config.cacheRAMBytes > 0 ? PromptCache(budgetBytes: config.cacheRAMBytes) : nil)
@@ -97,42 +104,29 @@ public final class OpenAIServer: @unchecked Sendable {
 
     /// Headers only: authentication, routes and methods are checked before a body is read.
     func preflight(_ req: HTTPRequest) -> HTTPResponse? {
-        guard let e = OpenAIServer.preflightError(req, apiKey: config.apiKey, embeddings: hooks.embeddings != nil) else { return nil }
+        guard let e = OpenAIServer.preflightError(req, config: config, embeddings: hooks.embeddings != nil) else { return nil }
         return req.path == "/v1/messages" ? OpenAIServer.anthropicError(e) : e.response
     }
 
-    static func preflightError(_ req: HTTPRequest, apiKey: String?, embeddings: Bool) -> OpenAIError? {
+    /// The method a path answers to; nil: no such route.
+    static func method(for path: String, embeddings: Bool) -> String? {
+        if ["/health", "/metrics", "/v1/models", "/api/session", "/api/model", "/api/knowledge"].contains(path)
+            || path.hasPrefix("/v1/models/") || WebChatAssets.files[path] != nil { return "GET" }
+        if ["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses", "/api/login", "/api/logout"].contains(path)
+            || (path == "/v1/embeddings" && embeddings) || uploadTarget(path) != nil { return "POST" }
+        return nil
+    }
+
+    static func preflightError(_ req: HTTPRequest, config: ServerConfig, embeddings: Bool) -> OpenAIError? {
         let path = req.path
-        let isModelPath = path == "/v1/models" || path.hasPrefix("/v1/models/")
-        let getPaths = path == "/health" || path == "/metrics" || isModelPath
-        let postPaths = ["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses"].contains(path)
-            || (path == "/v1/embeddings" && embeddings)
-        guard getPaths || postPaths else {
+        guard let wanted = method(for: path, embeddings: embeddings) else {
             return OpenAIError(404, "Unknown request URL: \(req.method) \(path)", code: "unknown_url")
         }
-        if path != "/health", let key = apiKey, !key.isEmpty {
-            // OpenAI clients send `Authorization: Bearer KEY`, Anthropic clients `x-api-key: KEY`.
-            let bearer = req.header("Authorization") ?? ""
-            let anthropic = req.header("x-api-key") ?? ""
-            if !OpenAIServer.constantTimeEqual(bearer, "Bearer " + key) && !OpenAIServer.constantTimeEqual(anthropic, key) {
-                let msg = bearer.isEmpty && anthropic.isEmpty
-                    ? "You didn't provide an API key. Provide it as 'Authorization: Bearer KEY' (or 'x-api-key: KEY')."
-                    : "Incorrect API key provided."
-                return OpenAIError(401, msg, code: "invalid_api_key")
-            }
-        }
-        let wanted = getPaths ? "GET" : "POST"
+        if !isPublic(path), let e = authenticate(req, config) { return e }
         if req.method != wanted && !(wanted == "GET" && req.method == "HEAD") {
             return OpenAIError(405, "\(req.method) is not allowed on \(path); use \(wanted)", code: "method_not_allowed")
         }
         return nil
-    }
-
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var diff = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<y.count { diff |= (i < x.count ? x[i] : 0) ^ y[i] }
-        return diff == 0
     }
 
     func handle(_ req: HTTPRequest) -> HTTPResponse {
@@ -154,11 +148,17 @@ public final class OpenAIServer: @unchecked Sendable {
                 return anthropicMessages(req)
             case "/v1/responses":
                 return try responses(req)
+            case "/api/model":
+                return .json(200, modelInfo)
+            case "/api/knowledge":
+                return try knowledgeBases(req)
             case "/v1/embeddings":
                 guard let f = hooks.embeddings else { throw OpenAIError(404, "embeddings are not available") }
                 let body = try RequestReader(req.body, allowed: Set((try? JSONValue.parse(req.body, maxDepth: 64).object?.map(\.0)) ?? []))
                 return .json(200, try f(body.body))
             default:
+                if let r = OpenAIServer.webResponse(req, config) { return r }
+                if let kb = OpenAIServer.uploadTarget(req.path) { return try upload(req, kb: kb) }
                 if req.path.hasPrefix("/v1/models/") {
                     let id = String(req.path.dropFirst("/v1/models/".count)).removingPercentEncoding ?? ""
                     guard isServedModel(id) else { throw modelNotFound(id) }

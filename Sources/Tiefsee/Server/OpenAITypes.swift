@@ -50,17 +50,24 @@ public struct KnowledgeContext {
 }
 
 /// Hooks for features other libraries provide (embeddings, knowledge base); `ServerKnowledge`
-/// supplies both. Unset hooks make the endpoint answer 404 and the `knowledge` field 400.
+/// supplies them. Unset hooks make the endpoint answer 404 and the `knowledge` field 400.
 public struct ServerHooks {
     /// POST /v1/embeddings: the request body in, the OpenAI-shaped response out. Runs on the
     /// connection's thread, never on the scheduler's decode thread.
     public var embeddings: ((JSONValue) throws -> JSONValue)?
     /// The chat request's knowledge spec (the `knowledge` field, or the name from a
-    /// `MODEL@kb:NAME` model alias, as a string) and its messages in; the grounded prompt out.
-    public var knowledge: ((JSONValue, [JSONValue]) throws -> KnowledgeContext)?
+    /// `MODEL@kb:NAME` model alias, as a string), its messages and the bases its sender may
+    /// read in; the grounded prompt out.
+    public var knowledge: ((JSONValue, [JSONValue], KnowledgeAccess) throws -> KnowledgeContext)?
+    /// GET /api/knowledge: the bases the sender may read.
+    public var knowledgeBases: ((KnowledgeAccess) throws -> JSONValue)?
+    /// POST /api/knowledge/NAME/documents?filename=F: a document's bytes into base NAME.
+    public var upload: ((_ kb: String, _ filename: String, _ data: [UInt8], KnowledgeAccess) throws -> JSONValue)?
     public init(embeddings: ((JSONValue) throws -> JSONValue)? = nil,
-                knowledge: ((JSONValue, [JSONValue]) throws -> KnowledgeContext)? = nil) {
-        self.embeddings = embeddings; self.knowledge = knowledge
+                knowledge: ((JSONValue, [JSONValue], KnowledgeAccess) throws -> KnowledgeContext)? = nil,
+                knowledgeBases: ((KnowledgeAccess) throws -> JSONValue)? = nil,
+                upload: ((String, String, [UInt8], KnowledgeAccess) throws -> JSONValue)? = nil) {
+        self.embeddings = embeddings; self.knowledge = knowledge; self.knowledgeBases = knowledgeBases; self.upload = upload
     }
 }
 

@@ -20,7 +20,7 @@ extension OpenAIServer {
         if try r.bool("background") == true { throw OpenAIError.badParam("background", "background responses are not supported") }
         let q = try readChat(try RequestReader(json: try OpenAIServer.chatBody(fromResponses: r), allowed: OpenAIServer.chatFields))
         let echo = ResponseEcho(r, model: modelID)
-        switch try planChat(q) {
+        switch try planChat(q, access: OpenAIServer.knowledgeAccess(req, config)) {
         case .direct(let text, _):
             return .json(200, echo.response(status: "completed", output: [ResponseEcho.message(text, id: OpenAIServer.newID("msg_"))],
                                             usage: OpenAIServer.responseUsage(0, 0), incomplete: nil))

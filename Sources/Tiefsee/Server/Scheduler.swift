@@ -111,7 +111,8 @@ public final class BatchScheduler: @unchecked Sendable {
             history = job.prompt
             self.promptDone = promptDone
             let o = job.options
-            if o.promptLookup && o.sampling.temperature <= 0 && o.grammar == nil && job.topLogprobs == nil { lookup = PromptLookup() }
+            if o.promptLookup && o.sampling.temperature <= 0 && o.grammar == nil && job.topLogprobs == nil
+                && slot.cache.canRewind { lookup = PromptLookup() }
         }
         var prefilling: Bool { promptDone < job.prompt.count }
     }
@@ -187,13 +188,14 @@ public final class BatchScheduler: @unchecked Sendable {
                 var c = 0
                 let n = min(s.tokens.count, job.prompt.count - 2)
                 while c < n && s.tokens[c] == job.prompt[c] { c += 1 }
+                c = s.cache.reusablePrefix(c)   // a cache that cannot rewind keeps all or nothing
                 if c > bestCommon { bestCommon = c; best = s }
             }
             let slot = best!
             slot.busy = true
             // The positions this slot is about to forget go to the prompt cache first, and a
             // saved state sharing more of this prompt than the slot does replaces its content.
-            if let pc = promptCache {
+            if let pc = promptCache, slot.cache.canRewind {
                 if slot.tokens.count - bestCommon >= pc.minTokens { pc.save(tokens: slot.tokens, from: slot.cache) }
                 if let restored = pc.restore(prompt: job.prompt, limit: job.prompt.count - 2, atLeast: bestCommon, into: slot.cache) {
                     slot.tokens = restored

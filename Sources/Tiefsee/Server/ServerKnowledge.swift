@@ -16,6 +16,10 @@ public final class ServerKnowledge: @unchecked Sendable {
     public var maxInputs = 2048
     private let lock = NSLock()
     private var bases: [String: KnowledgeBase] = [:]
+    private var searchCounts: [String: Int] = [:]
+
+    /// Searches run per base since start (tests check that refused requests never searched).
+    public func searches(_ kb: String) -> Int { lock.lock(); defer { lock.unlock() }; return searchCounts[kb] ?? 0 }
 
     public init(engine: Engine, embedder: EmbeddingModel?, directory: String = KnowledgeBase.directory) {
         self.engine = engine
@@ -27,7 +31,9 @@ public final class ServerKnowledge: @unchecked Sendable {
     /// model; knowledge always.
     public var hooks: ServerHooks {
         ServerHooks(embeddings: embedder == nil ? nil : { try self.embeddings($0) },
-                    knowledge: { try self.knowledge($0, $1) })
+                    knowledge: { try self.knowledge($0, $1, access: $2) },
+                    knowledgeBases: { try self.list(access: $0) },
+                    upload: { try self.upload(kb: $0, filename: $1, data: $2, access: $3) })
     }
 
     // MARK: /v1/embeddings
@@ -108,7 +114,7 @@ public final class ServerKnowledge: @unchecked Sendable {
     /// `spec`: "NAME" or {"kb": "NAME", "top_k": N, "min_score": S}. Retrieves for the last user
     /// message and returns `KnowledgeAnswerer`'s grounded prompt (the one `tiefsee ask` uses),
     /// with earlier turns (not system messages) kept before the final question.
-    public func knowledge(_ spec: JSONValue, _ messages: [JSONValue]) throws -> KnowledgeContext {
+    public func knowledge(_ spec: JSONValue, _ messages: [JSONValue], access: KnowledgeAccess = .all) throws -> KnowledgeContext {
         let name: String
         var topK: Int? = nil
         var minScore: Double? = nil
@@ -132,6 +138,9 @@ public final class ServerKnowledge: @unchecked Sendable {
             throw OpenAIError.badParam("knowledge", "'knowledge' must be a knowledge base name or {\"kb\": NAME, \"top_k\": N}")
         }
         guard KnowledgeBase.validName(name) else { throw OpenAIError.badParam("knowledge", "invalid knowledge base name '\(name)'") }
+        // Checked before anything is opened or searched: no passage of a base the sender may not
+        // read is ever retrieved.
+        guard access.mayRead(name) else { throw ServerKnowledge.forbidden(name, "read") }
         let path = directory + "/" + name + ".sqlite"
         guard FileManager.default.fileExists(atPath: path) else {
             throw OpenAIError(404, "The knowledge base '\(name)' does not exist (tiefsee kb ls lists the bases).",
@@ -143,11 +152,8 @@ public final class ServerKnowledge: @unchecked Sendable {
             throw OpenAIError.badParam("messages", "answering from a knowledge base needs a user message with text")
         }
         lock.lock(); defer { lock.unlock() }
-        let kb: KnowledgeBase
-        if let b = bases[name] { kb = b } else {
-            kb = try KnowledgeBase(name: name, path: path, embedder: embedder, create: false)
-            bases[name] = kb
-        }
+        let kb = try base(name, create: false)
+        searchCounts[name, default: 0] += 1
         let answerer = KnowledgeAnswerer(engine: engine, kb: kb)
         if let topK { answerer.topK = topK }
         if let minScore { answerer.minSimilarity = Float(minScore) }
@@ -160,5 +166,80 @@ public final class ServerKnowledge: @unchecked Sendable {
         let history = messages[..<last].filter { $0["role"]?.string != "system" }
         out.insert(contentsOf: history, at: out.count - 1)
         return KnowledgeContext(messages: out, sources: prompt.sources)
+    }
+
+    static func forbidden(_ name: String, _ what: String) -> OpenAIError {
+        OpenAIError(403, "you may not \(what) the knowledge base '\(name)' (tiefsee group grant GROUP \(name)\(what == "read" ? "" : " --write") gives a group access)",
+                    type: "permission_error", param: "knowledge", code: "knowledge_base_forbidden")
+    }
+
+    /// The open base `name` (caller holds `lock`).
+    private func base(_ name: String, create: Bool) throws -> KnowledgeBase {
+        if let b = bases[name] { return b }
+        let kb = try KnowledgeBase(name: name, path: directory + "/" + name + ".sqlite", embedder: embedder, create: create)
+        bases[name] = kb
+        return kb
+    }
+
+    // MARK: the chat page: listing and upload
+
+    /// GET /api/knowledge: the bases `access` may read — those on disk, and for a principal also
+    /// the ones it may write that do not exist yet (its first upload creates them).
+    public func list(access: KnowledgeAccess) throws -> JSONValue {
+        let onDisk = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasSuffix(".sqlite") }.map { String($0.dropLast(7)) }
+        var names = Set(onDisk.filter { KnowledgeBase.validName($0) })
+        if case .only(let p?) = access { names.formUnion(p.writable) }
+        lock.lock(); defer { lock.unlock() }
+        let rows: [JSONValue] = try names.sorted().filter { access.mayRead($0) }.map { name in
+            let exists = onDisk.contains(name)
+            let c = exists ? try base(name, create: false).counts() : (documents: 0, chunks: 0)
+            return .object([("name", .string(name)), ("documents", .int(c.documents)), ("chunks", .int(c.chunks)),
+                            ("writable", .bool(access.mayWrite(name)))])
+        }
+        return .object([("object", .string("list")), ("data", .array(rows))])
+    }
+
+    /// The file name an upload is stored under: its last path component, with characters other
+    /// than letters, digits and `-_. ` replaced; the extension must be one ingest reads.
+    static func safeFileName(_ raw: String) throws -> String {
+        let last = raw.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
+        let cleaned = String(last.map { $0.isLetter || $0.isNumber || "-_. ".contains($0) ? $0 : "_" }).trimmingCharacters(in: .whitespaces)
+        guard !cleaned.isEmpty, !cleaned.hasPrefix("."), cleaned.count <= 200 else {
+            throw OpenAIError.badParam("filename", "'filename' must name the document, e.g. ?filename=handbook.pdf")
+        }
+        guard DocumentExtractor.isSupported(cleaned) else {
+            throw OpenAIError.badParam("filename", "'\(cleaned)' is not a supported document type (.txt .md .html .pdf .docx)")
+        }
+        return cleaned
+    }
+
+    /// POST /api/knowledge/NAME/documents?filename=F: stores the document under
+    /// `DIRECTORY/NAME.files/` and ingests it like `tiefsee kb add` (a file of the same name is
+    /// replaced and re-embedded only if its content changed).
+    public func upload(kb name: String, filename: String, data: [UInt8], access: KnowledgeAccess) throws -> JSONValue {
+        guard KnowledgeBase.validName(name) else { throw OpenAIError.badParam("knowledge", "invalid knowledge base name '\(name)'") }
+        guard access.mayWrite(name) else { throw ServerKnowledge.forbidden(name, "upload into") }
+        let file = try ServerKnowledge.safeFileName(filename)
+        guard !data.isEmpty else { throw OpenAIError.badParam("body", "the document is empty") }
+        let folder = directory + "/" + name + ".files"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let path = folder + "/" + file
+        try Data(data).write(to: URL(fileURLWithPath: path))
+        lock.lock(); defer { lock.unlock() }
+        let kb = try base(name, create: true)
+        let report: IngestReport
+        do { report = try kb.add(paths: [path]) } catch let e as KnowledgeError {
+            throw OpenAIError(422, "\(file): \(e)", param: "body", code: "document_unreadable")
+        }
+        if let f = report.failed.first {
+            try? FileManager.default.removeItem(atPath: path)
+            throw OpenAIError(422, "\(file) could not be read: \(f.error)", param: "body", code: "document_unreadable")
+        }
+        let c = try kb.counts()
+        let status = !report.added.isEmpty ? "added" : !report.updated.isEmpty ? "updated" : "unchanged"
+        return .object([("kb", .string(name)), ("file", .string(file)), ("status", .string(status)),
+                        ("chunks", .int(report.chunksEmbedded)), ("documents", .int(c.documents)), ("total_chunks", .int(c.chunks)),
+                        ("seconds", .double((report.seconds * 1000).rounded() / 1000))])
     }
 }

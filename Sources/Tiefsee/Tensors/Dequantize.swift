@@ -25,6 +25,7 @@ public enum DequantError: Error, CustomStringConvertible, Equatable {
 /// Types `dequantizeRow` / `dequantize` handle.
 public let supportedDequantTypes: [TensorType] = [
     .f32, .f16, .bf16, .f8e4m3, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K,
+    .iq1_s, .iq1_m, .iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s, .iq4_xs, .iq4_nl, .mxfp4, .tq1_0, .tq2_0,
 ]
 
 public func canDequantize(_ type: TensorType) -> Bool { supportedDequantTypes.contains(type) }
@@ -50,6 +51,18 @@ public func dequantizeRow(_ type: TensorType, _ src: UnsafeRawPointer, _ dst: Un
     case .q4_K: tf_dequant_q4_K(src, dst, n)
     case .q5_K: tf_dequant_q5_K(src, dst, n)
     case .q6_K: tf_dequant_q6_K(src, dst, n)
+    case .iq1_s: tf_dequant_iq1_s(src, dst, n)
+    case .iq1_m: tf_dequant_iq1_m(src, dst, n)
+    case .iq2_xxs: tf_dequant_iq2_xxs(src, dst, n)
+    case .iq2_xs: tf_dequant_iq2_xs(src, dst, n)
+    case .iq2_s: tf_dequant_iq2_s(src, dst, n)
+    case .iq3_xxs: tf_dequant_iq3_xxs(src, dst, n)
+    case .iq3_s: tf_dequant_iq3_s(src, dst, n)
+    case .iq4_xs: tf_dequant_iq4_xs(src, dst, n)
+    case .iq4_nl: tf_dequant_iq4_nl(src, dst, n)
+    case .mxfp4: tf_dequant_mxfp4(src, dst, n)
+    case .tq1_0: tf_dequant_tq1_0(src, dst, n)
+    case .tq2_0: tf_dequant_tq2_0(src, dst, n)
     default: throw DequantError.unsupportedType(type)
     }
 }

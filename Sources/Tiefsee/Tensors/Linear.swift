@@ -95,6 +95,10 @@ extension Linear {
     /// 0.00025 → 0.00019 nats, same argmax agreement (98.65%), for ~15% of generation speed and
     /// ~30% of prompt speed — so 8-bit is the default.
     public nonisolated(unsafe) static var preciseFFNDown = ProcessInfo.processInfo.environment["TIEFSEE_PRECISE"] == "1"
+    /// Accuracy mode (TIEFSEE_PRECISE=all): two-level activations for every quantized product, so
+    /// what remains of a difference to the f32 reference is the weights' own (checks a new kernel
+    /// apart from the 8-bit activation noise).
+    public nonisolated(unsafe) static var preciseAllActivations = ProcessInfo.processInfo.environment["TIEFSEE_PRECISE"] == "all"
 
     func forwardDequantized(_ x: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         let n = inFeatures, o = outFeatures, tile = 16, w = weight

@@ -25,7 +25,7 @@ extension Linear {
     private var jobMode: JobMode {
         if wantsExact { return .exact }
         if activation == .f32 { return .f32 }
-        return preciseActivations && activation == .q8_0 ? .q8Precise : .q8
+        return (preciseActivations || Linear.preciseAllActivations) && activation == .q8_0 ? .q8Precise : .q8
     }
 
     /// Products that read *different* inputs (the routed experts of a MoE layer, each with its

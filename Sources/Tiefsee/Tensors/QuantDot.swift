@@ -20,8 +20,12 @@ public enum ActivationQuant: Sendable, Equatable {
     public func byteCount(elements n: Int) -> Int { n / blockSize * blockBytes }
 }
 
+/// The low-bit weight types: integer kernels of their own (quant_lowbit.h), Q8A activations.
+public let lowBitTypes: [TensorType] = [.q2_K, .q3_K, .iq1_s, .iq1_m, .iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s,
+                                        .iq4_xs, .iq4_nl, .mxfp4, .tq1_0, .tq2_0]
+
 /// Weight types `dotRow` supports.
-public let quantDotTypes: [TensorType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+public let quantDotTypes: [TensorType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K] + lowBitTypes
 
 public func supportsQuantDot(_ type: TensorType) -> Bool { quantDotTypes.contains(type) }
 
@@ -31,7 +35,7 @@ public func activationFormat(for type: TensorType) -> ActivationQuant? {
     switch type {
     case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K: return .q8_0
     case .f32, .f16, .bf16: return .f32
-    default: return nil
+    default: return lowBitTypes.contains(type) ? .q8_0 : nil
     }
 }
 
@@ -90,7 +94,9 @@ public func dotRow(type: TensorType, row: UnsafeRawPointer, xq: UnsafeRawPointer
     case .f32: return tf_vec_dot_f32(n32, row.assumingMemoryBound(to: Float.self), xq.assumingMemoryBound(to: Float.self))
     case .f16: return tf_vec_dot_f16_f32(n32, row, xq.assumingMemoryBound(to: Float.self))
     case .bf16: return tf_vec_dot_bf16_f32(n32, row, xq.assumingMemoryBound(to: Float.self))
-    default: preconditionFailure("dotRow: unsupported weight type \(type.rawValue)")
+    default:
+        precondition(tf_is_lowbit(cTypeCode(type)) != 0, "dotRow: unsupported weight type \(type.rawValue)")
+        return tf_vec_dot_lowbit(cTypeCode(type), n32, row, xq)
     }
 }
 
@@ -117,6 +123,8 @@ public func dotRowReference(type: TensorType, row: UnsafeRawPointer, xq: UnsafeR
     case .f32: return tf_vec_dot_f32_ref(n32, row.assumingMemoryBound(to: Float.self), xq.assumingMemoryBound(to: Float.self))
     case .f16: return tf_vec_dot_f16_f32_ref(n32, row, xq.assumingMemoryBound(to: Float.self))
     case .bf16: return tf_vec_dot_bf16_f32_ref(n32, row, xq.assumingMemoryBound(to: Float.self))
-    default: preconditionFailure("dotRowReference: unsupported weight type \(type.rawValue)")
+    default:
+        precondition(tf_is_lowbit(cTypeCode(type)) != 0, "dotRowReference: unsupported weight type \(type.rawValue)")
+        return tf_vec_dot_lowbit_ref(cTypeCode(type), n32, row, xq)
     }
 }

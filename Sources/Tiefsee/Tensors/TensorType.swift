@@ -8,7 +8,7 @@ public enum TensorType: String, CaseIterable, Sendable {
     case q2_K = "Q2_K", q3_K = "Q3_K", q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K", q8_K = "Q8_K"
     case iq2_xxs = "IQ2_XXS", iq2_xs = "IQ2_XS", iq3_xxs = "IQ3_XXS", iq1_s = "IQ1_S"
     case iq4_nl = "IQ4_NL", iq3_s = "IQ3_S", iq2_s = "IQ2_S", iq4_xs = "IQ4_XS", iq1_m = "IQ1_M"
-    case tq1_0 = "TQ1_0", tq2_0 = "TQ2_0"
+    case tq1_0 = "TQ1_0", tq2_0 = "TQ2_0", mxfp4 = "MXFP4"
 
     /// ggml's type ids as written in GGUF tensor infos (ggml.h `enum ggml_type`).
     public var ggmlID: UInt32? {
@@ -44,6 +44,7 @@ public enum TensorType: String, CaseIterable, Sendable {
         case .bf16: return 30
         case .tq1_0: return 34
         case .tq2_0: return 35
+        case .mxfp4: return 39
         case .f8e4m3, .u8, .bool: return nil
         }
     }
@@ -73,7 +74,7 @@ public enum TensorType: String, CaseIterable, Sendable {
     /// Elements per block (1 for plain types).
     public var blockSize: Int {
         switch self {
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .iq4_nl: return 32
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .iq4_nl, .mxfp4: return 32
         case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K, .iq2_xxs, .iq2_xs, .iq3_xxs, .iq1_s,
              .iq3_s, .iq2_s, .iq4_xs, .iq1_m, .tq1_0, .tq2_0: return 256
         default: return 1
@@ -110,10 +111,14 @@ public enum TensorType: String, CaseIterable, Sendable {
         case .iq1_m: return 56
         case .tq1_0: return 54
         case .tq2_0: return 66
+        case .mxfp4: return 17     // E8M0 scale + 16 bytes of e2m1 nibbles
         }
     }
 
     public var isQuantized: Bool { blockSize > 1 }
+
+    /// Storage bits per weight, scales included (Q4_K 4.5, IQ2_XXS 2.0625, IQ1_S 1.5625).
+    public var bitsPerWeight: Double { Double(blockBytes * 8) / Double(blockSize) }
 
     /// Bytes for `count` elements, or nil if `count` is not a whole number of blocks or overflows.
     public func byteCount(elements count: Int) -> Int? {
