@@ -191,6 +191,49 @@ final class DeepSeekV32Tests: XCTestCase {
         XCTAssertLessThanOrEqual(d, 1e-4, "sparse absorbed vs expanded \(d)")
     }
 
+    /// The fixture discriminates: with the indexer's selection switched off (index_topk past the
+    /// context, i.e. dense MLA) the logits leave the reference.
+    func testSelectionChangesTheResult() throws {
+        let files = try ModelFiles.open(.hfFolder(fixturePath("moe/\(Self.name)")))
+        var c = try XCTUnwrap(files.config)
+        c.dsa?.indexTopK = 1000
+        let dense = try DeepSeekV32Decoder.load(config: c, weights: WeightLoader(source: files.weights, naming: files.naming, fileName: "fixture"))
+        let e = try Self.expected()
+        let V = c.vocabSize
+        let logits = try dense.forward(e.prompt, cache: dense.makeCache(capacity: 64), lastK: e.prompt.count)
+        var early: Float = 0, late: Float = 0
+        for (t, row) in e.logits.enumerated() {
+            let d = MoETests.maxAbsDiff(logits.p + t * V, row)
+            if t < e.topK { early = max(early, d) } else { late = max(late, d) }
+        }
+        XCTAssertLessThanOrEqual(early, 1e-4, "positions < index_topk select everything: dense MLA is the same")
+        XCTAssertGreaterThan(late, 1e-2, "dense attention must differ from DSA once the selection is strict")
+        print("deepseek-v32: dense MLA vs the DSA reference: \(early) before position index_topk, \(late) after")
+    }
+
+    /// `tiefsee quantize` on the HF folder writes a deepseek32 GGUF with the indexer's tensors and keys.
+    func testQuantizeToDeepSeek32GGUF() throws {
+        let dir = NSTemporaryDirectory() + "tiefsee-dsv32-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = dir + "/m.gguf"
+        _ = try quantizeModel(input: fixturePath("moe/\(Self.name)"), output: out, scheme: .q8_0)
+        let g = try GGUFFile(path: out)
+        XCTAssertEqual(g.architecture, "deepseek32")
+        XCTAssertEqual(g["deepseek32.attention.indexer.top_k"]?.int, 6)
+        XCTAssertNotNil(g.info("blk.2.indexer.k_norm.bias"))
+        XCTAssertNotNil(g.info("blk.0.attn_q_a.bias"))
+        let model = try ModelLoader.load(ModelFiles.open(.gguf(out)))
+        let e = try Self.expected()
+        let V = model.config.vocabSize
+        let logits = try model.forward(e.prompt, cache: model.makeCache(capacity: 64), lastK: e.prompt.count)
+        let agree = e.logits.indices.filter { t in
+            Sampler.argmax(logits.p + t * V, V) == e.logits[t].indices.max { e.logits[t][$0] < e.logits[t][$1] }!
+        }.count
+        print("deepseek-v32 Q8_0 GGUF: top-1 agreement \(agree)/\(e.logits.count)")
+        XCTAssertGreaterThanOrEqual(agree, e.logits.count - 1)
+    }
+
     func testInfoReportsKVBytesPerLayerKind() throws {
         let out = try MoECLITests.run(["info", fixturePath("moe/\(Self.name)")])
         XCTAssertTrue(out.contains("MLA latent:"), out)

@@ -55,8 +55,10 @@ extension ModelConfig {
             guard t.count == numLayers, t.allSatisfy({ $0 == "dense" || $0 == "sparse" }) else {
                 throw ConfigError(message: "\(path): mlp_layer_types must list 'dense' or 'sparse' for each of the \(numLayers) layers")
             }
-            moe?.firstKDenseReplace = 0
-            moe?.mlpOnlyLayers = t.indices.filter { t[$0] == "dense" }
+            // Leading dense layers as first_k_dense_replace (what GGUF can say), any others listed.
+            let lead = t.prefix { $0 == "dense" }.count
+            moe?.firstKDenseReplace = lead
+            moe?.mlpOnlyLayers = t.indices.filter { $0 >= lead && t[$0] == "dense" }
         } else {
             moe?.firstKDenseReplace = j["first_k_dense_replace"]?.int ?? 3
         }
