@@ -274,7 +274,7 @@ final class MoETests: XCTestCase {
 
 /// The `tiefsee` command line on the DeepSeek-V3 fixture (which carries a tiny tokenizer).
 final class MoECLITests: XCTestCase {
-    func binary() throws -> String {
+    static func binary() throws -> String {
         // The test bundle and the executable are built into the same folder.
         let dir = URL(fileURLWithPath: CommandLine.arguments.first { $0.contains(".xctest") } ?? CommandLine.arguments[0])
             .deletingLastPathComponent().path
@@ -285,7 +285,10 @@ final class MoECLITests: XCTestCase {
         throw XCTSkip("tiefsee executable not found")
     }
 
-    func run(_ args: [String]) throws -> String {
+    func run(_ args: [String]) throws -> String { try Self.run(args) }
+
+    /// Runs the built `tiefsee` with `args` and returns its standard output (status 0 asserted).
+    static func run(_ args: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try binary())
         p.arguments = args
