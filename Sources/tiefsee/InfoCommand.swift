@@ -5,8 +5,10 @@ enum InfoCommand {
     static let help = """
     usage: tiefsee info [MODEL]
 
-    Prints a model's architecture, parameter count, tensors per storage type, context length,
-    KV-cache size per token, special tokens and the first lines of its chat template.
+    Prints a model's architecture, parameter count, tensors per storage type, bits per weight
+    overall and per kind of tensor (attention, routed and shared experts, dense FFN,
+    embeddings/head), context length, KV-cache size per token, whether weights and cache fit in
+    the memory available, special tokens and the first lines of its chat template.
     MODEL is a GGUF file, a Hugging Face folder, or a cached model name (default model if omitted).
     """
 
@@ -40,8 +42,10 @@ enum InfoCommand {
         print("parameters:    \(formatCount(params)) (\(params))")
         print("tensors:       \(files.weights.tensorNames.count)")
         for (t, e) in byType.sorted(by: { $0.value.bytes > $1.value.bytes }) {
-            print("  \(t.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(e.count).leftPad(5)) tensors  \(formatBytes(e.bytes).leftPad(10))")
+            print("  \(t.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(e.count).leftPad(5)) tensors  \(formatBytes(e.bytes).leftPad(10))"
+                  + String(format: "  %6.3f bits/weight", t.bitsPerWeight))
         }
+        printBitsPerWeight(WeightFootprint(files.weights))
         if let c = config {
             print("context:       \(c.maxPositionEmbeddings) tokens")
             print("layers:        \(c.numLayers), hidden \(c.hiddenSize), heads \(c.numHeads) (kv \(c.numKVHeads)), head dim \(c.headDim)")
@@ -60,6 +64,7 @@ enum InfoCommand {
                 print("KV cache:      \(formatBytes(kv.bytesPerToken)) per token (f32)\(kv.note)")
             }
         }
+        if let plan = MemoryPlan.estimate(files) { print(plan.summary) }
         if let tok = files.tokenizerSummary { print(tok) }
         if let enc = DeepSeekEncoding.forArchitecture(files.architectureName) {
             print("chat prompt:   DeepSeek's \(enc.rawValue) encoder (used instead of any chat template)")
@@ -71,6 +76,19 @@ enum InfoCommand {
             if lines.count > 6 { print("  | …") }
         } else {
             print("chat template: none")
+        }
+    }
+
+    /// Bits per weight overall and per kind of tensor (what a low-bit quantization mixes).
+    static func printBitsPerWeight(_ f: WeightFootprint) {
+        let t = f.total
+        print(String(format: "bits/weight:   %.3f overall (%@ of weights)", t.bitsPerWeight, formatBytes(t.bytes)))
+        for k in TensorKind.allCases {
+            let p = f.part(k)
+            guard p.weights > 0 else { continue }
+            print("  \(k.rawValue.padding(toLength: 21, withPad: " ", startingAt: 0))"
+                  + String(format: "%7.3f bits/weight  ", p.bitsPerWeight) + "\(formatCount(p.weights).leftPad(8)) weights"
+                  + "  \(formatBytes(p.bytes).leftPad(10))  \(String(p.tensors).leftPad(5)) tensors")
         }
     }
 
