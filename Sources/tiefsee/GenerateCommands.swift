@@ -160,7 +160,13 @@ enum EngineFlags {
     }
 }
 
-func loadEngine(_ model: String?, verbose: Bool, options: EngineOptions = EngineOptions()) throws -> Engine {
+/// Loads the model, first saying whether it will fit in memory (MemoryPlan.swift): always when
+/// it will not (streamed experts, paged weights), with --verbose also when it does.
+func loadEngine(_ model: String?, verbose: Bool, options: EngineOptions = EngineOptions(), contextTokens: Int? = nil) throws -> Engine {
+    if let files = try? ModelFiles.open(ModelLocator.resolve(model)),
+       let plan = MemoryPlan.estimate(files, contextTokens: contextTokens, options: options), verbose || plan.verdict != .fits {
+        err(plan.summary)
+    }
     let t0 = Date()
     let isTTY = isatty(STDERR_FILENO) != 0
     if isTTY { FileHandle.standardError.write("loading model…\r".data(using: .utf8)!) }
@@ -183,6 +189,9 @@ enum RunCommand {
 
     Generates a reply to PROMPT and streams it. The model's chat template is applied
     (as a single user turn) unless --raw is given, which continues PROMPT as plain text.
+    Before loading it estimates the memory the weights and KV cache need: when that is more than
+    is available, it says whether the routed experts will stream from disk (MoE) or all weights
+    will be paged (--verbose says so when it fits too).
 
     \(GenerateFlags.help)
       --raw                    plain text completion, no chat template
@@ -198,7 +207,7 @@ enum RunCommand {
         guard let promptText = a.string("prompt") ?? (a.positional.count > 1 ? a.positional[1] : nil) else {
             throw CLIError("no prompt given (use -p \"…\")")
         }
-        let engine = try loadEngine(a.positional.first, verbose: f.verbose, options: f.engine)
+        let engine = try loadEngine(a.positional.first, verbose: f.verbose, options: f.engine, contextTokens: f.contextSize)
         let session = Session(engine: engine, contextSize: f.contextSize ?? engine.defaultContextSize())
         let text: String
         if a.has("raw") {

@@ -5,8 +5,10 @@ enum InfoCommand {
     static let help = """
     usage: tiefsee info [MODEL]
 
-    Prints a model's architecture, parameter count, tensors per storage type, context length,
-    KV-cache size per token, special tokens and the first lines of its chat template.
+    Prints a model's architecture, parameter count, tensors per storage type, bits per weight
+    overall and per kind of tensor (attention, routed and shared experts, dense FFN,
+    embeddings/head), context length, KV-cache size per token, whether weights and cache fit in
+    the memory available, special tokens and the first lines of its chat template.
     MODEL is a GGUF file, a Hugging Face folder, or a cached model name (default model if omitted).
     """
 
@@ -40,8 +42,10 @@ enum InfoCommand {
         print("parameters:    \(formatCount(params)) (\(params))")
         print("tensors:       \(files.weights.tensorNames.count)")
         for (t, e) in byType.sorted(by: { $0.value.bytes > $1.value.bytes }) {
-            print("  \(t.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(e.count).leftPad(5)) tensors  \(formatBytes(e.bytes).leftPad(10))")
+            print("  \(t.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(String(e.count).leftPad(5)) tensors  \(formatBytes(e.bytes).leftPad(10))"
+                  + String(format: "  %6.3f bits/weight", t.bitsPerWeight))
         }
+        printBitsPerWeight(WeightFootprint(files.weights))
         if let c = config {
             print("context:       \(c.maxPositionEmbeddings) tokens")
             print("layers:        \(c.numLayers), hidden \(c.hiddenSize), heads \(c.numHeads) (kv \(c.numKVHeads)), head dim \(c.headDim)")
@@ -58,8 +62,12 @@ enum InfoCommand {
             } else {
                 let kv = KVCacheSize(config: c)
                 print("KV cache:      \(formatBytes(kv.bytesPerToken)) per token (f32)\(kv.note)")
+                for k in kv.kinds {
+                    print("  \((k.name + ":").padding(toLength: 18, withPad: " ", startingAt: 0)) \(k.values) values (\(k.detail)) × \(c.numLayers) layers = \(formatBytes(k.bytes)) per token")
+                }
             }
         }
+        if let plan = MemoryPlan.estimate(files) { print(plan.summary) }
         if let tok = files.tokenizerSummary { print(tok) }
         if let enc = DeepSeekEncoding.forArchitecture(files.architectureName) {
             print("chat prompt:   DeepSeek's \(enc.rawValue) encoder (used instead of any chat template)")
@@ -71,6 +79,19 @@ enum InfoCommand {
             if lines.count > 6 { print("  | …") }
         } else {
             print("chat template: none")
+        }
+    }
+
+    /// Bits per weight overall and per kind of tensor (what a low-bit quantization mixes).
+    static func printBitsPerWeight(_ f: WeightFootprint) {
+        let t = f.total
+        print(String(format: "bits/weight:   %.3f overall (%@ of weights)", t.bitsPerWeight, formatBytes(t.bytes)))
+        for k in TensorKind.allCases {
+            let p = f.part(k)
+            guard p.weights > 0 else { continue }
+            print("  \(k.rawValue.padding(toLength: 21, withPad: " ", startingAt: 0))"
+                  + String(format: "%7.3f bits/weight  ", p.bitsPerWeight) + "\(formatCount(p.weights).leftPad(8)) weights"
+                  + "  \(formatBytes(p.bytes).leftPad(10))  \(String(p.tensors).leftPad(5)) tensors")
         }
     }
 
@@ -87,19 +108,31 @@ enum InfoCommand {
     }
 }
 
-/// KV-cache bytes per token, and for MLA what standard multi-head attention would need.
+/// KV-cache bytes per token, per kind of cached row (MLA's latent, DSA's indexer keys, or keys
+/// and values), and for MLA what standard multi-head attention would need.
 struct KVCacheSize {
     let bytesPerToken: Int
     let note: String
+    /// What every layer stores per token: the row's name, its values, bytes over all layers (f32).
+    let kinds: [(name: String, detail: String, values: Int, bytes: Int)]
 
     init(config c: ModelConfig) {
+        var kinds = [(name: String, detail: String, values: Int)]()
         if let mla = c.mla {
-            bytesPerToken = c.numLayers * (mla.kvLoraRank + mla.qkRopeHeadDim) * 4
-            let mha = c.numLayers * c.numHeads * (mla.qkHeadDim + mla.vHeadDim) * 4
-            note = String(format: " — compressed latent (kv_lora_rank %d + rope %d); standard multi-head attention would need %@ (%.1f×)",
-                          mla.kvLoraRank, mla.qkRopeHeadDim, formatBytes(mha), Double(mha) / Double(bytesPerToken))
+            kinds.append(("MLA latent", "kv_lora_rank \(mla.kvLoraRank) + qk_rope_head_dim \(mla.qkRopeHeadDim)", mla.kvLoraRank + mla.qkRopeHeadDim))
+            if let d = c.dsa { kinds.append(("indexer keys", "index_head_dim", d.indexHeadDim)) }
         } else {
-            bytesPerToken = c.numLayers * c.numKVHeads * c.headDim * 2 * 4
+            let w = c.numKVHeads * c.headDim, d = "\(c.numKVHeads) kv heads × \(c.headDim)"
+            kinds = [("keys", d, w), ("values", d, w)]
+        }
+        self.kinds = kinds.map { ($0.name, $0.detail, $0.values, c.numLayers * $0.values * 4) }
+        bytesPerToken = self.kinds.reduce(0) { $0 + $1.bytes }
+        if let mla = c.mla {
+            let mha = c.numLayers * c.numHeads * (mla.qkHeadDim + mla.vHeadDim) * 4
+            note = String(format: " — compressed latent (kv_lora_rank %d + rope %d)%@; standard multi-head attention would need %@ (%.1f×)",
+                          mla.kvLoraRank, mla.qkRopeHeadDim, c.dsa.map { " + indexer keys (\($0.indexHeadDim)); a decode step reads at most index_topk \($0.indexTopK) latent rows" } ?? "",
+                          formatBytes(mha), Double(mha) / Double(bytesPerToken))
+        } else {
             note = ""
         }
     }

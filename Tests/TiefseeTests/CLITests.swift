@@ -14,10 +14,11 @@ final class CLITests: XCTestCase {
 
     struct Result { let status: Int32; let stdout: String; let stderr: String }
 
-    func run(_ args: [String], stdin: String? = nil) throws -> Result {
+    func run(_ args: [String], stdin: String? = nil, env: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
+        if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
         let o = Pipe(), e = Pipe(), i = Pipe()
         p.standardOutput = o; p.standardError = e; p.standardInput = i
         try p.run()
@@ -73,6 +74,40 @@ final class CLITests: XCTestCase {
         }
         XCTAssertEqual(rows.first { $0["type"]?.string == "IQ2_XXS" }?["bits_per_weight"]?.double, 2.0625)
         assertCleanError(try run(["bench", "--kernels", "model.gguf"]), mentions: "takes no model")
+    }
+
+    /// `info` on the low-bit MoE fixture: bits per weight overall and per kind of tensor, and
+    /// whether it fits in memory.
+    func testInfoPrintsBitsPerWeightByKind() throws {
+        let r = try run(["info", fixturePath("gguf/lowbit-mixed.gguf")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        func line(_ s: String) -> String { lines.first { $0.contains(s) } ?? "" }
+        XCTAssertTrue(line("bits/weight:").contains("2.419 overall"), r.stdout)
+        XCTAssertTrue(line("routed experts").contains("1.792 bits/weight"), r.stdout)
+        XCTAssertTrue(line("shared experts").contains("3.583 bits/weight"), r.stdout)
+        XCTAssertTrue(line("embeddings/head").contains("3.438 bits/weight"), r.stdout)
+        XCTAssertTrue(line("attention ").contains("bits/weight"), r.stdout)
+        XCTAssertTrue(line("IQ1_S ").contains("1.562 bits/weight"), r.stdout)
+        XCTAssertTrue(line("memory:").hasPrefix("memory: fits"), r.stdout)
+    }
+
+    /// `run` says before loading that a MoE larger than the memory available will stream its
+    /// routed experts from disk (and still runs), and with --verbose that a model fits.
+    func testRunEstimatesMemoryBeforeLoading() throws {
+        let model = fixturePath("moe/deepseek-v3")
+        let args = ["run", model, "-p", "the cat", "--raw", "-n", "4", "--temp", "0"]
+        let fits = try run(args + ["--verbose"])
+        XCTAssertEqual(fits.status, 0, fits.stderr)
+        XCTAssertTrue(fits.stderr.contains("memory: fits"), fits.stderr)
+        XCTAssertFalse(try run(args).stderr.contains("memory:"), "silent when it fits")
+        // The f32 fixture: 847 KiB of weights, 384 KiB of them routed experts, + 240 KiB of KV cache.
+        let tight = try run(args, env: ["TIEFSEE_MEMORY_BYTES": "800000"])
+        XCTAssertEqual(tight.status, 0, tight.stderr)
+        XCTAssertTrue(tight.stderr.contains("routed experts") && tight.stderr.contains("will stream from disk"), tight.stderr)
+        XCTAssertFalse(tight.stdout.isEmpty)
+        let tiny = try run(args, env: ["TIEFSEE_MEMORY_BYTES": "1000"])
+        XCTAssertTrue(tiny.stderr.contains("paged in from disk on every token"), tiny.stderr)
     }
 
     func testErrorsAreOneLine() throws {

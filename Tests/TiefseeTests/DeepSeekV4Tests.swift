@@ -172,6 +172,45 @@ final class DeepSeekV4Tests: XCTestCase {
         }
     }
 
+    /// The lightning indexer picks the same compressed entries as transformers for every prompt
+    /// token, in one prefill and token by token (index_topk 5 of up to 35 entries).
+    func testIndexerPicksMatchTransformers() throws {
+        let model = Self.model, e = Self.expected
+        for byToken in [false, true] {
+            let cache = try XCTUnwrap(model.makeCache(capacity: 256) as? DeepSeekV4Cache)
+            for l in cache.layerStates { l.recordIndexerPicks = true }
+            if byToken { for id in e.prompt { _ = try model.forward([id], cache: cache) } } else { _ = try model.forward(e.prompt, cache: cache) }
+            XCTAssertEqual(Set(e.indexer.keys), [1, 3])
+            var selective = 0
+            for (layer, want) in e.indexer {
+                let got = cache.layerStates[layer].indexerPicks
+                XCTAssertEqual(got.count, want.count)
+                for (t, (g, w)) in zip(got, want).enumerated() {
+                    XCTAssertEqual(g, w, "layer \(layer) token \(t) (\(byToken ? "token by token" : "prefill"))")
+                    if (t + 1) / 4 > 5 { selective += 1 }
+                }
+            }
+            XCTAssertGreaterThan(selective, 200, "positions where the indexer had to choose")
+        }
+    }
+
+    /// Sequences batched in one step (the server's continuous batching) each get what they get alone.
+    func testBatchedSequencesMatchSeparateRuns() throws {
+        let model = Self.model, e = Self.expected, V = model.config.vocabSize
+        let a = Array(e.prompt[..<70]), b = Array(e.prompt[30..<135])
+        let ca = model.makeCache(capacity: 256), cb = model.makeCache(capacity: 256)
+        let batched = try model.forwardBatch([(a, ca, 1), (b, cb, 1)])
+        let la = try model.forward(a, cache: model.makeCache(capacity: 256)), lb = try model.forward(b, cache: model.makeCache(capacity: 256))
+        XCTAssertLessThanOrEqual(Self.maxAbsDiff(batched[0].p, Array(UnsafeBufferPointer(start: la.p, count: V))), 1e-5)
+        XCTAssertLessThanOrEqual(Self.maxAbsDiff(batched[1].p, Array(UnsafeBufferPointer(start: lb.p, count: V))), 1e-5)
+        // and one decode step for both
+        let step = try model.forwardBatch([([5], ca, 1), ([6], cb, 1)])
+        let fa = try model.forward(a + [5], cache: model.makeCache(capacity: 256))
+        let fb = try model.forward(b + [6], cache: model.makeCache(capacity: 256))
+        XCTAssertLessThanOrEqual(Self.maxAbsDiff(step[0].p, Array(UnsafeBufferPointer(start: fa.p, count: V))), 1e-4)
+        XCTAssertLessThanOrEqual(Self.maxAbsDiff(step[1].p, Array(UnsafeBufferPointer(start: fb.p, count: V))), 1e-4)
+    }
+
     /// The KV bytes per position per layer kind (what `tiefsee info` prints) follow the ratios.
     func testCacheBytesPerLayerKind() throws {
         let model = Self.model, v = model.config.v4!

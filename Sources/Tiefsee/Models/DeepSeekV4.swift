@@ -651,7 +651,7 @@ public final class DeepSeekV4Attention: AttentionBlock {
             let w = ix.compressor.width
             for r in seg.rows { ix.compressor.feed(kv: ik.p + r * w, gate: ig.p + r * w, into: s) }
         }
-        var reads = [(window: Int, compressed: Int, indexKeys: Int)](repeating: (0, 0, 0), count: seg.count)
+        var reads = [RowReads](repeating: RowReads(), count: seg.count)
         reads.withUnsafeMutableBufferPointer { counts in
             let counts = counts.baseAddress!
             ThreadPool.shared.parallelFor(seg.count) { range in
@@ -662,30 +662,36 @@ public final class DeepSeekV4Attention: AttentionBlock {
             }
         }
         for c in reads { state.windowReads += c.window; state.compressedReads += c.compressed; state.indexKeyReads += c.indexKeys }
+        if state.recordIndexerPicks && indexer != nil { state.indexerPicks += reads.map { $0.picks.sorted() } }
         let sw = slidingWindow
         for pos in max(base, base + seg.count - sw)..<(base + seg.count) {
             state.window(pos).update(from: kv + (seg.row + pos - base) * hd, count: hd)
         }
     }
 
+    /// What one query row read from the cache: window rows, compressed entries, indexer keys
+    /// scored, and which entries the indexer picked (CSA).
+    struct RowReads { var window = 0, compressed = 0, indexKeys = 0; var picks: [Int] = [] }
+
     /// Row r (at `position`): gathers the keys it may read — the last `sliding_window` positions
     /// (this step's rows or the ring), then the compressed entries (HCA: every closed window;
     /// CSA: the indexer's picks) — and runs each head's softmax with its sink over them.
     func attendRow(_ r: Int, position p: Int, seg: BatchSegment, state: DeepSeekV4Cache.Layer, q: UnsafePointer<Float>,
-                   kv: UnsafePointer<Float>, side: CompressedInputs, out: UnsafeMutablePointer<Float>) -> (window: Int, compressed: Int, indexKeys: Int) {
+                   kv: UnsafePointer<Float>, side: CompressedInputs, out: UnsafeMutablePointer<Float>) -> RowReads {
         let hd = headDim, H = nHeads, base = seg.cache.length
         var rows = [UnsafePointer<Float>]()
         for pos in max(0, p - slidingWindow + 1)...p {
             rows.append(pos >= base ? kv + (seg.row + pos - base) * hd : UnsafePointer(state.window(pos)))
         }
         let windowCount = rows.count
-        var indexKeys = 0
+        var indexKeys = 0, picked = [Int]()
         if let s = state.compressor {
             let visible = min((p + 1) / s.ratio, s.entryCount)
             var picks = Array(0..<visible)
             if let ix = indexer, let iq = side.indexQ, let iw = side.indexWeights, let keys = state.indexer {
                 indexKeys = min(visible, keys.entryCount)
                 picks = ix.select(q: iq.p + r * ix.nHeads * ix.headDim, weights: iw.p + r * ix.nHeads, keys: keys, visible: indexKeys)
+                picked = picks
             }
             for e in picks { rows.append(UnsafePointer(s.entry(e))) }
         }
@@ -700,7 +706,7 @@ public final class DeepSeekV4Attention: AttentionBlock {
             o.initialize(repeating: 0, count: hd)
             for (j, k) in rows.enumerated() { VectorOps.axpy(scores[j] / z, k, o, hd) }
         }
-        return (windowCount, rows.count - windowCount, indexKeys)
+        return RowReads(window: windowCount, compressed: rows.count - windowCount, indexKeys: indexKeys, picks: picked)
     }
 
     /// o_b_proj(concat_g o_a_proj_g(heads of group g)): each group's heads are contiguous in a row.
@@ -741,6 +747,9 @@ public final class DeepSeekV4Cache: KVCache {
         public let indexer: CompressorState?
         /// Rows read by attention so far: window rows, compressed entries, indexer keys scored.
         public internal(set) var windowReads = 0, compressedReads = 0, indexKeyReads = 0
+        /// With `recordIndexerPicks`, each query row's indexer picks (sorted), in processing order.
+        public var recordIndexerPicks = false
+        public internal(set) var indexerPicks: [[Int]] = []
 
         init(config v: DeepSeekV4Config, layer i: Int, capacity: Int) {
             type = v.layerTypes[i]; slidingWindow = v.slidingWindow; headDim = v.headDim
