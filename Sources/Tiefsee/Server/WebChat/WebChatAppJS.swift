@@ -493,7 +493,7 @@ function renderModelPanel() {
     ["Layers", m.layers],
     ["Heads (KV)", m.heads && m.heads + " (" + m.kv_heads + ")"],
     ["Context", m.context_length && m.context_length.toLocaleString() + " tokens"],
-    ["Conversations at once", m.slots && m.slots + " (" + m.slots_busy + " busy)"],
+    ["Parallel", m.slots && m.slots + " (" + m.slots_busy + " busy)"],
   ];
   const dl = $("model-facts");
   dl.replaceChildren();
