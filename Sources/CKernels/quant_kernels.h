@@ -149,10 +149,10 @@ static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stri
     tf_side stack[64], *side = records <= 64 ? stack : aligned_alloc(32, sizeof(tf_side) * records);
     act_side(n, x, side);
     const int ahead = rows_ahead(stride);
-    for (int r = 0; r < nrows; r++) {
+    if (lb) KFN(rows_lb)(type, n, nrows, w, stride, x, side, out);
+    for (int r = 0; r < nrows && !lb; r++) {
         const uint8_t *row = w + r * stride;
         prefetch_ahead(row, stride, ahead);
-        if (lb) { out[r] = KFN(dot_lb)(type, n, row, x, side); continue; }
         switch (type) {
         case TF_TYPE_Q4_0: out[r] = KFN(dot32)(TF_TYPE_Q4_0, n, row, x, side); break;
         case TF_TYPE_Q4_1: out[r] = KFN(dot32)(TF_TYPE_Q4_1, n, row, x, side); break;

@@ -250,8 +250,10 @@ TF_INLINE void KFN(lb_decode)(int type, const uint8_t *w, int cnt, KFN(lb_t) *L)
 /* ------------------------------------------------------------------ row kernel */
 
 /* One weight row against Q8A activations: per superblock the eight groups' exact integer sums in
- * one vector (lane j = group j), then one FMA with D_j * d_x (see the top of this file). */
-static float KFN(dot_lb)(int type, int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side) {
+ * one vector (lane j = group j), then one FMA with D_j * d_x (see the top of this file). Inlined
+ * with a constant type into rows_lb, so each type gets its own loop (no per-group branches on
+ * the scale layout, the decoded groups kept in registers). */
+TF_INLINE float KFN(dot_lb)(int type, int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side) {
     const int cls = lb_scale_class(type), is32 = lb_is32(type), bb = lb_bytes(type), nb = n / 32;
     __m256 acc = _mm256_setzero_ps();
     for (int g = 0; g < nb; g += 8, side++, x += 8) {
@@ -275,6 +277,26 @@ static float KFN(dot_lb)(int type, int n, const uint8_t *w, const tf_block_q8a *
         }
     }
     return hsum_ps(acc);
+}
+
+/* Rows of a low-bit type, prefetching ahead as rows_q does: one specialised loop per type. */
+static void KFN(rows_lb)(int type, int n, int nrows, const uint8_t *w, size_t stride, const tf_block_q8a *x,
+                         const tf_side *side, float *out) {
+    const int ahead = rows_ahead(stride);
+#define LB_ROWS(T) case T:                                                                  \
+        for (int r = 0; r < nrows; r++) {                                                   \
+            prefetch_ahead(w + (size_t)r * stride, stride, ahead);                          \
+            out[r] = KFN(dot_lb)(T, n, w + (size_t)r * stride, x, side);                    \
+        }                                                                                   \
+        break;
+    switch (type) {
+    LB_ROWS(TF_TYPE_Q2_K) LB_ROWS(TF_TYPE_Q3_K) LB_ROWS(TF_TYPE_IQ2_XXS) LB_ROWS(TF_TYPE_IQ2_XS)
+    LB_ROWS(TF_TYPE_IQ2_S) LB_ROWS(TF_TYPE_IQ3_XXS) LB_ROWS(TF_TYPE_IQ3_S) LB_ROWS(TF_TYPE_IQ1_S)
+    LB_ROWS(TF_TYPE_IQ1_M) LB_ROWS(TF_TYPE_IQ4_XS) LB_ROWS(TF_TYPE_IQ4_NL) LB_ROWS(TF_TYPE_MXFP4)
+    LB_ROWS(TF_TYPE_TQ1_0) LB_ROWS(TF_TYPE_TQ2_0)
+    default: break;
+    }
+#undef LB_ROWS
 }
 
 /* ------------------------------------------------------------------ packed matrix kernel */

@@ -62,6 +62,9 @@ enum InfoCommand {
             } else {
                 let kv = KVCacheSize(config: c)
                 print("KV cache:      \(formatBytes(kv.bytesPerToken)) per token (f32)\(kv.note)")
+                for k in kv.kinds {
+                    print("  \((k.name + ":").padding(toLength: 18, withPad: " ", startingAt: 0)) \(k.values) values (\(k.detail)) × \(c.numLayers) layers = \(formatBytes(k.bytes)) per token")
+                }
             }
         }
         if let plan = MemoryPlan.estimate(files) { print(plan.summary) }
@@ -105,19 +108,31 @@ enum InfoCommand {
     }
 }
 
-/// KV-cache bytes per token, and for MLA what standard multi-head attention would need.
+/// KV-cache bytes per token, per kind of cached row (MLA's latent, DSA's indexer keys, or keys
+/// and values), and for MLA what standard multi-head attention would need.
 struct KVCacheSize {
     let bytesPerToken: Int
     let note: String
+    /// What every layer stores per token: the row's name, its values, bytes over all layers (f32).
+    let kinds: [(name: String, detail: String, values: Int, bytes: Int)]
 
     init(config c: ModelConfig) {
+        var kinds = [(name: String, detail: String, values: Int)]()
         if let mla = c.mla {
-            bytesPerToken = c.numLayers * (mla.kvLoraRank + mla.qkRopeHeadDim) * 4
-            let mha = c.numLayers * c.numHeads * (mla.qkHeadDim + mla.vHeadDim) * 4
-            note = String(format: " — compressed latent (kv_lora_rank %d + rope %d); standard multi-head attention would need %@ (%.1f×)",
-                          mla.kvLoraRank, mla.qkRopeHeadDim, formatBytes(mha), Double(mha) / Double(bytesPerToken))
+            kinds.append(("MLA latent", "kv_lora_rank \(mla.kvLoraRank) + qk_rope_head_dim \(mla.qkRopeHeadDim)", mla.kvLoraRank + mla.qkRopeHeadDim))
+            if let d = c.dsa { kinds.append(("indexer keys", "index_head_dim", d.indexHeadDim)) }
         } else {
-            bytesPerToken = c.numLayers * c.numKVHeads * c.headDim * 2 * 4
+            let w = c.numKVHeads * c.headDim, d = "\(c.numKVHeads) kv heads × \(c.headDim)"
+            kinds = [("keys", d, w), ("values", d, w)]
+        }
+        self.kinds = kinds.map { ($0.name, $0.detail, $0.values, c.numLayers * $0.values * 4) }
+        bytesPerToken = self.kinds.reduce(0) { $0 + $1.bytes }
+        if let mla = c.mla {
+            let mha = c.numLayers * c.numHeads * (mla.qkHeadDim + mla.vHeadDim) * 4
+            note = String(format: " — compressed latent (kv_lora_rank %d + rope %d)%@; standard multi-head attention would need %@ (%.1f×)",
+                          mla.kvLoraRank, mla.qkRopeHeadDim, c.dsa.map { " + indexer keys (\($0.indexHeadDim)); a decode step reads at most index_topk \($0.indexTopK) latent rows" } ?? "",
+                          formatBytes(mha), Double(mha) / Double(bytesPerToken))
+        } else {
             note = ""
         }
     }

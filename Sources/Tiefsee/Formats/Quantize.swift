@@ -285,6 +285,15 @@ public final class QuantizePlan {
                     try add("blk.\(i).attn_kv_a_mqa.weight", n.layer(i, "attn_kv_a_mqa"))
                     try add("blk.\(i).attn_kv_a_norm.weight", n.layer(i, "attn_kv_a_norm"))
                     try add("blk.\(i).attn_output.weight", n.layer(i, "attn_output"))
+                    for k in ["attn_q_a", "attn_kv_a_mqa", "attn_output"] {  // attention_bias
+                        try addIfPresent("blk.\(i).\(k).bias", n.layer(i, k, "bias"))
+                    }
+                    if c.dsa != nil {  // DeepSeek-V3.2's lightning indexer
+                        for k in ["indexer.attn_q_b", "indexer.attn_k", "indexer.k_norm", "indexer.proj"] {
+                            try add("blk.\(i).\(k).weight", n.layer(i, k))
+                        }
+                        try add("blk.\(i).indexer.k_norm.bias", n.layer(i, "indexer.k_norm", "bias"))
+                    }
                     // The current converter splits kv_b_proj for MLA: attn_k_b [H, lora, nope]
                     // (W_UK transposed per head) and attn_v_b [H, vd, lora].
                     let r = try reader(n.layer(i, "attn_kv_b"))
@@ -387,6 +396,7 @@ public final class QuantizePlan {
         case .qwen2moe: return "qwen2moe"
         case .qwen3moe: return "qwen3moe"
         case .deepseekV2, .deepseekV3: return "deepseek2"
+        case .deepseekV32: return "deepseek32"
         case .deepseekV4: throw QuantizeError("quantizing DeepSeek-V4 to GGUF is not supported yet")
         }
     }
@@ -433,6 +443,11 @@ public final class QuantizePlan {
             u32("attention.key_length_mla", mla.qkHeadDim)
             u32("attention.value_length_mla", mla.vHeadDim)
             u32("rope.dimension_count", mla.qkRopeHeadDim)
+            if let d = c.dsa {
+                u32("attention.indexer.head_count", d.indexNHeads)
+                u32("attention.indexer.key_length", d.indexHeadDim)
+                u32("attention.indexer.top_k", d.indexTopK)
+            }
         } else {
             u32("attention.head_count_kv", c.numKVHeads)
             u32("rope.dimension_count", c.ropeDim)
@@ -527,7 +542,7 @@ public final class QuantizePlan {
         switch f {
         case .qwen2, .qwen3, .qwen2moe, .qwen3moe: return "qwen2"
         case .llama: return "llama-bpe"
-        case .deepseekV3, .deepseekV4: return "deepseek-v3"
+        case .deepseekV3, .deepseekV32, .deepseekV4: return "deepseek-v3"
         case .deepseekV2: return "deepseek-llm"
         case .mistral, .mixtral: return "default"
         }

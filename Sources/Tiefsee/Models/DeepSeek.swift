@@ -92,11 +92,30 @@ public final class MultiHeadLatentAttention: AttentionBlock {
     }
 
     public func forward(_ x: UnsafePointer<Float>, segments: [BatchSegment], layer: Int, out: UnsafeMutablePointer<Float>) {
+        let (q, _) = project(x, segments: segments, layer: layer)
+        attend(q: q, segments: segments, layer: layer, selection: nil, out: out)
+    }
+
+    /// Cache rows read by the attention since the counter was last reset: per query row, the
+    /// cached positions its scores and context visited (all of them at once for every head),
+    /// summed. Dense MLA reads position + 1 rows per query; under DeepSeek Sparse Attention only
+    /// the indexer's selection.
+    public var latentRowsRead: Int { readLock.lock(); defer { readLock.unlock() }; return _latentRowsRead }
+    public func resetReadCounter() { readLock.lock(); _latentRowsRead = 0; readLock.unlock() }
+    private var _latentRowsRead = 0
+    private let readLock = NSLock()
+    func countRowsRead(_ n: Int) { readLock.lock(); _latentRowsRead += n; readLock.unlock() }
+
+    /// The projections before attention: the queries (rope applied to q_rope) and, with
+    /// q_lora_rank, the normalised query latent c_Q (which DeepSeek-V3.2's indexer also reads);
+    /// stores each new token's [c_KV | k_rope] in the cache.
+    public func project(_ x: UnsafePointer<Float>, segments: [BatchSegment], layer: Int) -> (q: FloatBuffer, cq: FloatBuffer?) {
         let T = segments.reduce(0) { $0 + $1.count }
         let H = nHeads, qkd = qkHeadDim, nope = qkNopeHeadDim, rd = qkRopeHeadDim, lora = kvLoraRank
         let qw = H * qkd, cw = cacheWidth
         // Query: low-rank (q_a → norm → q_b) or direct.
         let q = FloatBuffer(count: T * qw, zeroed: false)
+        var cqOut: FloatBuffer? = nil
         if let qp = qProj {
             qp.forward(x, rows: T, out: q.p)
         } else if let qa = qAProj, let qn = qANorm, let qb = qBProj {
@@ -104,6 +123,7 @@ public final class MultiHeadLatentAttention: AttentionBlock {
             qa.forward(x, rows: T, out: cq.p)
             qn.forward(cq.p, rows: T, out: cq.p)
             qb.forward(cq.p, rows: T, out: q.p)
+            cqOut = cq
         }
         // Compressed KV: [latent | k_rope]; only the latent is normalised.
         let ckv = FloatBuffer(count: T * cw, zeroed: false)
@@ -120,28 +140,44 @@ public final class MultiHeadLatentAttention: AttentionBlock {
                 seg.cache.storeKey(layer, pos, row)
             }
         }
-        let attn = FloatBuffer(count: T * H * vHeadDim, zeroed: true)
+        return (q, cqOut)
+    }
+
+    /// Attention of the projected queries over the cache, then o_proj. `selection`, per batch row,
+    /// lists the cached positions (ascending) that row attends to; nil: all of 0...position.
+    public func attend(q: FloatBuffer, segments: [BatchSegment], layer: Int, selection: [[Int32]]?,
+                       out: UnsafeMutablePointer<Float>) {
+        let T = segments.reduce(0) { $0 + $1.count }
+        let attn = FloatBuffer(count: T * nHeads * vHeadDim, zeroed: true)
         switch mode {
-        case .absorbed: absorbedAttention(q: q.p, segments: segments, layer: layer, T: T, out: attn.p)
-        case .expanded: expandedAttention(q: q.p, segments: segments, layer: layer, out: attn.p)
+        case .absorbed: absorbedAttention(q: q.p, segments: segments, layer: layer, T: T, selection: selection, out: attn.p)
+        case .expanded: expandedAttention(q: q.p, segments: segments, layer: layer, selection: selection, out: attn.p)
         }
         oProj.forward(attn.p, rows: T, out: out)
+    }
+
+    /// How many cached positions batch row `r` attends to, and the i-th of them.
+    @inline(__always) static func attended(_ selection: [[Int32]]?, row r: Int, position: Int) -> Int {
+        selection?[r].count ?? position + 1
+    }
+    @inline(__always) static func key(_ selection: [[Int32]]?, row r: Int, _ i: Int) -> Int {
+        selection.map { Int($0[r][i]) } ?? i
     }
 
     /// Attention on the latent cache: the queries are mapped into latent space (W_UKᵀ q_nope,
     /// kv_lora_rank values per token and head), scored against c_KV and k_rope, the latents are
     /// averaged with the softmax weights, and W_UV maps each average to the head's output.
     func absorbedAttention(q: UnsafeMutablePointer<Float>, segments: [BatchSegment], layer: Int, T: Int,
-                           out: UnsafeMutablePointer<Float>) {
+                           selection: [[Int32]]?, out: UnsafeMutablePointer<Float>) {
         var segOfRow = [Int](repeating: 0, count: T)
         for (i, s) in segments.enumerated() { for r in s.rows { segOfRow[r] = i } }
-        let latents = segments.map { latentRows($0, layer: layer) }
+        let latents = segments.map { latentRows($0, layer: layer, selection: selection) }
         let views = latents.map { UnsafePointer($0.rows) }
         // Query rows in chunks: the per-row scratch (latent queries and contexts, ~160 KB per row
         // at V2-Lite's shape) stays bounded however long the prompt.
         for lo in stride(from: 0, to: T, by: MultiHeadLatentAttention.rowsPerChunk) {
             absorbedAttention(q: q, rows: lo..<min(T, lo + MultiHeadLatentAttention.rowsPerChunk),
-                              segments: segments, segOfRow: segOfRow, latents: views, out: out)
+                              segments: segments, segOfRow: segOfRow, latents: views, selection: selection, out: out)
         }
         withExtendedLifetime(latents) {}
     }
@@ -149,19 +185,27 @@ public final class MultiHeadLatentAttention: AttentionBlock {
     /// A segment's cached latent rows (all positions up to its last new row) as floats: the cache
     /// itself when it is f32; otherwise converted once per step here, since every head and
     /// query row reads every latent row (the quantized cache saves memory, not this step's reads).
-    func latentRows(_ seg: BatchSegment, layer: Int) -> (rows: UnsafeMutablePointer<Float>, copy: FloatBuffer?) {
+    /// With a selection only the selected positions are converted (the others are never read).
+    func latentRows(_ seg: BatchSegment, layer: Int, selection: [[Int32]]? = nil) -> (rows: UnsafeMutablePointer<Float>, copy: FloatBuffer?) {
         let cache = seg.cache
         if cache.keyType == .f32 { return (cache.keys[layer].p, nil) }
         let n = cache.length + seg.count, cw = cacheWidth
         let buf = FloatBuffer(count: n * cw, zeroed: false)
-        ThreadPool.shared.parallelFor(n) { range in cache.readKeys(layer, range, into: buf.p + range.lowerBound * cw) }
+        if let sel = selection {
+            let wanted = Array(Set(seg.rows.flatMap { sel[$0] })).sorted()
+            ThreadPool.shared.parallelFor(wanted.count) { range in
+                for i in range { let p = Int(wanted[i]); cache.readKeys(layer, p..<p + 1, into: buf.p + p * cw) }
+            }
+        } else {
+            ThreadPool.shared.parallelFor(n) { range in cache.readKeys(layer, range, into: buf.p + range.lowerBound * cw) }
+        }
         return (buf.p, buf)
     }
 
     static let rowsPerChunk = 64
 
     func absorbedAttention(q: UnsafeMutablePointer<Float>, rows: Range<Int>, segments: [BatchSegment], segOfRow: [Int],
-                           latents: [UnsafePointer<Float>], out: UnsafeMutablePointer<Float>) {
+                           latents: [UnsafePointer<Float>], selection: [[Int32]]?, out: UnsafeMutablePointer<Float>) {
         let H = nHeads, qkd = qkHeadDim, nope = qkNopeHeadDim, rd = qkRopeHeadDim, lora = kvLoraRank, vd = vHeadDim
         let qw = H * qkd, cw = cacheWidth, scale = softmaxScale
         let T = rows.count, r0 = rows.lowerBound
@@ -172,25 +216,28 @@ public final class MultiHeadLatentAttention: AttentionBlock {
         Linear.forward(jobs: (0..<H).map { LinearJob(ukT[$0], input: $0, out: qLatent.p + $0 * T * lora) },
                        inputs: (0..<H).map { LinearInput(qNope.p + $0 * T * nope, rows: T) })
         // 2. Scores on the latent cache, softmax, and the softmax-weighted latent per (head, token).
-        let maxLen = rows.map { segments[segOfRow[$0]].position(ofRow: $0) + 1 }.max() ?? 0
+        let maxLen = rows.map { Self.attended(selection, row: $0, position: segments[segOfRow[$0]].position(ofRow: $0)) }.max() ?? 0
         let ctx = FloatBuffer(count: H * T * lora, zeroed: true)
         ThreadPool.shared.parallelFor(T * H) { range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxLen)
             defer { scores.deallocate() }
+            var read = 0
             for item in range {
                 let t = item / H, h = item % H, r = r0 + t
                 let seg = segments[segOfRow[r]]
                 let cache = latents[segOfRow[r]]
                 let qLat = qLatent.p + (h * T + t) * lora, qRope = q + r * qw + h * qkd + nope
-                let n = seg.position(ofRow: r) + 1  // causal
-                for j in 0..<n {
-                    let c = cache + j * cw
-                    scores[j] = (VectorOps.dot(qLat, c, lora) + VectorOps.dot(qRope, c + lora, rd)) * scale
+                let n = Self.attended(selection, row: r, position: seg.position(ofRow: r))  // causal, or the selection
+                for i in 0..<n {
+                    let c = cache + Self.key(selection, row: r, i) * cw
+                    scores[i] = (VectorOps.dot(qLat, c, lora) + VectorOps.dot(qRope, c + lora, rd)) * scale
                 }
                 VectorOps.softmax(scores, n)
                 let cx = ctx.p + (h * T + t) * lora
-                for j in 0..<n { VectorOps.axpy(scores[j], cache + j * cw, cx, lora) }
+                for i in 0..<n { VectorOps.axpy(scores[i], cache + Self.key(selection, row: r, i) * cw, cx, lora) }
+                if h == 0 { read += n }
             }
+            self.countRowsRead(read)
         }
         // 3. W_UV after attention, every head in one loop: o[h][t] = W_UV[h] ctx[h][t].
         let o = FloatBuffer(count: H * T * vd, zeroed: false)
@@ -215,7 +262,7 @@ public final class MultiHeadLatentAttention: AttentionBlock {
     /// The textbook form: expand each cached latent into per-head k_nope and v, then standard
     /// multi-head attention. Costs n_heads × (qk_nope + v) values per cached token per step.
     func expandedAttention(q: UnsafeMutablePointer<Float>, segments: [BatchSegment], layer: Int,
-                           out: UnsafeMutablePointer<Float>) {
+                           selection: [[Int32]]?, out: UnsafeMutablePointer<Float>) {
         let H = nHeads, qkd = qkHeadDim, nope = qkNopeHeadDim, rd = qkRopeHeadDim, lora = kvLoraRank, vd = vHeadDim
         let qw = H * qkd, cw = cacheWidth, scale = softmaxScale
         for seg in segments {
@@ -244,14 +291,15 @@ public final class MultiHeadLatentAttention: AttentionBlock {
                 for item in range {
                     let r = seg.row + item / H, h = item % H
                     let qh = q + r * qw + h * qkd
-                    let n = seg.position(ofRow: r) + 1
-                    for j in 0..<n {
-                        scores[j] = (VectorOps.dot(qh, kNope.p + (j * H + h) * nope, nope)
+                    let n = Self.attended(selection, row: r, position: seg.position(ofRow: r))
+                    for i in 0..<n {
+                        let j = Self.key(selection, row: r, i)
+                        scores[i] = (VectorOps.dot(qh, kNope.p + (j * H + h) * nope, nope)
                                      + VectorOps.dot(qh + nope, cache + j * cw + lora, rd)) * scale
                     }
                     VectorOps.softmax(scores, n)
                     let o = out + r * H * vd + h * vd
-                    for j in 0..<n { VectorOps.axpy(scores[j], v.p + (j * H + h) * vd, o, vd) }
+                    for i in 0..<n { VectorOps.axpy(scores[i], v.p + (Self.key(selection, row: r, i) * H + h) * vd, o, vd) }
                 }
             }
         }
@@ -282,7 +330,7 @@ public enum DeepSeekDecoder {
         let innerEps: Float = 1e-6
         var qProj: Linear? = nil, qA: Linear? = nil, qANorm: RMSNorm? = nil, qB: Linear? = nil
         if mla.qLoraRank != nil {
-            qA = try w.layerLinear(i, "attn_q_a")
+            qA = try w.layerLinear(i, "attn_q_a", withBias: true)  // q_a_proj has a bias with attention_bias
             qANorm = RMSNorm(weight: try w.floats(n.layer(i, "attn_q_a_norm")), eps: innerEps)
             qB = try w.layerLinear(i, "attn_q_b")
         } else {
@@ -352,6 +400,9 @@ extension WeightLoader {
 extension TransformerModel {
     /// Selects how every MLA layer attends (no effect on other architectures).
     public func setLatentAttentionMode(_ mode: MultiHeadLatentAttention.Mode) {
-        for l in layers { (l.attention as? MultiHeadLatentAttention)?.mode = mode }
+        for l in layers {
+            (l.attention as? MultiHeadLatentAttention)?.mode = mode
+            (l.attention as? SparseLatentAttention)?.mla.mode = mode
+        }
     }
 }

@@ -106,6 +106,11 @@ public class KVCache: @unchecked Sendable {
         for (i, pos) in range.enumerated() { KVCache.load(keyType, keyRow(layer, pos), dst + i * kWidth, kWidth) }
     }
 
+    /// Value rows `range` of a layer as floats (vWidth each).
+    public func readValues(_ layer: Int, _ range: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+        for (i, pos) in range.enumerated() { KVCache.load(valueType, valueRow(layer, pos), dst + i * vWidth, vWidth) }
+    }
+
     static func store(_ t: KVCacheType, _ src: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, _ n: Int) {
         switch t {
         case .f32: dst.assumingMemoryBound(to: Float.self).update(from: src, count: n)

@@ -6,11 +6,13 @@ public enum ModelFamily: String, Sendable {
     case llama, mistral, qwen2, qwen3
     case mixtral, qwen2moe, qwen3moe
     case deepseekV2 = "deepseek_v2", deepseekV3 = "deepseek_v3"
+    /// DeepSeek-V3.2: V3 plus DeepSeek Sparse Attention (Models/DeepSeekV32.swift).
+    case deepseekV32 = "deepseek_v32"
     /// Hybrid compressed attention, hyper-connections, hash-routed MoE (DeepSeekV4.swift).
     case deepseekV4 = "deepseek_v4"
 
-    public var isMoE: Bool { [.mixtral, .qwen2moe, .qwen3moe, .deepseekV2, .deepseekV3, .deepseekV4].contains(self) }
-    public var usesMLA: Bool { self == .deepseekV2 || self == .deepseekV3 }
+    public var isMoE: Bool { [.mixtral, .qwen2moe, .qwen3moe, .deepseekV2, .deepseekV3, .deepseekV32, .deepseekV4].contains(self) }
+    public var usesMLA: Bool { self == .deepseekV2 || self == .deepseekV3 || self == .deepseekV32 }
 }
 
 /// How rotary embeddings pair up dimensions.
@@ -122,6 +124,8 @@ public struct ModelConfig: Equatable, Sendable {
     public var qkNorm = false
     public var moe: MoEConfig?
     public var mla: MLAConfig?
+    /// DeepSeek Sparse Attention's lightning indexer (DeepSeek-V3.2).
+    public var dsa: SparseAttentionConfig?
     /// DeepSeek-V4's attention, hyper-connection and routing settings (DeepSeekV4.swift).
     public var v4: DeepSeekV4Config?
     /// Block size of FP8 weights (`quantization_config.weight_block_size`; DeepSeek uses 128).
@@ -158,6 +162,7 @@ extension ModelConfig {
         "Qwen2ForCausalLM": .qwen2, "Qwen3ForCausalLM": .qwen3,
         "MixtralForCausalLM": .mixtral, "Qwen2MoeForCausalLM": .qwen2moe, "Qwen3MoeForCausalLM": .qwen3moe,
         "DeepseekV2ForCausalLM": .deepseekV2, "DeepseekV3ForCausalLM": .deepseekV3,
+        "DeepseekV32ForCausalLM": .deepseekV32,
         "DeepseekV4ForCausalLM": .deepseekV4,
     ]
 
@@ -176,7 +181,8 @@ extension ModelConfig {
         if family == nil, let mt = j["model_type"]?.string {
             family = ["llama": .llama, "mistral": .mistral, "qwen2": .qwen2, "qwen3": .qwen3, "mixtral": .mixtral,
                       "qwen2_moe": .qwen2moe, "qwen3_moe": .qwen3moe, "deepseek_v2": .deepseekV2,
-                      "deepseek_v3": .deepseekV3, "deepseek_v4": .deepseekV4][mt]
+                      "deepseek_v3": .deepseekV3, "deepseek_v32": .deepseekV32, "deepseek_v4": .deepseekV4,
+                      "kimi_k2": .deepseekV3][mt]  // Kimi-K2 ships DeepSeek-V3's architecture under its own name
         }
         guard let fam = family else {
             let name = archs.first ?? j["model_type"]?.string ?? "unknown"
@@ -248,7 +254,7 @@ extension ModelConfig {
                 m.topKGroup = int("topk_group") ?? 1
                 m.firstKDenseReplace = int("first_k_dense_replace") ?? 0
                 m.moeLayerFreq = int("moe_layer_freq") ?? 1
-            case .deepseekV3:
+            case .deepseekV3, .deepseekV32:
                 m.numSharedExperts = int("n_shared_experts") ?? 0
                 m.scoring = .sigmoid
                 m.topKMethod = .noauxTC  // transformers ignores scoring_func/topk_method for V3
@@ -280,6 +286,7 @@ extension ModelConfig {
             }
             c.fp8BlockSize = first
         }
+        if fam == .deepseekV32 { try c.readSparseAttention(hf: j, path: path) }
         return c
     }
 }
@@ -289,7 +296,7 @@ extension ModelConfig {
 extension ModelConfig {
     static let ggufArchitectures: [String: ModelFamily] = [
         "llama": .llama, "qwen2": .qwen2, "qwen3": .qwen3, "qwen2moe": .qwen2moe, "qwen3moe": .qwen3moe,
-        "deepseek2": .deepseekV3, "deepseek4": .deepseekV4,
+        "deepseek2": .deepseekV3, "deepseek32": .deepseekV32, "deepseek4": .deepseekV4,
     ]
 
     /// Reads the `<arch>.*` keys llama.cpp writes.
@@ -329,7 +336,7 @@ extension ModelConfig {
         c.ropeDim = v("rope.dimension_count")?.int ?? headDim
         // llama.cpp permutes llama's Q/K at conversion so adjacent pairs rotate ("normal" rope);
         // Qwen keeps HF's rotate-half ("neox"); deepseek2 uses adjacent pairs.
-        c.ropeLayout = (arch == "llama" || arch == "deepseek2") ? .adjacentPairs : .halves
+        c.ropeLayout = (arch == "llama" || arch == "deepseek2" || arch == "deepseek32") ? .adjacentPairs : .halves
         if let t = v("rope.scaling.type")?.string, t != "none" {
             var s = RopeScaling()
             s.kind = RopeScaling.Kind(rawValue: t) ?? .none
@@ -362,6 +369,7 @@ extension ModelConfig {
             // expert_gating_func: 1 = softmax, 2 = sigmoid; old DeepSeek-V2 files have none (softmax).
             let gating = v("expert_gating_func")?.int ?? 1
             m.scoring = gating == 2 ? .sigmoid : .softmax
+            if fam == .deepseekV32 { m.topKMethod = .noauxTC }
             if fam == .deepseekV3 {
                 let hasBias = g.tensorInfos.contains { $0.name.hasSuffix("exp_probs_b.bias") }
                 if m.scoring == .sigmoid || hasBias {
@@ -387,6 +395,7 @@ extension ModelConfig {
             c.headDim = keyLen
             c.numKVHeads = heads
         }
+        if fam == .deepseekV32 { try c.readSparseAttention(gguf: g) }
         if fam == .deepseekV4 { try c.parseDeepSeekV4(gguf: g) }
         return c
     }

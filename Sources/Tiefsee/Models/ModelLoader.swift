@@ -13,6 +13,8 @@ public enum ModelLoader {
             return try MoEDecoder.load(config: config, weights: weights)
         case .deepseekV2, .deepseekV3:
             return try DeepSeekDecoder.load(config: config, weights: weights)
+        case .deepseekV32:
+            return try DeepSeekV32Decoder.load(config: config, weights: weights)
         case .deepseekV4:
             return try DeepSeekV4Decoder.load(config: config, weights: weights)
         }
