@@ -15,20 +15,8 @@ final class CLITests: XCTestCase {
     struct Result { let status: Int32; let stdout: String; let stderr: String }
 
     func run(_ args: [String], stdin: String? = nil, env: [String: String] = [:]) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = args
-        if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
-        let o = Pipe(), e = Pipe(), i = Pipe()
-        p.standardOutput = o; p.standardError = e; p.standardInput = i
-        try p.run()
-        if let s = stdin { i.fileHandleForWriting.write(s.data(using: .utf8)!) }
-        try i.fileHandleForWriting.close()
-        let out = o.fileHandleForReading.readDataToEndOfFile()
-        let err = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
-                      stderr: String(decoding: err, as: UTF8.self))
+        let r = try runProcess(binary, args, stdin: stdin, env: env)
+        return Result(status: r.status, stdout: r.stdout, stderr: r.stderr)
     }
 
     override func setUpWithError() throws {

@@ -30,11 +30,7 @@ final class MoETests: XCTestCase {
         return try ModelLoader.load(ModelFiles.open(loc))
     }
 
-    static func maxAbsDiff(_ a: UnsafePointer<Float>, _ b: [Float]) -> Float {
-        var m: Float = 0
-        for i in b.indices { m = max(m, abs(a[i] - b[i])) }
-        return m
-    }
+    static func maxAbsDiff(_ a: UnsafePointer<Float>, _ b: [Float]) -> Float { TiefseeTests.maxAbsDiff(a, b) }
 
     /// Logits (batched prompt, cached decode, one pass), greedy tokens and routing vs the reference.
     func check(_ name: String, tolerance: Float = 1e-4) throws {
@@ -299,32 +295,13 @@ final class MoETests: XCTestCase {
 
 /// The `tiefsee` command line on the DeepSeek-V3 fixture (which carries a tiny tokenizer).
 final class MoECLITests: XCTestCase {
-    static func binary() throws -> String {
-        // The test bundle and the executable are built into the same folder.
-        let dir = URL(fileURLWithPath: CommandLine.arguments.first { $0.contains(".xctest") } ?? CommandLine.arguments[0])
-            .deletingLastPathComponent().path
-        for candidate in [dir + "/tiefsee", repoRoot + "/.build/debug/tiefsee"] where FileManager.default.isExecutableFile(atPath: candidate) {
-            return candidate
-        }
-        print("SKIP: tiefsee executable not found next to the tests (run swift build first)")
-        throw XCTSkip("tiefsee executable not found")
-    }
-
     func run(_ args: [String]) throws -> String { try Self.run(args) }
 
     /// Runs the built `tiefsee` with `args` and returns its standard output (status 0 asserted).
     static func run(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try binary())
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "tiefsee \(args.joined(separator: " "))")
-        return String(decoding: data, as: UTF8.self)
+        let r = try runTiefseeCLI(args)
+        XCTAssertEqual(r.status, 0, "tiefsee \(args.joined(separator: " ")): \(r.stderr)")
+        return r.stdout
     }
 
     // Acceptance 5
