@@ -333,10 +333,10 @@ public struct ParameterCount: Equatable, Sendable {
     public var activePerToken: Int
 
     /// Counts the tensors of `weights` (skipping FP8 scales and layers past `numLayers`, such as
-    /// DeepSeek's multi-token-prediction layer).
+    /// DeepSeek-V3's multi-token-prediction layer, and DeepSeek-V4's `mtp.*` block).
     public static func of(config c: ModelConfig, weights: WeightSource) -> ParameterCount {
         var total = 0
-        for name in weights.tensorNames where !name.hasSuffix("_scale_inv") {
+        for name in weights.tensorNames where !name.hasSuffix("_scale_inv") && !name.hasPrefix("mtp.") {
             if let l = layerIndex(name), l >= c.numLayers { continue }
             total += weights.tensor(name)?.elementCount ?? 0
         }
@@ -349,7 +349,7 @@ public struct ParameterCount: Equatable, Sendable {
     }
 
     static func layerIndex(_ name: String) -> Int? {
-        for prefix in ["model.layers.", "blk."] where name.hasPrefix(prefix) {
+        for prefix in ["model.layers.", "layers.", "blk."] where name.hasPrefix(prefix) {
             return Int(name.dropFirst(prefix.count).prefix { $0.isNumber })
         }
         return nil
