@@ -148,7 +148,7 @@ enum LogitsCommand {
         let a = try Args(argv, options: ["tokens", "text", "last", "threads", "ctx"], flags: ["help", "json", "routing"],
                          aliases: ["-h": "--help", "-t": "--threads"])
         if a.has("help") { print(help); return }
-        if let t = try a.int("threads") { ThreadPool.configureShared(threads: max(1, t)) }
+        try a.configureThreads()
         let engine = try Engine.load(a.positional.first)
         var ids: [Int]
         var withIDs = false

@@ -113,6 +113,43 @@ final class CLITests: XCTestCase {
         assertCleanError(try run(["run", "-p", long, "--ctx", "32"]), mentions: "prompt is too long")
     }
 
+    /// Options are declared once (OptionSpec): what a command does not declare is an error, values
+    /// are checked by type and range the same way in every command, and help lists what parses.
+    func testOptionsAreDeclaredOnce() throws {
+        assertCleanError(try run(["run", "-p", "hi", "--chat"]), mentions: "unknown option --chat")
+        assertCleanError(try run(["chat", "--raw"]), mentions: "unknown option --raw")
+        assertCleanError(try run(["chat", "--ids"]), mentions: "unknown option --ids")
+        assertCleanError(try run(["chat", "-p", "hi"]), mentions: "unknown option -p")
+        assertCleanError(try run(["ask", "q", "--raw"]), mentions: "unknown option --raw")
+        assertCleanError(try run(["quantize", "a", "b", "-t", "Q8_0"]), mentions: "unknown option -t")
+        for cmd in [["run", "-p", "hi"], ["embed", "x"], ["logits", "--tokens", "1"], ["kb", "ls"], ["ask", "q"]] {
+            assertCleanError(try run(cmd + ["--threads", "0"]), mentions: "--threads must be between 1 and 256, got 0")
+        }
+        assertCleanError(try run(["run", "-p", "hi", "--think", "maybe"]), mentions: "--think expects one of on, off")
+        assertCleanError(try run(["run", "-p", "hi", "--cache-type-k", "q5_9"]), mentions: "--cache-type-k expects one of")
+        assertCleanError(try run(["run", "-p", "hi", "--top-p", "1.5"]), mentions: "--top-p must be between 0.0 and 1.0")
+        assertCleanError(try run(["run", "-p", "hi", "-n", "1", "-n", "2"]), mentions: "option --max-tokens given twice")
+        let help = try run(["run", "--help"])
+        XCTAssertEqual(help.status, 0)
+        for o in ["--no-color", "--stop TEXT", "-t, --threads N", "--cache-type-v T", "--ids"] {
+            XCTAssertTrue(help.stdout.contains(o), "run --help lacks \(o)")
+        }
+        XCTAssertFalse(help.stdout.contains("--chat "), "an option that does nothing must not be listed")
+    }
+
+    /// `--stop` takes comma lists and may repeat: generation stops at whichever comes first.
+    func testStopTakesListsAndRepeats() throws {
+        _ = try requireDefaultModel()
+        let base = ["run", "--raw", "-p", "1, 2, 3, 4, 5, 6, 7, 8,", "--temp", "0", "-n", "24"]
+        let free = try run(base)
+        XCTAssertEqual(free.status, 0, free.stderr)
+        XCTAssertTrue(free.stdout.contains("12"), free.stdout)
+        let stopped = try run(base + ["--stop", "zzz, 11", "--stop", "qqq"])
+        XCTAssertEqual(stopped.status, 0, stopped.stderr)
+        XCTAssertTrue(stopped.stdout.contains("10"), stopped.stdout)
+        XCTAssertFalse(stopped.stdout.contains("11"), "the ' 11' stop string must end generation: \(stopped.stdout)")
+    }
+
     func testSeedIsReproducible() throws {
         _ = try requireDefaultModel()
         let args = ["run", "-p", "Name three colours.", "--max-tokens", "12", "--temp", "1.0", "--seed", "1234"]
