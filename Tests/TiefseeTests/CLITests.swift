@@ -150,6 +150,45 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(stopped.stdout.contains("11"), "the ' 11' stop string must end generation: \(stopped.stdout)")
     }
 
+    /// `logits --tokens` needs no tokenizer: the qwen2 fixture folder is config.json + safetensors
+    /// only, and its rows match transformers' logits for the fixture's prompt.
+    func testLogitsOnAFolderWithoutTokenizer() throws {
+        let dir = fixturePath("models/qwen2-bias-tied")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/tokenizer.json"))
+        let e = try JSONValue.parse(contentsOf: dir + "/expected.json")
+        let prompt = try XCTUnwrap(e["prompt"]?.array?.compactMap(\.int))
+        let ref = try XCTUnwrap(e["logits"]?.array?.map { $0.array!.compactMap(\.double).map(Float.init) })
+        let r = try run(["logits", dir, "--tokens", prompt.map(String.init).joined(separator: ","), "--last", "\(prompt.count)"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try XCTUnwrap(JSONValue.parse(r.stdout)["logits"]?.array)
+        XCTAssertEqual(rows.count, prompt.count)
+        for (t, row) in rows.enumerated() {
+            assertClose(row.array!.compactMap(\.double).map(Float.init), ref[t], tolerance: 1e-4, "logits --tokens row \(t)")
+        }
+        assertCleanError(try run(["logits", dir, "--text", "hi"]), mentions: "tokenizer")
+    }
+
+    /// `template` and `tokenize` on a folder of tokenizer.json + tokenizer_config.json only.
+    func testTemplateAndTokenizeOnATokenizerOnlyFolder() throws {
+        let dir = NSTemporaryDirectory() + "tiefsee-tokonly-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: fixturePath("tokenizer/deepseek-v3-style/tokenizer.json"), toPath: dir + "/tokenizer.json")
+        let tc: JSONValue = .object([("bos_token", .object([("content", .string("<BOS>"))])), ("eos_token", .string("<EOS>")),
+                                     ("chat_template", .string("{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}"))])
+        try tc.serialized().write(toFile: dir + "/tokenizer_config.json", atomically: true, encoding: .utf8)
+        let msgs = dir + "/m.json"
+        try #"[{"role": "user", "content": "hello"}]"#.write(toFile: msgs, atomically: true, encoding: .utf8)
+        let t = try run(["template", dir, "--messages", msgs])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        XCTAssertEqual(t.stdout, "<BOS>[user] hello<EOS>[assistant] ")
+        let ids = try run(["tokenize", dir, "hello world"])
+        XCTAssertEqual(ids.status, 0, ids.stderr)
+        let direct = try run(["tokenize", dir + "/tokenizer.json", "hello world"])
+        XCTAssertEqual(ids.stdout, direct.stdout)
+        XCTAssertFalse(ids.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+    }
+
     func testSeedIsReproducible() throws {
         _ = try requireDefaultModel()
         let args = ["run", "-p", "Name three colours.", "--max-tokens", "12", "--temp", "1.0", "--seed", "1234"]
