@@ -189,6 +189,23 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(ids.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
     }
 
+    /// Every bench result comes with the machine it was measured on.
+    func testBenchPrintsTheMachineLine() throws {
+        let model = try requireDefaultModel()
+        let r = try run(["bench", model, "-p", "8", "-n", "2", "-t", "1", "-r", "1", "--ttft", "0", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let all = try XCTUnwrap(JSONValue.parse(r.stdout).array)
+        let m = try XCTUnwrap(all.first)
+        XCTAssertEqual(m["test"]?.string, "machine")
+        XCTAssertEqual(m["cores"]?.int, ProcessInfo.processInfo.activeProcessorCount)
+        XCTAssertTrue(["AVX2", "AVX-512 VNNI"].contains(m["kernels"]?.string ?? ""), "\(m)")
+        XCTAssertFalse((m["cpu"]?.string ?? "").isEmpty)
+        XCTAssertGreaterThanOrEqual(m["load_average"]?.double ?? -1, 0)
+        XCTAssertTrue(all.contains { $0["test"]?.string == "pp8" } && all.contains { $0["test"]?.string == "tg2" })
+        let forced = try run(["bench", model, "-p", "8", "-n", "2", "-t", "1", "-r", "1", "--ttft", "0"], env: ["TIEFSEE_KERNELS": "avx2"])
+        XCTAssertTrue(forced.stdout.contains("machine: ") && forced.stdout.contains("kernels AVX2"), forced.stdout)
+    }
+
     func testSeedIsReproducible() throws {
         _ = try requireDefaultModel()
         let args = ["run", "-p", "Name three colours.", "--max-tokens", "12", "--temp", "1.0", "--seed", "1234"]
