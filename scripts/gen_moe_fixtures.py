@@ -67,6 +67,21 @@ MODELS = {
         qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32, num_attention_heads=2,
         num_key_value_heads=2, scoring_func="softmax",
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
+    # Kimi-K2 (Moonshot): DeepSeek-V3's architecture with its own shape — 384 routed experts, 8 per
+    # token, one group (n_group = topk_group = 1), one leading dense layer, routed_scaling_factor
+    # 2.827, rope_theta 50000 with YaRN factor 32 and beta_fast = beta_slow = 1, rms_norm_eps 1e-5;
+    # its tokenizer's shape: 256 reserved special ids after the base vocabulary ([BOS], [EOS] first).
+    # Written as Kimi ships it (model_type kimi_k2, rope_theta + rope_scaling, tiktoken.model).
+    "kimi-k2": ("DeepseekV3ForCausalLM", transformers.DeepseekV3Config, common(
+        vocab_size=512, hidden_size=32, num_hidden_layers=2, intermediate_size=64, moe_intermediate_size=4, n_routed_experts=384,
+        num_experts_per_tok=8, n_shared_experts=1, n_group=1, topk_group=1, norm_topk_prob=True,
+        routed_scaling_factor=2.827, first_k_dense_replace=1, q_lora_rank=16, kv_lora_rank=32,
+        qk_nope_head_dim=16, qk_rope_head_dim=16, v_head_dim=16, num_attention_heads=2, num_key_value_heads=2,
+        scoring_func="sigmoid", topk_method="noaux_tc", num_nextn_predict_layers=0, rope_interleave=True,
+        rms_norm_eps=1e-5, max_position_embeddings=131072, bos_token_id=256, eos_token_id=257,
+        rope_parameters={"rope_type": "yarn", "rope_theta": 50000.0, "factor": 32.0,
+                         "original_max_position_embeddings": 4096, "beta_fast": 1.0, "beta_slow": 1.0,
+                         "mscale": 1.0, "mscale_all_dim": 1.0})),
     "mixtral": ("MixtralForCausalLM", transformers.MixtralConfig, common(
         intermediate_size=32, num_local_experts=8, num_experts_per_tok=2, num_key_value_heads=2,
         num_hidden_layers=2, sliding_window=None, rope_theta=10000.0)),
@@ -230,6 +245,36 @@ def write_tokenizer(out, vocab_size):
         json.dump({"bos_token": "<|bos|>", "eos_token": "<|eos|>", "add_bos_token": True}, f)
 
 
+def write_kimi_files(out, cfg):
+    """config.json as Kimi-K2 ships it (model_type kimi_k2, auto_map to its remote code, hub-style
+    rope_theta + rope_scaling) and its tokenizer's files: tiktoken.model (base64 token, rank; here
+    the 256 single bytes) and a tokenizer_config.json declaring the reserved specials after them."""
+    path = os.path.join(out, "config.json")
+    c = json.load(open(path))
+    rp = c.pop("rope_parameters")
+    c["model_type"] = "kimi_k2"
+    c["auto_map"] = {"AutoConfig": "configuration_deepseek.DeepseekV3Config",
+                     "AutoModel": "modeling_deepseek.DeepseekV3Model",
+                     "AutoModelForCausalLM": "modeling_deepseek.DeepseekV3ForCausalLM"}
+    c["rope_theta"] = rp.pop("rope_theta")
+    rp["type"] = rp.pop("rope_type")
+    c["rope_scaling"] = rp
+    json.dump(c, open(path, "w"), indent=2, sort_keys=True)
+    import base64
+    base = 256
+    with open(os.path.join(out, "tiktoken.model"), "w") as f:
+        for i in range(base):
+            f.write(f"{base64.b64encode(bytes([i])).decode()} {i}\n")
+    names = ["[BOS]", "[EOS]", "<|im_end|>", "<|im_user|>", "<|im_assistant|>"]
+    specials = {str(base + i): {"content": names[i] if i < len(names) else f"<|reserved_token_{i}|>", "lstrip": False,
+                                "normalized": False, "rstrip": False, "single_word": False, "special": True}
+                for i in range(cfg.vocab_size - base)}
+    tc = {"added_tokens_decoder": specials, "bos_token": "[BOS]", "eos_token": "[EOS]", "pad_token": None,
+          "tokenizer_class": "TikTokenTokenizer", "auto_map": {"AutoTokenizer": ["tokenization_kimi.TikTokenTokenizer", None]},
+          "model_max_length": 1000000000000000019884624838656}
+    json.dump(tc, open(os.path.join(out, "tokenizer_config.json"), "w"), indent=2)
+
+
 def build(name, arch, cfg_cls, kw, variant="f32", out_name=None, layout="hub"):
     torch.manual_seed(1234)
     gen = torch.Generator().manual_seed(99)
@@ -292,6 +337,8 @@ def build(name, arch, cfg_cls, kw, variant="f32", out_name=None, layout="hub"):
     save_file(sd, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
     if (out_name or name) == "deepseek-v3":
         write_tokenizer(out, cfg.vocab_size)
+    if name == "kimi-k2":
+        write_kimi_files(out, cfg)
 
     ids = torch.tensor([PROMPT])
     logits, routing, route_gap = capture_routing(model, family, ids)

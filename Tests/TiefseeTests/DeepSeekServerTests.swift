@@ -210,18 +210,8 @@ final class DeepSeekServerTests: XCTestCase {
 
 /// Runs the `tiefsee` executable built next to the tests.
 func runTiefsee(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
-    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("tiefsee").path
-    let binary = FileManager.default.isExecutableFile(atPath: exe) ? exe : repoRoot + "/.build/debug/tiefsee"
-    guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkip("tiefsee executable not built") }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: binary)
-    p.arguments = args
-    let o = Pipe(), e = Pipe()
-    p.standardOutput = o; p.standardError = e; p.standardInput = FileHandle.nullDevice
-    try p.run()
-    let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    let r = try runTiefseeCLI(args)
+    return (r.status, r.stdout, r.stderr)
 }
 
 /// `tiefsee run --think on|off` reaches the template's `thinking` switch.
@@ -244,7 +234,7 @@ final class DeepSeekThinkCLITests: XCTestCase {
         }
         let bad = try tiefsee(base + ["--think", "maybe"])
         XCTAssertNotEqual(bad.status, 0)
-        XCTAssertTrue(bad.err.contains("--think expects on or off"), bad.err)
+        XCTAssertTrue(bad.err.contains("--think expects one of on, off"), bad.err)
     }
 }
 

@@ -76,6 +76,12 @@ final class DeepSeekV4Tests: XCTestCase {
         // The checkpoint carries a multi-token-prediction block, which decoding does not load.
         let files = try ModelFiles.open(.hfFolder(fixturePath("dsv4/tiny")))
         XCTAssertTrue(files.weights.tensorNames.contains("mtp.0.e_proj.weight"))
+        let params = ParameterCount.of(config: c, weights: files.weights)
+        let mtp = files.weights.tensorNames.filter { $0.hasPrefix("mtp.") }.reduce(0) { $0 + (files.weights.tensor($1)?.elementCount ?? 0) }
+        let all = files.weights.tensorNames.reduce(0) { $0 + (files.weights.tensor($1)?.elementCount ?? 0) }
+        XCTAssertEqual(params.total, all - mtp, "the MTP block is not part of the decoding model")
+        // 6 of 8 routed experts idle per token in each of the 4 layers.
+        XCTAssertEqual(params.total - params.activePerToken, 4 * 6 * 3 * 64 * 32)
     }
 
     /// The whole prompt in one pass: logits at every position and every routing decision.
@@ -313,6 +319,47 @@ final class DeepSeekV4Tests: XCTestCase {
         XCTAssertGreaterThanOrEqual(rate, 0.75, "Q8_0 top-1 agreement \(agree)/\(e.logits.count)")
         XCTAssertLessThanOrEqual(rel, 0.3, "Q8_0 relative rms logit error \(rel)")
         print("DeepSeek-V4 GGUF Q8_0: top-1 agreement \(agree)/\(e.logits.count), relative rms logit error \(rel)")
+    }
+
+    /// The server's scheduler with a cache that cannot rewind: a request sharing part of what the
+    /// slot holds is read from the start (prompt lookup and the prompt cache stay off for it),
+    /// and answers as a fresh session does; a follow-up holding the slot's whole content reuses it.
+    func testSchedulerRePrefillsDeepSeekV4() throws {
+        let e = Self.expected
+        let engine = try Engine(files: ModelFiles.open(.hfFolder(fixturePath("dsv4/tiny"))))
+        let metrics = ServerMetrics(slots: 1)
+        let scheduler = BatchScheduler(engine: engine, parallel: 1, contextSize: 256, maxQueue: 4, metrics: metrics,
+                                       promptCache: PromptCache(budgetBytes: 1 << 20, minTokens: 4))
+        defer { scheduler.shutdown() }
+        var options = GenerationOptions()
+        options.maxTokens = 4
+        options.ignoreEOS = true
+        options.sampling.temperature = 0
+        func run(_ prompt: [Int]) -> (text: String, summary: JobSummary?) {
+            let job = GenerationJob(prompt: prompt, options: options)
+            try! scheduler.submit(job)
+            var text = "", summary: JobSummary? = nil
+            let deadline = Date().addingTimeInterval(60)
+            while summary == nil && Date() < deadline {
+                for ev in job.next(timeout: 1) {
+                    switch ev { case .text(let t, _): text += t; case .done(let s): summary = s }
+                }
+            }
+            return (text, summary)
+        }
+        func promptTokensRead() -> Int {
+            let line = metrics.render().split(separator: "\n").first { $0.hasPrefix("tiefsee_prompt_tokens_total ") }
+            return Int(line?.split(separator: " ").last ?? "") ?? -1
+        }
+        let first = run(Array(e.prompt[..<60]))
+        XCTAssertEqual(first.summary?.completionTokens, 4, first.summary?.error ?? "")
+        XCTAssertEqual(promptTokensRead(), 60)
+        let diverging = Array(e.prompt[..<30]) + [9, 9, 9]
+        let second = run(diverging)
+        XCTAssertNil(second.summary?.error)
+        XCTAssertEqual(promptTokensRead(), 60 + diverging.count, "the shared 30 tokens are read again")
+        let fresh = try Session(engine: engine, contextSize: 256).generate(prompt: diverging, options: options)
+        XCTAssertEqual(second.text, fresh.text)
     }
 
     func testCheckpointNamesResolve() {

@@ -24,12 +24,6 @@ final class DenseModelTests: XCTestCase {
         try ModelLoader.load(ModelFiles.open(.hfFolder(fixturePath("models/" + name))))
     }
 
-    func maxAbsDiff(_ a: UnsafePointer<Float>, _ b: [Float]) -> Float {
-        var m: Float = 0
-        for i in b.indices { m = max(m, abs(a[i] - b[i])) }
-        return m
-    }
-
     func check(_ name: String, tolerance: Float = 1e-4) throws {
         let model = try load(name)
         let e = try expected(name)
@@ -105,6 +99,10 @@ final class DenseModelTests: XCTestCase {
         XCTAssertThrowsError(try model.forward(Array(repeating: 5, count: 9), cache: cache)) { e in
             XCTAssertTrue(e is ContextFullError)
         }
-        XCTAssertThrowsError(try model.forward([1_000_000], cache: cache))
+        let before = cache.length
+        XCTAssertThrowsError(try model.forward([1_000_000], cache: cache)) { e in
+            XCTAssertTrue("\(e)".contains("token id 1000000 is outside the vocabulary"), "\(e)")
+        }
+        XCTAssertEqual(cache.length, before, "a refused token must not advance the cache")
     }
 }

@@ -43,8 +43,15 @@ final class ExpertResidencyTests: XCTestCase {
     }
 
     func testDenseModelsHaveNoResidency() throws {
+        let dense = try ModelLoader.load(ModelFiles.open(.hfFolder(fixturePath("models/qwen2-bias-tied"))))
+        XCTAssertTrue(dense.moeBlocks.isEmpty)
+        XCTAssertNil(dense.configureExpertResidency(ExpertResidencyOptions()), "a dense model has no experts to keep resident")
+    }
+
+    func testResidencyCanBeTurnedOffAgain() throws {
         let model = try MoETests.load("deepseek-v3")
         XCTAssertNotNil(model.configureExpertResidency(ExpertResidencyOptions()))
+        XCTAssertTrue(model.moeBlocks.allSatisfy { $0.residency != nil })
         XCTAssertNil(model.configureExpertResidency(nil))
         XCTAssertTrue(model.moeBlocks.allSatisfy { $0.residency == nil })
     }

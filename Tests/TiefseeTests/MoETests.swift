@@ -30,11 +30,7 @@ final class MoETests: XCTestCase {
         return try ModelLoader.load(ModelFiles.open(loc))
     }
 
-    static func maxAbsDiff(_ a: UnsafePointer<Float>, _ b: [Float]) -> Float {
-        var m: Float = 0
-        for i in b.indices { m = max(m, abs(a[i] - b[i])) }
-        return m
-    }
+    static func maxAbsDiff(_ a: UnsafePointer<Float>, _ b: [Float]) -> Float { TiefseeTests.maxAbsDiff(a, b) }
 
     /// Logits (batched prompt, cached decode, one pass), greedy tokens and routing vs the reference.
     func check(_ name: String, tolerance: Float = 1e-4) throws {
@@ -91,6 +87,31 @@ final class MoETests: XCTestCase {
     func testMixtral() throws { try check("mixtral") }
     func testQwen2MoESharedExpertGate() throws { try check("qwen2-moe") }
     func testQwen3MoEFusedExpertLayout() throws { try check("qwen3-moe") }
+
+    /// Kimi-K2: DeepSeek-V3's architecture with 384 experts, one group, Kimi's YaRN, shipped as
+    /// model_type kimi_k2 with hub-style rope_scaling and a tiktoken tokenizer.
+    func testKimiK2() throws {
+        try check("kimi-k2")
+        let c = try Self.load("kimi-k2").config
+        XCTAssertEqual(c.family, .deepseekV3)
+        XCTAssertEqual(c.moe?.numExperts, 384); XCTAssertEqual(c.moe?.numExpertsPerToken, 8)
+        XCTAssertEqual(c.moe?.nGroup, 1); XCTAssertEqual(c.moe?.topKGroup, 1)
+        XCTAssertEqual(c.moe?.routedScalingFactor, 2.827); XCTAssertEqual(c.moe?.topKMethod, .noauxTC)
+        XCTAssertEqual(c.ropeTheta, 50000); XCTAssertEqual(c.ropeScaling.kind, .yarn)
+        XCTAssertEqual(c.ropeScaling.factor, 32); XCTAssertEqual(c.ropeScaling.betaFast, 1); XCTAssertEqual(c.ropeScaling.betaSlow, 1)
+        XCTAssertEqual(c.rmsNormEps, 1e-5)
+        XCTAssertEqual(c.vocabSize, 512)
+        // By model_type alone (no architectures): kimi_k2 and the usual deepseek_v3 workaround.
+        let j = try JSONValue.parse(contentsOf: fixturePath("moe/kimi-k2/config.json")).object!.filter { $0.0 != "architectures" }
+        for mt in ["kimi_k2", "deepseek_v3"] {
+            let cfg = try ModelConfig.fromHF(.object(j.filter { $0.0 != "model_type" } + [("model_type", .string(mt))]))
+            XCTAssertEqual(cfg, c, mt)
+        }
+        // Its tokenizer (tiktoken.model) is refused by name; the model runs from token ids.
+        XCTAssertThrowsError(try Tokenizer.load(modelFolder: fixturePath("moe/kimi-k2"))) {
+            XCTAssertTrue("\($0)".contains("tiktoken"), "\($0)")
+        }
+    }
 
     // Acceptance 3
     func testDeepSeekV3BF16() throws { try check("deepseek-v3-bf16") }
@@ -274,32 +295,13 @@ final class MoETests: XCTestCase {
 
 /// The `tiefsee` command line on the DeepSeek-V3 fixture (which carries a tiny tokenizer).
 final class MoECLITests: XCTestCase {
-    static func binary() throws -> String {
-        // The test bundle and the executable are built into the same folder.
-        let dir = URL(fileURLWithPath: CommandLine.arguments.first { $0.contains(".xctest") } ?? CommandLine.arguments[0])
-            .deletingLastPathComponent().path
-        for candidate in [dir + "/tiefsee", repoRoot + "/.build/debug/tiefsee"] where FileManager.default.isExecutableFile(atPath: candidate) {
-            return candidate
-        }
-        print("SKIP: tiefsee executable not found next to the tests (run swift build first)")
-        throw XCTSkip("tiefsee executable not found")
-    }
-
     func run(_ args: [String]) throws -> String { try Self.run(args) }
 
     /// Runs the built `tiefsee` with `args` and returns its standard output (status 0 asserted).
     static func run(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try binary())
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "tiefsee \(args.joined(separator: " "))")
-        return String(decoding: data, as: UTF8.self)
+        let r = try runTiefseeCLI(args)
+        XCTAssertEqual(r.status, 0, "tiefsee \(args.joined(separator: " ")): \(r.stderr)")
+        return r.stdout
     }
 
     // Acceptance 5

@@ -52,22 +52,66 @@ struct ProcessOutput {
     let stderr: String
 }
 
-/// Runs a program to completion, collecting both output streams (stderr on its own thread, so
-/// neither pipe can fill up and stall the child).
-func runProcess(_ executable: String, _ args: [String]) throws -> ProcessOutput {
+/// Runs a program to completion, collecting both output streams. stdin is written and stderr
+/// read on their own threads, so no pipe can fill up and stall the child (reading stdout to the
+/// end before stderr deadlocks once the child writes more than a pipe's 64 KiB to stderr).
+func runProcess(_ executable: String, _ args: [String], stdin: String? = nil,
+                env: [String: String] = [:]) throws -> ProcessOutput {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
-    let o = Pipe(), e = Pipe()
-    p.standardOutput = o; p.standardError = e
+    if !env.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 } }
+    let o = Pipe(), e = Pipe(), i = Pipe()
+    p.standardOutput = o; p.standardError = e; p.standardInput = i
     try p.run()
     final class Box: @unchecked Sendable { var data = Data() }
     let err = Box()
-    let done = DispatchSemaphore(value: 0)
-    DispatchQueue.global().async { err.data = e.fileHandleForReading.readDataToEndOfFile(); done.signal() }
+    let group = DispatchGroup()
+    DispatchQueue.global().async(group: group) { err.data = e.fileHandleForReading.readDataToEndOfFile() }
+    let input = stdin.map { Data($0.utf8) } ?? Data()
+    DispatchQueue.global().async(group: group) {
+        if !input.isEmpty { try? i.fileHandleForWriting.write(contentsOf: input) }
+        try? i.fileHandleForWriting.close()
+    }
     let outData = o.fileHandleForReading.readDataToEndOfFile()
-    done.wait()
+    group.wait()
     p.waitUntilExit()
     return ProcessOutput(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                          stderr: String(decoding: err.data, as: UTF8.self))
+}
+
+/// Runs the `tiefsee` executable built next to the tests (or skips visibly when it is absent).
+func runTiefseeCLI(_ args: [String], stdin: String? = nil, env: [String: String] = [:]) throws -> ProcessOutput {
+    try runProcess(try requireTiefseeExecutable(), args, stdin: stdin, env: env)
+}
+
+/// Largest |a[i] - b[i]| over the first b.count values.
+func maxAbsDiff(_ a: UnsafePointer<Float>, _ b: [Float]) -> Float {
+    var worst: Float = 0
+    for i in 0..<b.count { worst = max(worst, abs(a[i] - b[i])) }
+    return worst
+}
+
+/// Compares two tensors like llm.c's `check_tensor`: fails with the largest difference, where it
+/// is and the values there (not just "not equal"), so a failing parity test says how far off it is.
+/// A NaN anywhere fails.
+func assertClose(_ actual: UnsafePointer<Float>, _ expected: [Float], tolerance: Float, _ label: String = "",
+                 file: StaticString = #filePath, line: UInt = #line) {
+    var worst: Float = 0, at = 0
+    for i in 0..<expected.count {
+        let d = abs(actual[i] - expected[i])
+        if d.isNaN { XCTFail("\(label): NaN at [\(i)] (actual \(actual[i]), expected \(expected[i]))", file: file, line: line); return }
+        if d > worst { worst = d; at = i }
+    }
+    if worst > tolerance {
+        XCTFail("\(label): max abs diff \(worst) > \(tolerance) at [\(at)] of \(expected.count): actual \(actual[at]), expected \(expected[at])",
+                file: file, line: line)
+    }
+}
+
+func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float, _ label: String = "",
+                 file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(actual.count, expected.count, "\(label): sizes differ", file: file, line: line)
+    guard actual.count == expected.count else { return }
+    actual.withUnsafeBufferPointer { assertClose($0.baseAddress!, expected, tolerance: tolerance, label, file: file, line: line) }
 }

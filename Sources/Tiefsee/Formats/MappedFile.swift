@@ -41,14 +41,6 @@ public final class MappedFile: @unchecked Sendable {
         else { UnsafeMutableRawPointer(mutating: base).deallocate() }
     }
 
-    /// Hint the kernel that a byte range will be needed soon (e.g. before a forward pass).
-    public func willNeed(offset: Int, count: Int) {
-        guard size > 0 else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = offset / page * page
-        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), min(count + offset - start, size - start), MADV_WILLNEED)
-    }
-
     /// Whether the pages at a few sample points of `count` bytes at `p` (first, last and two
     /// between) are in memory: a cheap check (mincore of four pages) before asking for a range.
     public static func isProbablyResident(_ p: UnsafeRawPointer, count: Int) -> Bool {

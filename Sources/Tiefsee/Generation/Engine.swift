@@ -28,6 +28,9 @@ public final class Engine: @unchecked Sendable {
     public let chatTemplateSource: String?
     /// V3.2 / V4 models: the prompt encoder that replaces a chat template (DeepSeekEncoding.swift).
     public let deepSeekEncoding: DeepSeekEncoding?
+    /// The chat template parsed once at load (nil without one); a template that does not parse
+    /// keeps its error, reported by every `renderChat` as before.
+    let chatTemplate: Result<ChatTemplate, Error>?
     /// Set up from `EngineOptions.experts` on MoE models.
     public let expertResidency: ExpertResidency?
 
@@ -47,6 +50,7 @@ public final class Engine: @unchecked Sendable {
             throw ModelFileError.unsupported(path: p, reason: "a tokenizer.json holds no model weights")
         }
         chatTemplateSource = files.chatTemplate
+        chatTemplate = files.chatTemplate.map { src in Result { try ChatTemplate(source: src) } }
         deepSeekEncoding = options.chatEncoding ?? DeepSeekEncoding.forArchitecture(files.architectureName)
     }
 
@@ -75,13 +79,12 @@ public final class Engine: @unchecked Sendable {
         if let enc = deepSeekEncoding {
             return try enc.render(messages: messages, tools: tools, options: DeepSeekEncodingOptions(kwargs: extra, reasoningEffort: reasoningEffort))
         }
-        guard let src = chatTemplateSource else {
+        guard let parsed = chatTemplate else {
             var s = ""
             for m in messages { s += "\(m["role"]?.string ?? "user"): \(m["content"]?.string ?? "")\n" }
             return addGenerationPrompt ? s + "assistant: " : s
         }
-        let t = try ChatTemplate(source: src)
-        return try t.render(messages: messages, tools: tools, addGenerationPrompt: addGenerationPrompt,
+        return try parsed.get().render(messages: messages, tools: tools, addGenerationPrompt: addGenerationPrompt,
                             bosToken: bosToken, eosToken: eosToken, extra: extra)
     }
 

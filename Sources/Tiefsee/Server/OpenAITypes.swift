@@ -140,7 +140,3 @@ struct RequestReader {
         return a.compactMap(\.string).filter { !$0.isEmpty }
     }
 }
-
-extension JSONValue {
-    static func obj(_ kv: [(String, JSONValue)]) -> JSONValue { .object(kv) }
-}

@@ -38,7 +38,7 @@ extension OpenAIServer {
         let mode = authMode(config)
         if mode == .open { return nil }
         let key = sentKey(req)
-        if let k = key, let own = config.apiKey, !own.isEmpty, constantTimeEqual(k, own) {
+        if let k = key, let own = config.apiKey, !own.isEmpty, PasswordHash.constantTimeEqual(Array(k.utf8), Array(own.utf8)) {
             req.principal = Principal(name: "api-key", admin: true)
             return nil
         }
@@ -60,13 +60,6 @@ extension OpenAIServer {
     static func principalJSON(_ p: Principal?) -> JSONValue {
         guard let p else { return .null }
         return .object([("name", .string(p.name)), ("admin", .bool(p.admin)), ("groups", .array(p.groups.map { .string($0) }))])
-    }
-
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var diff = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<y.count { diff |= (i < x.count ? x[i] : 0) ^ y[i] }
-        return diff == 0
     }
 
     // MARK: the chat page's session endpoints

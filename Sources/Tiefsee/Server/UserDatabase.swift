@@ -310,6 +310,10 @@ public final class UserDatabase: @unchecked Sendable {
         }
     }
 
+    /// At most two password checks at a time: each costs ~0.3 s of a core, so a flood of
+    /// logins queues here instead of taking every core from the model.
+    private static let passwordChecks = DispatchSemaphore(value: 2)
+
     /// A stand-in hash checked when the user does not exist, so a failed login takes as long
     /// whether or not the name is known.
     private lazy var dummyHash = PasswordHash.make(PasswordHash.randomToken())
@@ -326,7 +330,9 @@ public final class UserDatabase: @unchecked Sendable {
             return dummyHash
         }
         // The PBKDF2 work runs outside the lock, so logins do not hold up other requests.
+        UserDatabase.passwordChecks.wait()
         let ok = PasswordHash.verify(password, against: stored ?? dummy) && stored != nil
+        UserDatabase.passwordChecks.signal()
         guard ok else { return nil }
         return try? locked {
             let token = PasswordHash.randomToken()

@@ -27,8 +27,6 @@ public let lowBitTypes: [TensorType] = [.q2_K, .q3_K, .iq1_s, .iq1_m, .iq2_xxs, 
 /// Weight types `dotRow` supports.
 public let quantDotTypes: [TensorType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K] + lowBitTypes
 
-public func supportsQuantDot(_ type: TensorType) -> Bool { quantDotTypes.contains(type) }
-
 /// The activation format to use with weights of `type` (nil when `dotRow` can't handle the type:
 /// dequantize such weights to f32 instead).
 public func activationFormat(for type: TensorType) -> ActivationQuant? {

@@ -64,6 +64,9 @@ extension Tokenizer {
         }
         let ggufs = ((try? fm.contentsOfDirectory(atPath: modelFolder)) ?? []).filter { $0.hasSuffix(".gguf") }.sorted()
         if let f = ggufs.first { return try load(ggufPath: modelFolder + "/" + f) }
+        if fm.fileExists(atPath: modelFolder + "/tiktoken.model") {
+            throw ModelFileError.unsupported(path: modelFolder, reason: "tiktoken.model tokenizers (Kimi-K2's) are not supported, only tokenizer.json or GGUF byte-level BPE (the weights load; only text cannot be tokenized)")
+        }
         throw ModelFileError.io(path: modelFolder, reason: "no tokenizer.json or .gguf file in folder")
     }
 

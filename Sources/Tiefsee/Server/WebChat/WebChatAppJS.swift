@@ -233,7 +233,7 @@ function messageView(m, isLast) {
   el.append(details, body, sources, error, actions);
   el.update = () => {
     details.hidden = !m.reasoning;
-    summary.textContent = m.thinking ? "Thinking…" : m.thoughtSeconds ? "Thought for " + m.thoughtSeconds.toFixed(1) + " s" : "Reasoning";
+    summary.textContent = m.thinking ? "Thinking…" : m.thoughtSeconds >= 0.1 ? "Thought for " + m.thoughtSeconds.toFixed(1) + " s" : "Reasoning";
     thought.textContent = m.reasoning || "";
     body.innerHTML = TiefseeMarkdown.render(m.content || "", { citations: (m.sources || []).length });
     body.classList.toggle("cursor", !!m.streaming);
@@ -486,14 +486,14 @@ function renderModelPanel() {
   const m = state.model;
   $("model-name").textContent = m.id;
   const facts = [
-    ["Architecture", m.architecture],
+    ["Architecture", m.family || m.architecture],
     ["Parameters", m.parameters && formatCount(m.parameters.total)],
     ["Active per token", m.parameters && m.moe ? formatCount(m.parameters.active_per_token) : null],
     ["Weights", m.weights_type && m.weights_type + ", " + formatBytes(m.weights_bytes)],
     ["Layers", m.layers],
     ["Heads (KV)", m.heads && m.heads + " (" + m.kv_heads + ")"],
     ["Context", m.context_length && m.context_length.toLocaleString() + " tokens"],
-    ["Conversations at once", m.slots && m.slots + " (" + m.slots_busy + " busy)"],
+    ["Parallel", m.slots && m.slots + " (" + m.slots_busy + " busy)"],
   ];
   const dl = $("model-facts");
   dl.replaceChildren();
