@@ -5,6 +5,7 @@ enum BenchCommand {
     static let help = """
     usage: tiefsee bench [MODEL] [-p 128,512] [-n 64] [-t 1,2] [-r 5] [-b 4] [-d 4096] [--ttft 512]
                          [--expert-cache-mb N] [--json] [--json-schema S | --grammar FILE] [--lookup]
+                         [--compare-llama-cpp]
            tiefsee bench --kernels [-r 5] [--json]
 
     Measures prompt processing (ppN: N prompt tokens in one batched pass) and generation
@@ -33,7 +34,12 @@ enum BenchCommand {
     path: decode) and for 8 rows at once (the packed matrix kernel: prefill, batched decode), on a
     1024 x 2048 matrix of random blocks; best of -r runs. --json prints [{"type", "isa",
     "bits_per_weight", "block_values", "row_ns_per_block", "batch8_ns_per_block"}].
-    --json prints [{"test", "threads", "tokens_per_second", "stddev", "roofline_fraction"}],
+    Every run starts with the machine line (CPU model, cores, cache sizes, kernel set, load average).
+    --compare-llama-cpp also runs llama.cpp on the same file (through the llama-cpp-python package
+    and scripts/compare_llama_cpp.py, developers' tools that must be installed) for each thread
+    count, largest -p and first -n, and prints both engines' tokens/s and the ratios.
+    --json prints [{"test": "machine", "cpu", "cores", "caches", "kernels", "load_average"},
+    {"test", "threads", "tokens_per_second", "stddev", "roofline_fraction"}, …],
     time to first token as {"test": "ttftP", "threads", "seconds", "stddev"} and memory as
     {"test": "memory", "peak_rss_bytes", "mapped_weights_touched_bytes", "kv_cache_bytes",
     "expert_cache_bytes", "other_bytes"}.
@@ -48,7 +54,7 @@ enum BenchCommand {
     }
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: Set(["p", "n", "t", "r", "b", "d", "ttft", "json-schema", "grammar", "grammar-prompt"]).union(EngineFlags.names), flags: ["help", "json", "lookup", "kernels"],
+        let a = try Args(argv, options: Set(["p", "n", "t", "r", "b", "d", "ttft", "json-schema", "grammar", "grammar-prompt"]).union(EngineFlags.names), flags: ["help", "json", "lookup", "kernels", "compare-llama-cpp"],
                          aliases: ["-h": "--help"])
         if a.has("help") { print(help); return }
         if a.has("kernels") {
@@ -75,7 +81,9 @@ enum BenchCommand {
             print("model: \(name) (\(model.config.family.rawValue)), bytes read per token: \(formatBytes(weightBytes)) of weights + KV cache")
             print("kernels: \(kernelInstructionSet), KV cache \(model.cacheKeyType.rawValue)/\(model.cacheValueType.rawValue)")
         }
-        var results = [JSONValue]()
+        let machine = MachineInfo.current()
+        if !json { print("machine: \(machine.summary)") }
+        var results = [machine.json]
         var peakKVBytes = 0, peakRSS = 0
         var rng = SeededGenerator(seed: 42)
         func randomTokens(_ n: Int) -> [Int] { (0..<n).map { _ in Int(rng.next() % UInt64(min(V, 30000))) + 100 } }
@@ -184,7 +192,62 @@ enum BenchCommand {
                                     ("mapped_weights_touched_bytes", .int(mapped)), ("kv_cache_bytes", .int(peakKVBytes)),
                                     ("expert_cache_bytes", .int(experts)), ("other_bytes", .int(other))]))
         }
+        if a.has("compare-llama-cpp") {
+            results += try compareLlamaCpp(engine.files.location.path, results, threads: threads, pp: pps.max()!,
+                                           tg: tgs[0], reps: reps, json: json)
+        }
         if json { print(JSONValue.array(results).serialized()) }
+    }
+
+    /// llama.cpp on the same file, in a child process (scripts/compare_llama_cpp.py's worker),
+    /// one thread count at a time, next to this run's figures.
+    static func compareLlamaCpp(_ model: String, _ ours: [JSONValue], threads: [Int], pp: Int, tg: Int, reps: Int,
+                                json: Bool) throws -> [JSONValue] {
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let candidates = ["scripts/compare_llama_cpp.py",
+                          exe.deletingLastPathComponent().appendingPathComponent("../../scripts/compare_llama_cpp.py").path]
+        guard let script = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw CLIError("--compare-llama-cpp needs scripts/compare_llama_cpp.py (run from the repository)")
+        }
+        func rate(_ test: String, _ t: Int) -> Double? {
+            ours.first { $0["test"]?.string == test && $0["threads"]?.int == t }?["tokens_per_second"]?.double
+        }
+        var out = [JSONValue]()
+        if !json { print("llama.cpp, same file, same run:") }
+        for t in threads {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", script, model, "--llama-worker", "--threads", "\(t)", "--pp", "\(pp)", "--tg", "\(tg)",
+                           "--reps", "\(reps)"]
+            let pipe = Pipe(), errPipe = Pipe()
+            p.standardOutput = pipe; p.standardError = errPipe
+            try p.run()
+            // stderr on its own thread, so neither pipe can fill and stall the child.
+            final class Box: @unchecked Sendable { var data = Data() }
+            let errBox = Box(), done = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async { errBox.data = errPipe.fileHandleForReading.readDataToEndOfFile(); done.signal() }
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            done.wait()
+            let errData = errBox.data
+            p.waitUntilExit()
+            guard p.terminationStatus == 0, let last = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
+                  let r = try? JSONValue.parse(String(last)), let lpp = r["pp"]?.double, let ltg = r["tg"]?.double else {
+                let why = String(decoding: errData, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "no output"
+                throw CLIError("llama.cpp run failed (is llama-cpp-python installed?): \(why)")
+            }
+            let mpp = rate("pp\(pp)", t), mtg = rate("tg\(tg)", t)
+            if !json {
+                for (test, theirs, mine) in [("pp\(pp)", lpp, mpp), ("tg\(tg)", ltg, mtg)] {
+                    let ratio = mine.map { String(format: "%.2fx", $0 / theirs) } ?? "-"
+                    print(String(format: "  threads %d %@: llama.cpp %.2f tokens/s, tiefsee %@, ratio %@", t, test, theirs,
+                                 mine.map { String(format: "%.2f", $0) } ?? "-", ratio))
+                }
+            }
+            out.append(.object([("test", .string("llama.cpp")), ("threads", .int(t)), ("pp", .int(pp)), ("tg", .int(tg)),
+                                ("pp_tokens_per_second", .double(lpp)), ("tg_tokens_per_second", .double(ltg)),
+                                ("pp_ratio", mpp.map { .double($0 / lpp) } ?? .null), ("tg_ratio", mtg.map { .double($0 / ltg) } ?? .null)]))
+        }
+        return out
     }
 
     static let lookupPrompts: [(String, String)] = [

@@ -16,9 +16,10 @@ enum ChatCommand {
     """
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: GenerateFlags.options, flags: GenerateFlags.flags, aliases: GenerateFlags.aliases)
+        let a = try Args(argv, spec: GenerateFlags.spec)
         if a.has("help") { print(help); return }
         let f = try GenerateFlags(a)
+        guard a.positional.count <= 1 else { throw CLIError("chat takes at most one MODEL argument (the conversation is read from standard input)") }
         let engine = try loadEngine(a.positional.first, verbose: f.verbose, options: f.engine)
         let session = Session(engine: engine, contextSize: f.contextSize ?? engine.defaultContextSize())
         installInterruptWithoutRestart()
@@ -61,7 +62,7 @@ enum ChatCommand {
             var options = f.options
             options.maxTokens = min(options.maxTokens, session.contextSize - ids.count)
             options.startsInThinking = promptEndsInThinking(prompt)
-            var printer = ReasoningPrinter(startInThinking: promptEndsInThinking(prompt), hide: f.hideThinking)
+            var printer = ReasoningPrinter(startInThinking: promptEndsInThinking(prompt), hide: f.hideThinking, color: f.color)
             let r = try session.generate(prompt: ids, options: options) { piece in
                 printer.print(piece)
                 return !Interrupt.requested

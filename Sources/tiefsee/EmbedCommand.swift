@@ -18,7 +18,7 @@ enum EmbedCommand {
     static func run(_ argv: ArraySlice<String>) throws {
         let a = try Args(argv, options: ["threads"], flags: ["json", "help"], aliases: ["-t": "--threads", "-h": "--help"])
         if a.has("help") { print(help); return }
-        if let t = try a.int("threads") { ThreadPool.configureShared(threads: max(1, t)) }
+        try a.configureThreads()
         var texts = a.positional
         var modelArg: String? = nil
         if let first = texts.first {

@@ -4,71 +4,69 @@ import Tiefsee
 import Glibc
 #endif
 
-/// Options shared by `run` and `chat`.
+/// Options shared by `run`, `chat` and `ask`.
 struct GenerateFlags {
-    static let options: Set<String> = Set(["prompt", "system", "max-tokens", "temp", "top-p", "top-k", "min-p", "seed",
-                                       "threads", "ctx", "stop", "repeat-penalty", "presence-penalty", "frequency-penalty",
-                                       "grammar", "json-schema", "think"]).union(EngineFlags.names)
-    static let flags: Set<String> = ["help", "verbose", "hide-thinking", "raw", "chat", "show-experts", "no-color", "ids"]
-    static let aliases = ["-p": "--prompt", "-n": "--max-tokens", "-t": "--threads", "-c": "--ctx", "-s": "--seed", "-h": "--help"]
+    static let spec: [OptionSpec] = [
+        OptionSpec("system", nil, .text, value: "TEXT", help: "system message"),
+        OptionSpec("max-tokens", "-n", .int(1...Int.max), value: "N", help: "tokens to generate (default 512)"),
+        OptionSpec("temp", nil, .number(0...100), value: "T", help: "temperature, 0 = greedy (default 0.7)"),
+        OptionSpec("top-k", nil, .int(0...Int.max), value: "K", help: "sample from the K most likely tokens, 0 = all (default 40)"),
+        OptionSpec("top-p", nil, .number(0...1), value: "P", help: "nucleus sampling: the smallest set holding P of the mass, (0, 1] (default 0.95)"),
+        OptionSpec("min-p", nil, .number(0...1), value: "P", help: "drop tokens below P × the top token's probability (default 0.05)"),
+        OptionSpec("repeat-penalty", nil, .number(0...100), value: "R", help: "penalise tokens of the last 256: positive logits ÷ R, negative × R (default 1: off)"),
+        OptionSpec("presence-penalty", nil, .number(-2...2), value: "P", help: "OpenAI's presence penalty (default 0)"),
+        OptionSpec("frequency-penalty", nil, .number(-2...2), value: "F", help: "OpenAI's frequency penalty (default 0)"),
+        OptionSpec("seed", "-s", .text, value: "N", help: "random seed: the same seed gives the same text"),
+        OptionSpec("stop", nil, .list, value: "TEXT", help: "stop string; repeat the option or give a comma list (a,b)"),
+        .threads,
+        OptionSpec("ctx", "-c", .int(16...Int.max), value: "N", help: "context size in tokens (default: the model's, bounded by memory)"),
+        OptionSpec("grammar", nil, .text, value: "FILE", help: "only output this GBNF grammar allows (llama.cpp's notation)"),
+        OptionSpec("json-schema", nil, .text, value: "S", help: "only JSON valid under this schema (a file, or the schema text)"),
+        OptionSpec("hide-thinking", nil, .flag, help: "do not print <think>…</think> reasoning"),
+        OptionSpec("no-color", nil, .flag, help: "print reasoning without dimming it (as NO_COLOR=1 does)"),
+        OptionSpec("think", nil, .choice(["on", "off"]), value: "on|off",
+                   help: "thinking switch of hybrid models (DeepSeek-V3.1/V3.2/V4 `thinking`,\nQwen3 `enable_thinking`); default: the model's own default"),
+        OptionSpec("verbose", nil, .flag, help: "print load time, prompt/generation speed and the memory estimate"),
+        .help,
+    ] + EngineFlags.spec
 
-    static let help = """
-      -p, --prompt TEXT        the prompt (run)
-      --system TEXT            system message
-      -n, --max-tokens N       tokens to generate (default 512)
-      --temp T                 temperature, 0 = greedy (default 0.7)
-      --top-k K / --top-p P / --min-p P   sampling filters (defaults 40 / 0.95 / 0.05)
-      --repeat-penalty R, --presence-penalty P, --frequency-penalty F
-      -s, --seed N             random seed: the same seed gives the same text
-      --stop TEXT              stop string (may repeat as comma list)
-      -t, --threads N          worker threads (default: all cores)
-      -c, --ctx N              context size in tokens (default: the model's, bounded by memory)
-      --grammar FILE           only output this GBNF grammar allows (llama.cpp's notation)
-      --json-schema S          only JSON valid under this schema (a file, or the schema text)
-      --hide-thinking          do not print <think>…</think> reasoning
-      --think on|off           thinking switch of hybrid models (DeepSeek-V3.1/V3.2/V4 `thinking`,
-                               Qwen3 `enable_thinking`); default: the model's own default
-      --verbose                print prompt/generation speed at the end
-    \(EngineFlags.help)
-    """
+    static let help = OptionSpec.helpText(spec)
 
     var options = GenerationOptions()
     var system: String?
     var contextSize: Int?
     var verbose = false
     var hideThinking = false
+    var color = true
     var engine = EngineOptions()
     /// Chat template variables (`--think`).
     var templateKwargs: [String: JSONValue] = [:]
 
+    /// Reads the values `spec` declared (types and ranges are already checked by the parser).
     init(_ a: Args) throws {
         engine = try EngineFlags.options(a)
-        if let n = try a.int("max-tokens") { guard n > 0 else { throw CLIError("--max-tokens must be positive") }; options.maxTokens = n }
-        if let t = try a.double("temp") { guard t >= 0 else { throw CLIError("--temp must be ≥ 0") }; options.sampling.temperature = t }
-        if let v = try a.int("top-k") { options.sampling.topK = max(0, v) }
-        if let v = try a.double("top-p") { guard v > 0 && v <= 1 else { throw CLIError("--top-p must be in (0, 1]") }; options.sampling.topP = v }
-        if let v = try a.double("min-p") { options.sampling.minP = max(0, v) }
-        if let v = try a.double("repeat-penalty") { options.sampling.repetitionPenalty = v }
+        if let n = try a.int("max-tokens") { options.maxTokens = n }
+        if let t = try a.double("temp") { options.sampling.temperature = t }
+        if let v = try a.int("top-k") { options.sampling.topK = v }
+        if let v = try a.double("top-p") { guard v > 0 else { throw CLIError("--top-p must be in (0, 1]") }; options.sampling.topP = v }
+        if let v = try a.double("min-p") { options.sampling.minP = v }
+        if let v = try a.double("repeat-penalty") { guard v > 0 else { throw CLIError("--repeat-penalty must be positive") }; options.sampling.repetitionPenalty = v }
         if let v = try a.double("presence-penalty") { options.sampling.presencePenalty = v }
         if let v = try a.double("frequency-penalty") { options.sampling.frequencyPenalty = v }
         if let s = a.string("seed") {
             guard let v = UInt64(s) else { throw CLIError("--seed expects a non-negative integer, got '\(s)'") }
             options.sampling.seed = v
         }
-        if let s = a.string("stop") { options.stop = s.split(separator: ",").map(String.init) }
-        if let t = try a.int("threads") {
-            guard t > 0 && t <= 256 else { throw CLIError("--threads must be between 1 and 256") }
-            ThreadPool.configureShared(threads: t)
-        }
-        if let c = try a.int("ctx") { guard c >= 16 else { throw CLIError("--ctx must be at least 16") }; contextSize = c }
+        if let s = a.list("stop") { options.stop = s }
+        if let t = try a.int("threads") { ThreadPool.configureShared(threads: t) }
+        contextSize = try a.int("ctx")
         options.grammar = try GenerateFlags.grammar(a)
         system = a.string("system")
         verbose = a.has("verbose")
         hideThinking = a.has("hide-thinking")
+        color = !a.has("no-color")
         if let t = a.string("think") {
-            guard let on = ["on": true, "off": false, "true": true, "false": false][t.lowercased()] else {
-                throw CLIError("--think expects on or off, got '\(t)'")
-            }
+            let on = t == "on"
             templateKwargs = ["thinking": .bool(on), "enable_thinking": .bool(on)]
         }
     }
@@ -99,10 +97,10 @@ struct ReasoningPrinter {
     let hide: Bool
     let color: Bool
 
-    init(startInThinking: Bool, hide: Bool) {
+    init(startInThinking: Bool, hide: Bool, color allowed: Bool = true) {
         splitter = ReasoningSplitter(startInThinking: startInThinking)
         self.hide = hide
-        color = isatty(STDOUT_FILENO) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        color = allowed && isatty(STDOUT_FILENO) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
     }
 
     mutating func print(_ text: String) { show(splitter.feed(text)) }
@@ -124,16 +122,18 @@ struct ReasoningPrinter {
 /// Engine options shared by run, chat, bench and serve.
 enum EngineFlags {
     /// The options `options(_:)` reads; every command that loads a model accepts them.
-    static let names: Set<String> = ["expert-cache-mb", "chat-encoding", "cache-type-k", "cache-type-v"]
-
-    static let help = """
-      --expert-cache-mb N      MoE models larger than memory: also keep the N MiB of most used
-                               experts resident (default 0; chosen experts are always prefetched)
-      --chat-encoding E        prompt format instead of the chat template: deepseek-v3.2 or
-                               deepseek-v4 (default: those for V3.2/V4 architectures)
-      --cache-type-k T, --cache-type-v T   KV cache storage: f32 (default), f16, q8_0, q4_0
-                               (MLA models: the latent cache, set by -k)
-    """
+    static let spec: [OptionSpec] = [
+        OptionSpec("expert-cache-mb", nil, .int(0...Int.max), value: "N",
+                   help: "MoE models larger than memory: also keep the N MiB of most used\nexperts resident (default 0; chosen experts are always prefetched)"),
+        OptionSpec("chat-encoding", nil, .choice(DeepSeekEncoding.allCases.map(\.rawValue)), value: "E",
+                   help: "prompt format instead of the chat template: deepseek-v3.2 or\ndeepseek-v4 (default: those for V3.2/V4 architectures)"),
+        OptionSpec("cache-type-k", nil, .choice(KVCacheType.allCases.map(\.rawValue)), value: "T",
+                   help: "KV cache storage of keys: f32 (default), f16, q8_0, q4_0\n(MLA models: the latent cache)"),
+        OptionSpec("cache-type-v", nil, .choice(KVCacheType.allCases.map(\.rawValue)), value: "T",
+                   help: "KV cache storage of values: f32 (default), f16, q8_0, q4_0"),
+    ]
+    static var names: Set<String> { Set(spec.map(\.long)) }
+    static let help = OptionSpec.helpText(spec)
 
     /// TIEFSEE_PAGING_HINTS=0 turns the expert paging hints off and TIEFSEE_EXPERT_COPIES=1 makes
     /// resident experts anonymous copies instead of locked file pages: both only for comparing
@@ -193,17 +193,21 @@ enum RunCommand {
     is available, it says whether the routed experts will stream from disk (MoE) or all weights
     will be paged (--verbose says so when it fits too).
 
-    \(GenerateFlags.help)
-      --raw                    plain text completion, no chat template
-      --show-experts           MoE models: after generating, print per layer how often each
-                               expert was chosen and the share of parameters active per token
-      --ids                    after the text, print the generated token ids ("ids: 1,2,3")
+    \(OptionSpec.helpText(spec))
     """
 
+    static let spec: [OptionSpec] = [
+        OptionSpec("prompt", "-p", .text, value: "TEXT", help: "the prompt (or the argument after MODEL)"),
+        OptionSpec("raw", nil, .flag, help: "plain text completion, no chat template"),
+        OptionSpec("show-experts", nil, .flag, help: "MoE models: after generating, print per layer how often each\nexpert was chosen and the share of parameters active per token"),
+        OptionSpec("ids", nil, .flag, help: "after the text, print the generated token ids (\"ids: 1,2,3\")"),
+    ] + GenerateFlags.spec
+
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: GenerateFlags.options, flags: GenerateFlags.flags, aliases: GenerateFlags.aliases)
+        let a = try Args(argv, spec: spec)
         if a.has("help") { print(help); return }
         let f = try GenerateFlags(a)
+        guard a.positional.count <= 2 else { throw CLIError("run takes MODEL and PROMPT at most, got \(a.positional.count) arguments") }
         guard let promptText = a.string("prompt") ?? (a.positional.count > 1 ? a.positional[1] : nil) else {
             throw CLIError("no prompt given (use -p \"…\")")
         }
@@ -219,7 +223,7 @@ enum RunCommand {
             text = try engine.renderChat(messages, extra: f.templateKwargs)
         }
         let ids = engine.encodePrompt(text)
-        var printer = ReasoningPrinter(startInThinking: promptEndsInThinking(text), hide: f.hideThinking)
+        var printer = ReasoningPrinter(startInThinking: promptEndsInThinking(text), hide: f.hideThinking, color: f.color)
         Interrupt.install()
         let showExperts = a.has("show-experts")
         let stats = showExperts ? engine.model.startRoutingStats() : nil

@@ -27,7 +27,7 @@ enum KnowledgeCommand {
         let a = try Args(rest, options: ["kb", "embedding-model", "k", "mode", "min-score", "threads", "batch"],
                          flags: ["json", "all", "help", "quiet"], aliases: ["-k": "--k", "-t": "--threads", "-h": "--help"])
         if a.has("help") { print(help); return }
-        if let t = try a.int("threads") { ThreadPool.configureShared(threads: max(1, t)) }
+        try a.configureThreads()
         let name = a.string("kb") ?? "default"
         switch sub {
         case "add": try add(a, name: name)
@@ -145,18 +145,27 @@ enum AskCommand {
     the model is told that company documents take precedence over its own knowledge and to cite
     [n]; the sources follow the answer. R1-family models get DeepSeek-R1's search template
     ([citation:X]). When nothing relevant is found it says so (--answer-anyway lets the model answer).
+
+    \(OptionSpec.helpText(spec))
     """
 
+    static let spec: [OptionSpec] = [
+        OptionSpec("kb", nil, .text, value: "NAME", help: "the knowledge base (default: default)"),
+        OptionSpec("k", "-k", .int(1...50), value: "N", help: "passages in the prompt (default 3)"),
+        OptionSpec("min-score", nil, .number(-1...1), value: "S", help: "relevance floor (cosine similarity)"),
+        OptionSpec("answer-anyway", nil, .flag, help: "let the model answer when no passage is relevant"),
+    ] + GenerateFlags.spec
+
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: GenerateFlags.options.union(["kb", "k", "min-score"]),
-                         flags: GenerateFlags.flags.union(["answer-anyway"]), aliases: GenerateFlags.aliases.merging(["-k": "--k"]) { $1 })
+        let a = try Args(argv, spec: spec)
         if a.has("help") { print(help); return }
         guard let question = a.positional.first else { throw CLIError("no question given") }
+        guard a.positional.count <= 2 else { throw CLIError("ask takes QUESTION and MODEL at most, got \(a.positional.count) arguments") }
         var f = try GenerateFlags(a)
         if a.string("temp") == nil { f.options.sampling.temperature = 0 }
         if a.string("max-tokens") == nil { f.options.maxTokens = 200 }
         let kb = try KnowledgeBase(name: a.string("kb") ?? "default", create: false)
-        let engine = try loadEngine(a.positional.count > 1 ? a.positional[1] : nil, verbose: f.verbose)
+        let engine = try loadEngine(a.positional.count > 1 ? a.positional[1] : nil, verbose: f.verbose, options: f.engine)
         let answerer = KnowledgeAnswerer(engine: engine, kb: kb)
         answerer.topK = try a.int("k") ?? 3
         if let m = try a.double("min-score") { answerer.minSimilarity = Float(m) }

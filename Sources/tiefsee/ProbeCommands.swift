@@ -117,15 +117,24 @@ enum TemplateCommand {
             return
         }
         let loc = try ModelLocator.resolve(a.positional.first)
-        let files = try ModelFiles.open(loc)
-        if let enc = DeepSeekEncoding.forArchitecture(files.architectureName) {
-            out(try enc.render(messages: messages, tools: tools, options: DeepSeekEncodingOptions(kwargs: extra)))
-            return
+        // A model (GGUF, or a folder with config.json) or, as AutoTokenizer takes it, a folder of
+        // only tokenizer.json + tokenizer_config.json.
+        let template: String?, special: (String) -> String?
+        if case .hfFolder(let dir) = loc, !FileManager.default.fileExists(atPath: dir + "/config.json") {
+            let chat = TokenizerFolderConfig(folder: dir)
+            template = chat.chatTemplate; special = chat.specialTokenText
+        } else {
+            let files = try ModelFiles.open(loc)
+            if let enc = DeepSeekEncoding.forArchitecture(files.architectureName) {
+                out(try enc.render(messages: messages, tools: tools, options: DeepSeekEncodingOptions(kwargs: extra)))
+                return
+            }
+            template = files.chatTemplate; special = files.specialTokenText
         }
-        guard let src = files.chatTemplate else { throw CLIError("\(loc.path) has no chat template") }
+        guard let src = template else { throw CLIError("\(loc.path) has no chat template") }
         let (tok, _) = try loadTokenizer(loc.path)
-        let bos = files.specialTokenText("bos_token") ?? tok.bosID.map { tok.piece($0) } ?? ""
-        let eos = files.specialTokenText("eos_token") ?? tok.eosID.map { tok.piece($0) } ?? ""
+        let bos = special("bos_token") ?? tok.bosID.map { tok.piece($0) } ?? ""
+        let eos = special("eos_token") ?? tok.eosID.map { tok.piece($0) } ?? ""
         let rendered = try ChatTemplate(source: src).render(messages: messages, tools: tools,
                                                             addGenerationPrompt: !a.has("no-generation-prompt"),
                                                             bosToken: bos, eosToken: eos, extra: extra)
@@ -148,20 +157,23 @@ enum LogitsCommand {
         let a = try Args(argv, options: ["tokens", "text", "last", "threads", "ctx"], flags: ["help", "json", "routing"],
                          aliases: ["-h": "--help", "-t": "--threads"])
         if a.has("help") { print(help); return }
-        if let t = try a.int("threads") { ThreadPool.configureShared(threads: max(1, t)) }
-        let engine = try Engine.load(a.positional.first)
+        try a.configureThreads()
+        // With --tokens no tokenizer is needed: the model alone is loaded, so a folder of just
+        // config.json + safetensors works.
+        let files = try ModelFiles.open(ModelLocator.resolve(a.positional.first))
+        let model = try ModelLoader.load(files)
         var ids: [Int]
         var withIDs = false
         if let s = a.string("tokens") {
             ids = []
             for p in s.split(whereSeparator: { $0 == "," || $0 == " " }) {
-                guard let v = Int(p), v >= 0, v < engine.config.vocabSize else {
-                    throw CLIError("'\(p)' is not a token id of this model (0..<\(engine.config.vocabSize))")
+                guard let v = Int(p), v >= 0, v < model.config.vocabSize else {
+                    throw CLIError("'\(p)' is not a token id of this model (0..<\(model.config.vocabSize))")
                 }
                 ids.append(v)
             }
         } else if let text = a.string("text") {
-            ids = engine.tokenizer.encode(text, parseSpecial: true)
+            ids = try loadTokenizer(files.location.path).0.encode(text, parseSpecial: true)
             withIDs = true
         } else {
             throw CLIError("give --tokens IDS or --text TEXT")
@@ -170,14 +182,14 @@ enum LogitsCommand {
         let last = try a.int("last") ?? 1
         guard last >= 1 else { throw CLIError("--last must be at least 1") }
         let ctx = max(try a.int("ctx") ?? ids.count, ids.count)
-        let cache = engine.model.makeCache(capacity: ctx)
+        let cache = model.makeCache(capacity: ctx)
         let T = ids.count
-        let V = engine.model.outputHead.outFeatures
-        let stats = a.has("routing") ? engine.model.startRoutingStats(keepDecisions: true) : nil
+        let V = model.outputHead.outFeatures
+        let stats = a.has("routing") ? model.startRoutingStats(keepDecisions: true) : nil
         let logits: FloatBuffer
         do {
-            defer { if stats != nil { engine.model.stopRoutingStats() } }
-            logits = try engine.model.forward(ids, cache: cache, lastK: T)
+            defer { if stats != nil { model.stopRoutingStats() } }
+            logits = try model.forward(ids, cache: cache, lastK: T)
         }
         var argmax = [JSONValue]()
         for t in 0..<T { argmax.append(.int(Sampler.argmax(logits.p + t * V, V))) }

@@ -14,7 +14,7 @@ enum QuantizeCommand {
     """
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: ["type"], flags: ["help", "quiet"], aliases: ["-h": "--help", "-t": "--type"])
+        let a = try Args(argv, options: ["type"], flags: ["help", "quiet"], aliases: ["-h": "--help"])
         if a.has("help") { print(help); return }
         guard a.positional.count == 2 else { throw CLIError("expected IN and OUT (see --help)") }
         guard let tn = a.string("type") else { throw CLIError("missing --type (Q8_0, Q4_K_M, Q5_K_M or Q6_K)") }

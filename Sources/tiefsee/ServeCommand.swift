@@ -72,7 +72,7 @@ enum ServeCommand {
             cfg.cacheRAMBytes = m << 20
         }
         if let t = a.string("think") {
-            guard let on = ["on": true, "off": false][t.lowercased()] else { throw CLIError("--think expects on or off, got '\(t)'") }
+            guard let on = ["on": true, "off": false][t.lowercased()] else { throw CLIError("--think expects one of on, off, got '\(t)'") }
             cfg.chatTemplateKwargs = ["thinking": .bool(on), "enable_thinking": .bool(on)]
         }
         if let t = try a.int("threads") {

@@ -113,6 +113,99 @@ final class CLITests: XCTestCase {
         assertCleanError(try run(["run", "-p", long, "--ctx", "32"]), mentions: "prompt is too long")
     }
 
+    /// Options are declared once (OptionSpec): what a command does not declare is an error, values
+    /// are checked by type and range the same way in every command, and help lists what parses.
+    func testOptionsAreDeclaredOnce() throws {
+        assertCleanError(try run(["run", "-p", "hi", "--chat"]), mentions: "unknown option --chat")
+        assertCleanError(try run(["chat", "--raw"]), mentions: "unknown option --raw")
+        assertCleanError(try run(["chat", "--ids"]), mentions: "unknown option --ids")
+        assertCleanError(try run(["chat", "-p", "hi"]), mentions: "unknown option -p")
+        assertCleanError(try run(["ask", "q", "--raw"]), mentions: "unknown option --raw")
+        assertCleanError(try run(["quantize", "a", "b", "-t", "Q8_0"]), mentions: "unknown option -t")
+        for cmd in [["run", "-p", "hi"], ["embed", "x"], ["logits", "--tokens", "1"], ["kb", "ls"], ["ask", "q"]] {
+            assertCleanError(try run(cmd + ["--threads", "0"]), mentions: "--threads must be between 1 and 256, got 0")
+        }
+        assertCleanError(try run(["run", "-p", "hi", "--think", "maybe"]), mentions: "--think expects one of on, off")
+        assertCleanError(try run(["run", "-p", "hi", "--cache-type-k", "q5_9"]), mentions: "--cache-type-k expects one of")
+        assertCleanError(try run(["run", "-p", "hi", "--top-p", "1.5"]), mentions: "--top-p must be between 0.0 and 1.0")
+        assertCleanError(try run(["run", "-p", "hi", "-n", "1", "-n", "2"]), mentions: "option --max-tokens given twice")
+        let help = try run(["run", "--help"])
+        XCTAssertEqual(help.status, 0)
+        for o in ["--no-color", "--stop TEXT", "-t, --threads N", "--cache-type-v T", "--ids"] {
+            XCTAssertTrue(help.stdout.contains(o), "run --help lacks \(o)")
+        }
+        XCTAssertFalse(help.stdout.contains("--chat "), "an option that does nothing must not be listed")
+    }
+
+    /// `--stop` takes comma lists and may repeat: generation stops at whichever comes first.
+    func testStopTakesListsAndRepeats() throws {
+        _ = try requireDefaultModel()
+        let base = ["run", "--raw", "-p", "1, 2, 3, 4, 5, 6, 7, 8,", "--temp", "0", "-n", "24"]
+        let free = try run(base)
+        XCTAssertEqual(free.status, 0, free.stderr)
+        XCTAssertTrue(free.stdout.contains("12"), free.stdout)
+        let stopped = try run(base + ["--stop", "zzz, 11", "--stop", "qqq"])
+        XCTAssertEqual(stopped.status, 0, stopped.stderr)
+        XCTAssertTrue(stopped.stdout.contains("10"), stopped.stdout)
+        XCTAssertFalse(stopped.stdout.contains("11"), "the ' 11' stop string must end generation: \(stopped.stdout)")
+    }
+
+    /// `logits --tokens` needs no tokenizer: the qwen2 fixture folder is config.json + safetensors
+    /// only, and its rows match transformers' logits for the fixture's prompt.
+    func testLogitsOnAFolderWithoutTokenizer() throws {
+        let dir = fixturePath("models/qwen2-bias-tied")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/tokenizer.json"))
+        let e = try JSONValue.parse(contentsOf: dir + "/expected.json")
+        let prompt = try XCTUnwrap(e["prompt"]?.array?.compactMap(\.int))
+        let ref = try XCTUnwrap(e["logits"]?.array?.map { $0.array!.compactMap(\.double).map(Float.init) })
+        let r = try run(["logits", dir, "--tokens", prompt.map(String.init).joined(separator: ","), "--last", "\(prompt.count)"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try XCTUnwrap(JSONValue.parse(r.stdout)["logits"]?.array)
+        XCTAssertEqual(rows.count, prompt.count)
+        for (t, row) in rows.enumerated() {
+            assertClose(row.array!.compactMap(\.double).map(Float.init), ref[t], tolerance: 1e-4, "logits --tokens row \(t)")
+        }
+        assertCleanError(try run(["logits", dir, "--text", "hi"]), mentions: "tokenizer")
+    }
+
+    /// `template` and `tokenize` on a folder of tokenizer.json + tokenizer_config.json only.
+    func testTemplateAndTokenizeOnATokenizerOnlyFolder() throws {
+        let dir = NSTemporaryDirectory() + "tiefsee-tokonly-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: fixturePath("tokenizer/deepseek-v3-style/tokenizer.json"), toPath: dir + "/tokenizer.json")
+        let tc: JSONValue = .object([("bos_token", .object([("content", .string("<BOS>"))])), ("eos_token", .string("<EOS>")),
+                                     ("chat_template", .string("{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}"))])
+        try tc.serialized().write(toFile: dir + "/tokenizer_config.json", atomically: true, encoding: .utf8)
+        let msgs = dir + "/m.json"
+        try #"[{"role": "user", "content": "hello"}]"#.write(toFile: msgs, atomically: true, encoding: .utf8)
+        let t = try run(["template", dir, "--messages", msgs])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        XCTAssertEqual(t.stdout, "<BOS>[user] hello<EOS>[assistant] ")
+        let ids = try run(["tokenize", dir, "hello world"])
+        XCTAssertEqual(ids.status, 0, ids.stderr)
+        let direct = try run(["tokenize", dir + "/tokenizer.json", "hello world"])
+        XCTAssertEqual(ids.stdout, direct.stdout)
+        XCTAssertFalse(ids.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+    }
+
+    /// Every bench result comes with the machine it was measured on.
+    func testBenchPrintsTheMachineLine() throws {
+        let model = try requireDefaultModel()
+        let r = try run(["bench", model, "-p", "8", "-n", "2", "-t", "1", "-r", "1", "--ttft", "0", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let all = try XCTUnwrap(JSONValue.parse(r.stdout).array)
+        let m = try XCTUnwrap(all.first)
+        XCTAssertEqual(m["test"]?.string, "machine")
+        XCTAssertEqual(m["cores"]?.int, ProcessInfo.processInfo.activeProcessorCount)
+        XCTAssertTrue(["AVX2", "AVX-512 VNNI"].contains(m["kernels"]?.string ?? ""), "\(m)")
+        XCTAssertFalse((m["cpu"]?.string ?? "").isEmpty)
+        XCTAssertGreaterThanOrEqual(m["load_average"]?.double ?? -1, 0)
+        XCTAssertTrue(all.contains { $0["test"]?.string == "pp8" } && all.contains { $0["test"]?.string == "tg2" })
+        let forced = try run(["bench", model, "-p", "8", "-n", "2", "-t", "1", "-r", "1", "--ttft", "0"], env: ["TIEFSEE_KERNELS": "avx2"])
+        XCTAssertTrue(forced.stdout.contains("machine: ") && forced.stdout.contains("kernels AVX2"), forced.stdout)
+    }
+
     func testSeedIsReproducible() throws {
         _ = try requireDefaultModel()
         let args = ["run", "-p", "Name three colours.", "--max-tokens", "12", "--temp", "1.0", "--seed", "1234"]

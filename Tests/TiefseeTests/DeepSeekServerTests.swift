@@ -234,7 +234,7 @@ final class DeepSeekThinkCLITests: XCTestCase {
         }
         let bad = try tiefsee(base + ["--think", "maybe"])
         XCTAssertNotEqual(bad.status, 0)
-        XCTAssertTrue(bad.err.contains("--think expects on or off"), bad.err)
+        XCTAssertTrue(bad.err.contains("--think expects one of on, off"), bad.err)
     }
 }
 

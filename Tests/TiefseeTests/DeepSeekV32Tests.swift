@@ -234,6 +234,30 @@ final class DeepSeekV32Tests: XCTestCase {
         XCTAssertGreaterThanOrEqual(agree, e.logits.count - 1)
     }
 
+    /// A 200-token prompt in one batch (indexer scores over many rows, MLA in row chunks) against
+    /// the same tokens decoded one by one: same selections, same logits.
+    func testLongPromptMatchesTokenByToken() throws {
+        let model = try Self.load()
+        let V = model.config.vocabSize, n = 200
+        var rng = SplitMix(seed: 7)
+        let tokens = (0..<n).map { _ in Int(rng.next() % UInt64(V)) }
+        let blocks = model.sparseAttentionBlocks
+        for b in blocks { b.recordSelections = true; b.clearSelections() }
+        defer { for b in blocks { b.recordSelections = false } }
+        let batched = try model.forward(tokens, cache: model.makeCache(capacity: n), lastK: n)
+        let batchedSelections = blocks.map(\.selections)
+        for b in blocks { b.clearSelections() }
+        let cache = model.makeCache(capacity: n)
+        var worst: Float = 0
+        for (t, id) in tokens.enumerated() {
+            let step = try model.forward([id], cache: cache)
+            worst = max(worst, MoETests.maxAbsDiff(step.p, Array(UnsafeBufferPointer(start: batched.p + t * V, count: V))))
+        }
+        XCTAssertEqual(blocks.map(\.selections), batchedSelections)
+        XCTAssertLessThanOrEqual(worst, 1e-4, "\(n)-token prompt vs token by token, max abs diff \(worst)")
+        print("deepseek-v32: \(n)-token prompt vs token by token: max abs diff \(worst), selections identical")
+    }
+
     func testInfoReportsKVBytesPerLayerKind() throws {
         let out = try MoECLITests.run(["info", fixturePath("moe/\(Self.name)")])
         XCTAssertTrue(out.contains("MLA latent:"), out)

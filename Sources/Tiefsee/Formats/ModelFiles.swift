@@ -52,31 +52,14 @@ public final class ModelFiles {
         }
     }
 
-    /// The chat template source: GGUF `tokenizer.chat_template`, or tokenizer_config.json's
-    /// `chat_template` (a string, or a list of named templates: "default" is used).
+    /// The chat template source: GGUF `tokenizer.chat_template`, or the folder's (TokenizerFolderConfig).
     public var chatTemplate: String? {
         if let g = gguf { return g["tokenizer.chat_template"]?.string }
-        guard let t = tokenizerConfig?["chat_template"] else {
-            if case .hfFolder(let dir) = location, let s = try? String(contentsOfFile: dir + "/chat_template.jinja", encoding: .utf8) { return s }
-            return nil
-        }
-        if let s = t.string { return s }
-        if let list = t.array {
-            let named = list.compactMap { e -> (String, String)? in
-                guard let n = e["name"]?.string, let s = e["template"]?.string else { return nil }
-                return (n, s)
-            }
-            return named.first(where: { $0.0 == "default" })?.1 ?? named.first?.1
-        }
-        return nil
+        return TokenizerFolderConfig(self).chatTemplate
     }
 
-    /// tokenizer_config.json's text for a special token (`bos_token`, `eos_token`): a string,
-    /// or an object with `content`.
-    public func specialTokenText(_ key: String) -> String? {
-        guard let v = tokenizerConfig?[key] else { return nil }
-        return v.string ?? v["content"]?.string
-    }
+    /// tokenizer_config.json's text for a special token (`bos_token`, `eos_token`).
+    public func specialTokenText(_ key: String) -> String? { TokenizerFolderConfig(self).specialTokenText(key) }
 
     /// A short human-readable line about special tokens, for `info`.
     public var tokenizerSummary: String? {
@@ -103,5 +86,48 @@ public final class ModelFiles {
         var parts = ["tokenizer:     \(file)"]
         for k in ["bos_token", "eos_token", "pad_token"] { if let v = tok(k) { parts.append("  \(k): \(v.debugDescription)") } }
         return parts.joined(separator: "\n")
+    }
+}
+
+/// What a Hugging Face folder says about chat formatting: tokenizer_config.json (chat template,
+/// special tokens) or chat_template.jinja. A model folder has these next to config.json; a
+/// tokenizer-only folder (what `AutoTokenizer` loads) has only them.
+public struct TokenizerFolderConfig {
+    public let folder: String?
+    public let json: JSONValue?
+
+    public init(folder: String) {
+        self.folder = folder
+        let tc = folder + "/tokenizer_config.json"
+        json = FileManager.default.fileExists(atPath: tc) ? try? JSONValue.parse(contentsOf: tc) : nil
+    }
+
+    public init(_ files: ModelFiles) {
+        if case .hfFolder(let dir) = files.location { folder = dir } else { folder = nil }
+        json = files.tokenizerConfig
+    }
+
+    /// tokenizer_config.json's `chat_template` (a string, or a list of named templates: "default"
+    /// is used), else chat_template.jinja.
+    public var chatTemplate: String? {
+        guard let t = json?["chat_template"] else {
+            if let dir = folder, let s = try? String(contentsOfFile: dir + "/chat_template.jinja", encoding: .utf8) { return s }
+            return nil
+        }
+        if let s = t.string { return s }
+        if let list = t.array {
+            let named = list.compactMap { e -> (String, String)? in
+                guard let n = e["name"]?.string, let s = e["template"]?.string else { return nil }
+                return (n, s)
+            }
+            return named.first(where: { $0.0 == "default" })?.1 ?? named.first?.1
+        }
+        return nil
+    }
+
+    /// The text of a special token (`bos_token`, `eos_token`): a string, or an object with `content`.
+    public func specialTokenText(_ key: String) -> String? {
+        guard let v = json?[key] else { return nil }
+        return v.string ?? v["content"]?.string
     }
 }

@@ -83,6 +83,8 @@ public final class MultiHeadLatentAttention: AttentionBlock {
         }
     }
 
+    /// YaRN's third piece (see Rope.swift's `.yarn` case for the other two): with
+    /// `mscale_all_dim` the rope tables stay unscaled and the temperature takes mscale².
     static func softmaxScale(config c: ModelConfig) -> Double {
         let base = 1 / Double(c.mla!.qkHeadDim).squareRoot()
         let s = c.ropeScaling

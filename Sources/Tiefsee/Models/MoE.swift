@@ -51,7 +51,19 @@ public struct ExpertRouter {
 
     /// Routes one token from its router logits (n_experts values); `token` is its id (hash layers).
     public func route(logits: UnsafePointer<Float>, token: Int? = nil) -> ExpertChoice {
-        let m = config, E = m.numExperts, k = m.numExpertsPerToken
+        var hash: (table: [Int32], token: Int)? = nil
+        if let table = tokenExperts, let id = token { hash = (table, id) }
+        return ExpertRouter.route(logits: UnsafeBufferPointer(start: logits, count: config.numExperts), config: config,
+                                  bias: selectionBias, tokenExperts: hash)
+    }
+
+    /// The routing decision as a pure function of the router logits, the selection bias and the
+    /// config (no weights involved), so each family's rule can be tested from a table.
+    /// `tokenExperts`: a hash layer's table and the token's id.
+    public static func route(logits: UnsafeBufferPointer<Float>, config m: MoEConfig, bias: [Float]?,
+                             tokenExperts: (table: [Int32], token: Int)? = nil) -> ExpertChoice {
+        let E = m.numExperts, k = m.numExpertsPerToken
+        precondition(logits.count == E)
         // 1. Scores, in f32 as the references compute them.
         var scores = [Float](repeating: 0, count: E)
         switch m.scoring {
@@ -66,7 +78,7 @@ public struct ExpertRouter {
         }
         // 2. What selection ranks: the scores, shifted by the correction bias (V3).
         var select = scores
-        if let b = selectionBias { for e in 0..<E { select[e] += b[e] } }
+        if let b = bias { for e in 0..<E { select[e] += b[e] } }
         // 3. Group-limited routing: keep only the best `topk_group` groups of experts.
         if m.topKMethod != .greedy && m.nGroup > 1 {
             let size = E / m.nGroup
@@ -85,7 +97,7 @@ public struct ExpertRouter {
         // 4. Top-k (or the token's row of the hash table); the combine weights come from the
         //    unbiased scores.
         let chosen: [Int]
-        if let table = tokenExperts, let t = token {
+        if let (table, t) = tokenExperts {
             chosen = (0..<k).map { Int(table[t * k + $0]) }
         } else {
             chosen = topIndices(select, k)
@@ -103,7 +115,7 @@ public struct ExpertRouter {
     }
 
     /// Indices of the `k` largest values, largest first (ties: lower index first).
-    func topIndices(_ v: [Float], _ k: Int) -> [Int] {
+    static func topIndices(_ v: [Float], _ k: Int) -> [Int] {
         var taken = [Bool](repeating: false, count: v.count)
         var out = [Int]()
         out.reserveCapacity(k)
@@ -155,6 +167,15 @@ public final class MoEBlock: FeedForwardBlock {
         forward(x, count: T, tokens: nil, out: out)
     }
 
+    /// For each token x (a row of `x`):
+    ///
+    ///     y = Σ_{e ∈ TopK(router(x))} w_e(x) · E_e(x)  +  S(x)
+    ///     E_e(x) = down_e(silu(gate_e x) ⊙ up_e x)       (SwiGLU expert)
+    ///     S(x)   = shared(x)  (DeepSeek)  |  sigmoid(g·x) · shared(x)  (Qwen2-MoE)  |  0
+    ///
+    /// with TopK and w from `ExpertRouter.route`. This is the fused form: tokens are grouped by
+    /// expert so each chosen expert's weights stream once per batch. `forwardReference` computes
+    /// the same sum token by token, expert by expert; the tests hold the two together.
     /// `tokens`: the rows' token ids, which hash-routed layers (DeepSeek-V4) route by.
     public func forward(_ x: UnsafePointer<Float>, count T: Int, tokens: [Int]?, out: UnsafeMutablePointer<Float>) {
         let E = experts.count
@@ -191,6 +212,32 @@ public final class MoEBlock: FeedForwardBlock {
             addShared(ys.p, x, count: T, out: out)
         }
         observer?.record(layer: layerIndex, choices)
+    }
+
+    /// The equation above, one token and one expert at a time (slow, obvious; for tests).
+    public func forwardReference(_ x: UnsafePointer<Float>, count T: Int, tokens: [Int]? = nil, out: UnsafeMutablePointer<Float>) {
+        let E = experts.count, H = hiddenSize
+        let logits = FloatBuffer(count: E, zeroed: false), y = FloatBuffer(count: H, zeroed: false)
+        for t in 0..<T {
+            let xt = x + t * H, ot = out + t * H
+            ot.initialize(repeating: 0, count: H)
+            router.gate.forward(xt, rows: 1, out: logits.p)
+            let c = router.route(logits: logits.p, token: tokens?[t])
+            for (e, w) in zip(c.experts, c.weights) {
+                experts[e].forward(xt, count: 1, out: y.p)
+                for i in 0..<H { ot[i] += w * y.p[i] }
+            }
+            if let s = shared {
+                s.forward(xt, count: 1, out: y.p)
+                var scale: Float = 1
+                if let g = sharedGate {
+                    var d: Float = 0
+                    for i in 0..<H { d += g[i] * xt[i] }
+                    scale = 1 / (1 + expf(-d))
+                }
+                for i in 0..<H { ot[i] += scale * y.p[i] }
+            }
+        }
     }
 
     /// SwiGLU of several experts (each on its own tokens) and, with `withShared`, the shared

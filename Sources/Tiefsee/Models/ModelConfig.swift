@@ -344,6 +344,7 @@ extension ModelConfig {
             s.originalMaxPositionEmbeddings = v("rope.scaling.original_context_length")?.int
             if let lm = v("rope.scaling.yarn_log_multiplier")?.double {
                 // llama.cpp stores 0.1 * mscale_all_dim; DeepSeek configs set mscale == mscale_all_dim.
+                // Read by Rope (cos/sin factor) and MultiHeadLatentAttention.softmaxScale.
                 s.mscaleAllDim = lm / 0.1
                 s.mscale = lm / 0.1
             }

@@ -36,6 +36,12 @@ public struct Rope: Sendable {
                 return (1 - smooth) * f / scaling.factor + smooth * f
             }
         case .yarn:
+            // YaRN is split over three places that must agree: here (the frequency ramp and the
+            // cos/sin factor mscale(factor, mscale) / mscale(factor, mscale_all_dim), which is 1 for
+            // DeepSeek's equal pair), MultiHeadLatentAttention.softmaxScale in DeepSeek.swift
+            // (DeepSeek puts mscale(factor, mscale_all_dim)² into the softmax temperature instead),
+            // and ModelConfig's GGUF reader, which recovers mscale_all_dim from llama.cpp's
+            // rope.scaling.yarn_log_multiplier (= 0.1 × mscale_all_dim).
             let factor = scaling.factor
             let orig = Double(scaling.originalMaxPositionEmbeddings ?? maxPositionEmbeddings)
             func mscale(_ s: Double, _ m: Double = 1) -> Double { s <= 1 ? 1 : 0.1 * m * log(s) + 1 }
