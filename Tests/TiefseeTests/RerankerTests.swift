@@ -91,4 +91,29 @@ final class RerankerTests: XCTestCase {
         XCTAssertEqual(c.normalize("ﬁle ＡＢＣ ①"), "file ABC 1")
         XCTAssertEqual(c.normalize("Grüße aus Köln"), "Grüße aus Köln")
     }
+
+    /// kb search with a reranker: the fused candidates come back in the cross-encoder's order,
+    /// with its scores (bge-m3-style XLM-R embedder and XLM-R reranker, no default model needed).
+    func testKnowledgeSearchRerank() throws {
+        let dir = NSTemporaryDirectory() + "tiefsee-rerank-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/docs", withIntermediateDirectories: true)
+        let texts = ["Das Projekt Kompassrose wird von Jana Vogt geleitet.", "Die Kantine bietet täglich ein vegetarisches Gericht an.",
+                     "Project Kompassrose is led by Jana Vogt.", "Fahrtkosten werden mit 0,30 € pro Kilometer erstattet.",
+                     "Remote work is allowed up to three days per week."]
+        for (i, t) in texts.enumerated() { try "# Doc \(i)\n\n\(t)\n".write(toFile: dir + "/docs/d\(i).md", atomically: true, encoding: .utf8) }
+        let embedder = try EmbeddingModel(folder: fixturePath("rerankers/xlmr-embedding"))
+        let kb = try KnowledgeBase(name: "rr", path: dir + "/rr.sqlite", embedder: embedder)
+        try kb.add(paths: [dir + "/docs"])
+        let reranker = try Reranker(folder: fixturePath("rerankers/xlmr-cross-encoder"))
+        let q = "Wer leitet das Projekt Kompassrose?"
+        let plain = try kb.search(q, topK: 5, minSimilarity: -1)
+        let reranked = try kb.search(q, topK: 3, minSimilarity: -1, reranker: reranker)
+        XCTAssertEqual(reranked.count, 3)
+        let want = try reranker.score(query: q, documents: plain.map(\.rerankText))
+        let order = want.indices.sorted { want[$0] > want[$1] }
+        XCTAssertEqual(reranked.map(\.chunkID), order.prefix(3).map { plain[$0].chunkID })
+        for (h, i) in zip(reranked, order) { XCTAssertEqual(h.rerankScore!, want[i], accuracy: 1e-6) }
+        XCTAssertNil(plain[0].rerankScore)
+    }
 }

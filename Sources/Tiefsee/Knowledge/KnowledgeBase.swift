@@ -15,6 +15,11 @@ public struct KnowledgeHit: Sendable {
     /// 1-based ranks in the BM25 and vector lists (nil: not in that list's candidates).
     public var bm25Rank: Int?
     public var vectorRank: Int?
+    /// The cross-encoder's relevance score when the hits were reranked.
+    public var rerankScore: Float?
+
+    /// What a reranker reads: the heading path (context the passage's own text may lack) and the text.
+    public var rerankText: String { headingPath.isEmpty ? text : headingPath + "\n" + text }
 
     /// "file › heading (p. 3)"
     public var citation: String {
@@ -455,9 +460,12 @@ public final class KnowledgeBase: @unchecked Sendable {
     /// (score = Σ 1/(k + rank)). The relevance floor: a hit is kept when its cosine similarity to
     /// the query is at least `minSimilarity` and it also matched words of the query (BM25), or when
     /// its similarity alone reaches `strongSimilarity`. A negative `minSimilarity` disables the floor.
+    /// With a `reranker`, the best `rerankCandidates` fused hits that pass the floor are scored by
+    /// the cross-encoder (query and passage read together) and the top `topK` of that order returned.
     public func search(_ query: String, topK: Int = 5, mode: RetrievalMode = .hybrid,
                        minSimilarity: Float = 0.3, strongSimilarity: Float = 0.5,
-                       candidates: Int = 40, rrfK: Double = 60) throws -> [KnowledgeHit] {
+                       candidates: Int = 40, rrfK: Double = 60,
+                       reranker: Reranker? = nil, rerankCandidates: Int = 20) throws -> [KnowledgeHit] {
         let e = try embedder()
         try? checkEmbedder(e)
         let qv = KnowledgeBase.normalized(try e.embed([query])[0])
@@ -474,6 +482,7 @@ public final class KnowledgeBase: @unchecked Sendable {
             let ra = veRank[$0] ?? Int.max, rb = veRank[$1] ?? Int.max
             return ra != rb ? ra < rb : $0 < $1
         }
+        let want = reranker == nil ? topK : max(topK, rerankCandidates)
         var hits = [KnowledgeHit]()
         for id in ranked {
             guard var h = try hit(id) else { continue }
@@ -485,9 +494,11 @@ public final class KnowledgeBase: @unchecked Sendable {
             h.score = fused[id]!
             h.bm25Rank = bmRank[id]; h.vectorRank = veRank[id]
             hits.append(h)
-            if hits.count >= topK { break }
+            if hits.count >= want { break }
         }
-        return hits
+        guard let r = reranker, !hits.isEmpty else { return hits }
+        let order = try r.rank(query: query, documents: hits.map(\.rerankText), topN: topK)
+        return order.map { o in var h = hits[o.index]; h.rerankScore = o.score; return h }
     }
 
     /// Whether chunk `id` contains any word of the query (for the floor in vector-only mode).
