@@ -338,37 +338,51 @@ public final class KnowledgeBase: @unchecked Sendable {
             vectorCache = nil
         }
 
-        for item in todo {
+        // Extraction (pdftotext, unzip, parsing, chunking) runs ahead on two threads while the
+        // encoder embeds the previous group on the pool, so tool start-up and parsing overlap it.
+        let items = todo, knownNow = known, ck = chunker
+        let ahead = IngestPrefetch(count: items.count, window: 16, workers: 2) { i in
+            KnowledgeBase.prepare(items[i], known: knownNow[items[i].path], chunker: ck!)
+        }
+        defer { ahead.cancel() }
+        for (i, item) in todo.enumerated() {
             if shouldStop() { report.interrupted = true; break }
             prog.current = item.path
-            guard let data = fm.contents(atPath: item.path) else {
-                report.failed.append((item.path, "cannot read")); continue
-            }
-            let hash = SHA256.hex(SHA256.hash(data))
-            if let k = known[item.path], k.hash == hash {
+            switch ahead.result(i) {
+            case .unchanged:
                 // Touched but not changed: remember the new mtime, keep the chunks.
                 try db.run("UPDATE documents SET mtime = ?, size = ? WHERE path = ?", [.double(item.mtime), .int(Int64(item.size)), .text(item.path)])
                 report.unchanged += 1
                 prog.documentsTotal -= 1; prog.bytesTotal -= item.size
-                continue
-            }
-            do {
-                let doc = try DocumentExtractor.extract(path: item.path, data: data)
-                let chunks = chunker!.chunk(doc)
-                let title = doc.title ?? URL(fileURLWithPath: item.path).deletingPathExtension().lastPathComponent
-                group.append(Pending(path: item.path, hash: hash, mtime: item.mtime, size: item.size, isNew: known[item.path] == nil,
-                                     title: title, chunks: chunks))
-                groupChunks += chunks.count
-            } catch {
-                report.failed.append((item.path, "\(error)"))
+            case .failed(let e):
+                report.failed.append((item.path, e))
                 prog.documentsTotal -= 1; prog.bytesTotal -= item.size
-                continue
+            case .ready(let d):
+                group.append(d)
+                groupChunks += d.chunks.count
+                if groupChunks >= ingestBatchChunks { try flushGroup() }
             }
-            if groupChunks >= ingestBatchChunks { try flushGroup() }
         }
-        if !report.interrupted { try flushGroup() } else { try flushGroup() }
+        // Interrupted too: what was extracted is committed, so the next run has less to do.
+        try flushGroup()
         report.seconds = Date().timeIntervalSince(t0)
         return report
+    }
+
+    /// Reads, hashes, extracts and chunks one file for `add` (runs on the prefetch threads).
+    static func prepare(_ item: (path: String, size: Int, mtime: Double), known: (hash: String, mtime: Double, size: Int)?,
+                        chunker: Chunker) -> IngestPrefetch.Outcome {
+        guard let data = FileManager.default.contents(atPath: item.path) else { return .failed("cannot read") }
+        let hash = SHA256.hex(SHA256.hash(data))
+        if let k = known, k.hash == hash { return .unchanged }
+        do {
+            let doc = try DocumentExtractor.extract(path: item.path, data: data)
+            let title = doc.title ?? URL(fileURLWithPath: item.path).deletingPathExtension().lastPathComponent
+            return .ready(Pending(path: item.path, hash: hash, mtime: item.mtime, size: item.size, isNew: known == nil,
+                                  title: title, chunks: chunker.chunk(doc)))
+        } catch {
+            return .failed("\(error)")
+        }
     }
 
     /// Removes documents by path (or every document under a folder path). Returns the removed paths.
@@ -526,6 +540,52 @@ public final class KnowledgeBase: @unchecked Sendable {
         }
         return h
     }
+}
+
+/// Extraction results computed ahead of the ingest loop by a few threads, handed out in order;
+/// at most `window` results wait unconsumed.
+final class IngestPrefetch: @unchecked Sendable {
+    enum Outcome { case ready(KnowledgeBase.Pending), unchanged, failed(String) }
+    private let cond = NSCondition()
+    private var results: [Int: Outcome] = [:]
+    private var next = 0, consumed = 0
+    private var cancelled = false
+    private let count: Int, window: Int
+
+    init(count: Int, window: Int, workers: Int, _ work: @escaping @Sendable (Int) -> Outcome) {
+        self.count = count
+        self.window = window
+        for _ in 0..<max(1, min(workers, count)) {
+            let t = Thread { [self] in
+                while let i = self.claim() {
+                    let r = work(i)
+                    self.cond.lock(); self.results[i] = r; self.cond.broadcast(); self.cond.unlock()
+                }
+            }
+            t.stackSize = 1 << 22
+            t.start()
+        }
+    }
+
+    /// The next index to extract, waiting while `window` results are ahead of the consumer.
+    private func claim() -> Int? {
+        cond.lock(); defer { cond.unlock() }
+        while !cancelled && next < count && next >= consumed + window { cond.wait() }
+        guard !cancelled, next < count else { return nil }
+        next += 1
+        return next - 1
+    }
+
+    /// Result `i` (waits for it); results must be taken in order.
+    func result(_ i: Int) -> Outcome {
+        cond.lock(); defer { cond.unlock() }
+        while results[i] == nil { cond.wait() }
+        consumed = i + 1
+        cond.broadcast()
+        return results.removeValue(forKey: i)!
+    }
+
+    func cancel() { cond.lock(); cancelled = true; cond.broadcast(); cond.unlock() }
 }
 
 public struct KnowledgeError: Error, CustomStringConvertible {
