@@ -8,8 +8,9 @@ enum KnowledgeCommand {
     static let help = """
     usage: tiefsee kb SUBCOMMAND [options]
 
-      kb add PATH… [--kb NAME] [--embedding-model M]
-                    ingest files and folders (.txt .md .html .pdf .docx); re-running only re-embeds
+      kb add PATH… [--kb NAME] [--embedding-model M] [--quiet]
+                    ingest files and folders (.txt .md .html .pdf .docx; scanned PDF pages
+                    through OCR); a progress bar on a terminal, a line per 10% otherwise; re-running only re-embeds
                     what changed and drops files deleted under PATH; Ctrl-C stops after the
                     current batch (the base stays consistent; run add again to finish)
       kb search "QUERY" [--kb NAME] [-k N] [--mode hybrid|bm25|vector] [--min-score S] [--rerank M] [--json]
@@ -46,20 +47,32 @@ enum KnowledgeCommand {
         let kb = try KnowledgeBase(name: name, embeddingModel: a.string("embedding-model"))
         if let b = try a.int("batch") { kb.ingestBatchChunks = max(1, b) }
         Interrupt.install()
-        let tty = isatty(STDERR_FILENO) != 0 && !a.has("quiet")
+        let quiet = a.has("quiet")
+        let tty = isatty(STDERR_FILENO) != 0 && !quiet
         var lastDraw = Date.distantPast
+        var lastTenth = -1
         let report = try kb.add(paths: a.positional, progress: { p in
-            guard tty, p.documentsTotal > 0 else { return }
+            guard !quiet, p.documentsTotal > 0 else { return }
+            let frac = p.bytesTotal > 0 ? Double(p.bytesDone) / Double(p.bytesTotal) : 1
+            let docRate = p.elapsed > 0 ? Double(p.documentsDone) / p.elapsed : 0
+            let eta = p.eta.map { String(format: "ETA %ds", Int($0.rounded())) } ?? "ETA …"
+            guard tty else {
+                // Not a terminal (a log, a pipe): one plain line per tenth of the work.
+                let tenth = Int(frac * 10)
+                if tenth == lastTenth { return }
+                lastTenth = tenth
+                err(String(format: "kb add: %3d%% %d/%d documents, %d chunks, %.1f documents/s, %@",
+                           Int(frac * 100), p.documentsDone, p.documentsTotal, p.chunksEmbedded, docRate, eta))
+                return
+            }
             let now = Date()
             if now.timeIntervalSince(lastDraw) < 0.1 && p.documentsDone < p.documentsTotal { return }
             lastDraw = now
-            let frac = p.bytesTotal > 0 ? Double(p.bytesDone) / Double(p.bytesTotal) : 1
             let width = 28, filled = Int(frac * Double(width))
             let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-            let eta = p.eta.map { String(format: "ETA %ds", Int($0.rounded())) } ?? "ETA …"
-            let rate = p.elapsed > 0 ? Double(p.chunksEmbedded) / p.elapsed : 0
-            FileHandle.standardError.write(String(format: "\r\u{1B}[2K%@ %3d%% %d/%d docs, %d chunks (%.1f/s) %@",
-                                                  bar, Int(frac * 100), p.documentsDone, p.documentsTotal, p.chunksEmbedded, rate, eta).data(using: .utf8)!)
+            FileHandle.standardError.write(String(format: "\r\u{1B}[2K%@ %3d%% %d/%d docs, %d chunks (%.1f docs/s) %@",
+                                                  bar, Int(frac * 100), p.documentsDone, p.documentsTotal, p.chunksEmbedded,
+                                                  docRate, eta).data(using: .utf8)!)
         }, shouldStop: { Interrupt.requested })
         if tty { FileHandle.standardError.write("\r\u{1B}[2K".data(using: .utf8)!) }
         let c = try kb.counts()

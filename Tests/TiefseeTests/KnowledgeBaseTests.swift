@@ -153,9 +153,11 @@ final class KnowledgeBaseTests: XCTestCase {
             try p.run()
             return p
         }
-        let clean = try cli(["kb", "add", dir + "/docs", "--kb", "clean", "--batch", "2"])
-        clean.waitUntilExit()
-        XCTAssertEqual(clean.terminationStatus, 0)
+        let clean = try runProcess(bin, ["kb", "add", dir + "/docs", "--kb", "clean", "--batch", "2"], env: ["TIEFSEE_HOME": dir])
+        XCTAssertEqual(clean.status, 0, clean.stderr)
+        // stderr is a pipe here, not a terminal: plain progress lines, no bar or escape codes.
+        XCTAssertTrue(clean.stderr.contains("kb add: 100% 24/24 documents"), clean.stderr)
+        XCTAssertFalse(clean.stderr.contains("\u{1B}["), "no terminal escapes in a log")
         // Interrupted run: kill -9 once some (not all) documents are committed.
         let p = try cli(["kb", "add", dir + "/docs", "--kb", "crash", "--batch", "2"])
         let crashPath = dir + "/kb/crash.sqlite"
