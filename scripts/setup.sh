@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 command -v swift >/dev/null || { echo "Swift 6 toolchain not found on PATH" >&2; exit 1; }
 # Debian packages the build and tests use (system-library targets, tools; chromium and its
 # driver for the chat page's browser test, BrowserTests).
-apt_packages=(libmicrohttpd-dev libsqlite3-dev poppler-utils unzip pkg-config chromium chromium-driver)
+apt_packages=(libmicrohttpd-dev libsqlite3-dev poppler-utils unzip pkg-config chromium chromium-driver tesseract-ocr tesseract-ocr-deu)
 missing=()
 for pkg in ${apt_packages[@]+"${apt_packages[@]}"}; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -33,11 +33,6 @@ static inline int lb_bytes(int type) {
 
 static inline uint16_t lb_rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
-/* Four 7-bit sign indices (bits 0..27 of aux) through ksigns: 32 sign bits. */
-static inline uint32_t lb_ksigns4(uint32_t aux) {
-    return tf_iq_ksigns[aux & 127] | (uint32_t)tf_iq_ksigns[(aux >> 7) & 127] << 8 |
-           (uint32_t)tf_iq_ksigns[(aux >> 14) & 127] << 16 | (uint32_t)tf_iq_ksigns[(aux >> 21) & 127] << 24;
-}
 /* IQ1_M's f16 d, spread over the top nibbles of its four u16 scale words. */
 static inline float lb_iq1m_d(const uint8_t *sc) {
     return _cvtsh_ss((uint16_t)((lb_rd16(sc) >> 12) | ((lb_rd16(sc + 2) >> 8) & 0xF0) | ((lb_rd16(sc + 4) >> 4) & 0xF00) |

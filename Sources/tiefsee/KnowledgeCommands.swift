@@ -8,12 +8,15 @@ enum KnowledgeCommand {
     static let help = """
     usage: tiefsee kb SUBCOMMAND [options]
 
-      kb add PATH… [--kb NAME] [--embedding-model M]
-                    ingest files and folders (.txt .md .html .pdf .docx); re-running only re-embeds
+      kb add PATH… [--kb NAME] [--embedding-model M] [--quiet]
+                    ingest files and folders (.txt .md .html .pdf .docx; scanned PDF pages
+                    through OCR); a progress bar on a terminal, a line per 10% otherwise; re-running only re-embeds
                     what changed and drops files deleted under PATH; Ctrl-C stops after the
                     current batch (the base stays consistent; run add again to finish)
-      kb search "QUERY" [--kb NAME] [-k N] [--mode hybrid|bm25|vector] [--min-score S] [--json]
-                    hybrid BM25 + vector search (reciprocal rank fusion); hits with scores and sources
+      kb search "QUERY" [--kb NAME] [-k N] [--mode hybrid|bm25|vector] [--min-score S] [--rerank M] [--json]
+                    hybrid BM25 + vector search (reciprocal rank fusion); hits with scores and sources;
+                    --rerank M: the best 20 candidates are reordered by cross-encoder M
+      kb eval QUESTIONS.json [--kb NAME] [-k N] [--rerank M]   recall@k per retrieval mode
       kb ls [--kb NAME]   without --kb: the bases; with --kb: the documents of that base
       kb rm PATH… [--kb NAME]   remove documents (a folder removes everything under it)
       kb rm --all --kb NAME     delete the whole base
@@ -24,7 +27,7 @@ enum KnowledgeCommand {
     static func run(_ argv: ArraySlice<String>) throws {
         guard let sub = argv.first, sub != "--help", sub != "-h" else { print(help); return }
         let rest = argv.dropFirst()
-        let a = try Args(rest, options: ["kb", "embedding-model", "k", "mode", "min-score", "threads", "batch"],
+        let a = try Args(rest, options: ["kb", "embedding-model", "k", "mode", "min-score", "threads", "batch", "rerank"],
                          flags: ["json", "all", "help", "quiet"], aliases: ["-k": "--k", "-t": "--threads", "-h": "--help"])
         if a.has("help") { print(help); return }
         try a.configureThreads()
@@ -44,20 +47,32 @@ enum KnowledgeCommand {
         let kb = try KnowledgeBase(name: name, embeddingModel: a.string("embedding-model"))
         if let b = try a.int("batch") { kb.ingestBatchChunks = max(1, b) }
         Interrupt.install()
-        let tty = isatty(STDERR_FILENO) != 0 && !a.has("quiet")
+        let quiet = a.has("quiet")
+        let tty = isatty(STDERR_FILENO) != 0 && !quiet
         var lastDraw = Date.distantPast
+        var lastTenth = -1
         let report = try kb.add(paths: a.positional, progress: { p in
-            guard tty, p.documentsTotal > 0 else { return }
+            guard !quiet, p.documentsTotal > 0 else { return }
+            let frac = p.bytesTotal > 0 ? Double(p.bytesDone) / Double(p.bytesTotal) : 1
+            let docRate = p.elapsed > 0 ? Double(p.documentsDone) / p.elapsed : 0
+            let eta = p.eta.map { String(format: "ETA %ds", Int($0.rounded())) } ?? "ETA …"
+            guard tty else {
+                // Not a terminal (a log, a pipe): one plain line per tenth of the work.
+                let tenth = Int(frac * 10)
+                if tenth == lastTenth { return }
+                lastTenth = tenth
+                err(String(format: "kb add: %3d%% %d/%d documents, %d chunks, %.1f documents/s, %@",
+                           Int(frac * 100), p.documentsDone, p.documentsTotal, p.chunksEmbedded, docRate, eta))
+                return
+            }
             let now = Date()
             if now.timeIntervalSince(lastDraw) < 0.1 && p.documentsDone < p.documentsTotal { return }
             lastDraw = now
-            let frac = p.bytesTotal > 0 ? Double(p.bytesDone) / Double(p.bytesTotal) : 1
             let width = 28, filled = Int(frac * Double(width))
             let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-            let eta = p.eta.map { String(format: "ETA %ds", Int($0.rounded())) } ?? "ETA …"
-            let rate = p.elapsed > 0 ? Double(p.chunksEmbedded) / p.elapsed : 0
-            FileHandle.standardError.write(String(format: "\r\u{1B}[2K%@ %3d%% %d/%d docs, %d chunks (%.1f/s) %@",
-                                                  bar, Int(frac * 100), p.documentsDone, p.documentsTotal, p.chunksEmbedded, rate, eta).data(using: .utf8)!)
+            FileHandle.standardError.write(String(format: "\r\u{1B}[2K%@ %3d%% %d/%d docs, %d chunks (%.1f docs/s) %@",
+                                                  bar, Int(frac * 100), p.documentsDone, p.documentsTotal, p.chunksEmbedded,
+                                                  docRate, eta).data(using: .utf8)!)
         }, shouldStop: { Interrupt.requested })
         if tty { FileHandle.standardError.write("\r\u{1B}[2K".data(using: .utf8)!) }
         let c = try kb.counts()
@@ -72,13 +87,16 @@ enum KnowledgeCommand {
         let modeName = a.string("mode") ?? "hybrid"
         guard let mode = RetrievalMode(rawValue: modeName) else { throw CLIError("--mode must be hybrid, bm25 or vector") }
         let t0 = Date()
-        let hits = try kb.search(q, topK: try a.int("k") ?? 5, mode: mode, minSimilarity: Float(try a.double("min-score") ?? 0.3))
+        let reranker = try a.string("rerank").map { try Reranker.load($0) }
+        let hits = try kb.search(q, topK: try a.int("k") ?? 5, mode: mode, minSimilarity: Float(try a.double("min-score") ?? 0.3),
+                                 reranker: reranker)
         let ms = Date().timeIntervalSince(t0) * 1000
         if a.has("json") {
             let arr = hits.map { h -> JSONValue in
                 .object([("path", .string(h.path)), ("heading", .string(h.headingPath)), ("page", h.page.map { .int($0) } ?? .null),
                          ("score", .double(h.score)), ("similarity", .double(Double(h.similarity))),
                          ("bm25_rank", h.bm25Rank.map { .int($0) } ?? .null), ("vector_rank", h.vectorRank.map { .int($0) } ?? .null),
+                         ("rerank_score", h.rerankScore.map { .double(Double($0)) } ?? .null),
                          ("text", .string(h.text))])
             }
             print(JSONValue.object([("hits", .array(arr))]).serialized())
@@ -87,7 +105,8 @@ enum KnowledgeCommand {
         if hits.isEmpty { print("no relevant passages (relevance floor \(a.string("min-score") ?? "0.3"))"); return }
         for (i, h) in hits.enumerated() {
             let ranks = "bm25 #\(h.bm25Rank.map(String.init) ?? "–"), vector #\(h.vectorRank.map(String.init) ?? "–")"
-            print(String(format: "%d. score %.4f  cos %.3f  (%@)", i + 1, h.score, h.similarity, ranks))
+            let rr = h.rerankScore.map { String(format: "  rerank %.4f", $0) } ?? ""
+            print(String(format: "%d. score %.4f  cos %.3f%@  (%@)", i + 1, h.score, h.similarity, rr, ranks))
             print("   \(h.citation)")
             print("   " + String(h.text.prefix(240)).replacingOccurrences(of: "\n", with: " "))
         }
@@ -99,8 +118,9 @@ enum KnowledgeCommand {
         guard let qp = a.positional.first else { throw CLIError("kb eval needs a questions.json") }
         let kb = try KnowledgeBase(name: name, create: false)
         let qs = try RetrievalEvaluation.loadQuestions(qp)
-        let r = try RetrievalEvaluation.run(kb: kb, questions: qs, k: try a.int("k") ?? 5)
-        for label in ["hybrid", "bm25", "vector", "hybrid+floor"] {
+        let reranker = try a.string("rerank").map { try Reranker.load($0) }
+        let r = try RetrievalEvaluation.run(kb: kb, questions: qs, k: try a.int("k") ?? 5, reranker: reranker)
+        for label in ["hybrid", "bm25", "vector", "hybrid+floor"] + (reranker == nil ? [] : ["hybrid+rerank"]) {
             print(String(format: "%-13@ recall@%d = %.3f", label, try a.int("k") ?? 5, r.recall[label] ?? 0))
         }
         print(String(format: "%d questions, mean query latency %.1f ms", r.questions, r.meanQuerySeconds * 1000))
@@ -139,12 +159,13 @@ enum KnowledgeCommand {
 
 enum AskCommand {
     static let help = """
-    usage: tiefsee ask "QUESTION" [MODEL] [--kb NAME] [-k N] [--min-score S] [--answer-anyway] [generation options]
+    usage: tiefsee ask "QUESTION" [MODEL] [--kb NAME] [-k N] [--min-score S] [--rerank M] [--answer-anyway] [generation options]
 
     Answers from a knowledge base: the best passages (hybrid search) are numbered in the prompt,
     the model is told that company documents take precedence over its own knowledge and to cite
     [n]; the sources follow the answer. R1-family models get DeepSeek-R1's search template
     ([citation:X]). When nothing relevant is found it says so (--answer-anyway lets the model answer).
+    --rerank M reorders the retrieved candidates with cross-encoder M before the best k are used.
 
     \(OptionSpec.helpText(spec))
     """
@@ -168,6 +189,7 @@ enum AskCommand {
         let engine = try loadEngine(a.positional.count > 1 ? a.positional[1] : nil, verbose: f.verbose, options: f.engine)
         let answerer = KnowledgeAnswerer(engine: engine, kb: kb)
         answerer.topK = try a.int("k") ?? 3
+        answerer.reranker = try a.string("rerank").map { try Reranker.load($0) }
         if let m = try a.double("min-score") { answerer.minSimilarity = Float(m) }
         answerer.refuseWithoutKnowledge = !a.has("answer-anyway")
         Interrupt.install()

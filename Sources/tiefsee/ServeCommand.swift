@@ -40,6 +40,10 @@ enum ServeCommand {
       --embedding-model M  serve POST /v1/embeddings with this sentence-transformers model (folder
                            or name in the model cache, e.g. all-minilm-l6-v2) and search knowledge
                            bases with it
+      --reranker-model M   serve POST /v1/rerank ({"query", "documents", "top_n"} →
+                           {"results": [{"index", "relevance_score"}]}) with this cross-encoder
+                           (BERT or XLM-RoBERTa, e.g. a bge-reranker folder); knowledge answers
+                           rerank their passages with it
     \(EngineFlags.help)
 
     Knowledge bases (tiefsee kb add): a chat request with "knowledge": "NAME" (or
@@ -50,7 +54,7 @@ enum ServeCommand {
 
     static func run(_ argv: ArraySlice<String>) throws {
         let a = try Args(argv, options: Set(["host", "port", "api-key", "parallel", "ctx", "threads", "queue", "max-body",
-                                             "timeout", "model-id", "embedding-model", "models-dir", "models-max",
+                                             "timeout", "model-id", "embedding-model", "reranker-model", "models-dir", "models-max",
                                              "think", "cache-ram", "users"]).union(EngineFlags.names),
                          flags: ["help"], aliases: ["-h": "--help", "-c": "--ctx", "-t": "--threads", "-np": "--parallel"])
         if a.has("help") { print(help); return }
@@ -88,17 +92,18 @@ enum ServeCommand {
         signal(SIGPIPE, SIG_IGN)
 
         let embedder = try a.string("embedding-model").map { try EmbeddingModel.load($0) }
+        let reranker = try a.string("reranker-model").map { try Reranker.load($0) }
         if let dir = a.string("models-dir") {
             guard a.positional.isEmpty, a.string("model-id") == nil else { throw CLIError("--models-dir serves a folder: give no MODEL or --model-id") }
             let maxLoaded = try a.int("models-max") ?? 1
             guard maxLoaded >= 1 else { throw CLIError("--models-max must be at least 1") }
-            try serveFolder(dir, cfg, maxLoaded: maxLoaded, options: try EngineFlags.options(a), embedder: embedder)
+            try serveFolder(dir, cfg, maxLoaded: maxLoaded, options: try EngineFlags.options(a), embedder: embedder, reranker: reranker)
             return
         }
         guard a.string("models-max") == nil else { throw CLIError("--models-max needs --models-dir") }
         let engine = try Engine.load(a.positional.first, options: try EngineFlags.options(a))
         let knowledgeAvailable = embedder != nil || FileManager.default.fileExists(atPath: EmbeddingModel.defaultModelPath)
-        var hooks = ServerKnowledge(engine: engine, embedder: embedder).hooks
+        var hooks = ServerKnowledge(engine: engine, embedder: embedder, reranker: reranker).hooks
         if !knowledgeAvailable { hooks.knowledge = nil }
         let server = try OpenAIServer(engine: engine, config: cfg, hooks: hooks)
         let kvMiB = Double(server.contextSize * engine.model.cacheBytesPerToken) / 1048576
@@ -108,6 +113,7 @@ enum ServeCommand {
         if let e = embedder {
             err("tiefsee serve: embeddings \(e.name) (\(e.dimension) dimensions) on POST /v1/embeddings")
         }
+        if let r = reranker { err("tiefsee serve: reranker \(r.name) on POST /v1/rerank (and for knowledge answers)") }
         err(knowledgeAvailable ? "tiefsee serve: knowledge bases in \(KnowledgeBase.directory) (\"knowledge\": NAME or model \(server.modelID)@kb:NAME)"
                                : "tiefsee serve: no embedding model, so no knowledge bases (--embedding-model, or scripts/fetch-embedding-model.sh)")
         if !HTTPServer.isLoopback(cfg.host) && cfg.apiKey == nil && cfg.users == nil {
@@ -128,10 +134,11 @@ enum ServeCommand {
         server.stop()
     }
 
-    static func serveFolder(_ dir: String, _ cfg: ServerConfig, maxLoaded: Int, options: EngineOptions, embedder: EmbeddingModel?) throws {
+    static func serveFolder(_ dir: String, _ cfg: ServerConfig, maxLoaded: Int, options: EngineOptions, embedder: EmbeddingModel?,
+                            reranker: Reranker?) throws {
         let router = try ModelRouter(directory: dir, config: cfg, maxLoaded: maxLoaded) { entry, cfg in
             let engine = try Engine.load(entry.path, options: options)
-            var hooks = ServerKnowledge(engine: engine, embedder: embedder).hooks
+            var hooks = ServerKnowledge(engine: engine, embedder: embedder, reranker: reranker).hooks
             if embedder == nil && !FileManager.default.fileExists(atPath: EmbeddingModel.defaultModelPath) { hooks.knowledge = nil }
             err("tiefsee serve: loaded \(entry.id)")
             return try OpenAIServer(engine: engine, config: cfg, hooks: hooks, listen: false)

@@ -55,6 +55,37 @@ final class KnowledgeBaseTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(x.blocks.count, 4)
     }
 
+    /// A scanned PDF (page images only, scripts/gen_scanned_pdf.py): both pages go through
+    /// pdftoppm + tesseract, their passages carry the OCR note, and the facts are searchable.
+    func testScannedPDFPagesGoThroughOCR() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tesseract") else {
+            print("SKIP: tesseract not installed (scripts/setup.sh installs tesseract-ocr and tesseract-ocr-deu)")
+            throw XCTSkip("tesseract not installed")
+        }
+        let path = fixturePath("ocr/scanned-policies.pdf")
+        let text = try DocumentExtractor.runTool("pdftotext", [path, "-"], path: path, pagesToo: true)
+        XCTAssertTrue(text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "the fixture has no text layer")
+        let doc = try DocumentExtractor.pdf(path: path)
+        XCTAssertEqual(Set(doc.blocks.compactMap(\.page)), [1, 2])
+        XCTAssertTrue(doc.blocks.allSatisfy { $0.headings.last == DocumentExtractor.ocrNote }, "every passage says it came from OCR")
+        let all = doc.blocks.map(\.text).joined(separator: " ")
+        XCTAssertTrue(all.contains("Die Kernarbeitszeit liegt zwischen 10:00 und 15:00 Uhr."), all)   // page 1, German
+        XCTAssertTrue(all.contains("Calibration chemicals are stored at most 8 months after opening."), all)   // page 2, English
+        XCTAssertTrue(all.contains("Beschäftigten"), "umlauts through the German model: \(all)")
+        // A PDF with a text layer is not OCR'd.
+        let normal = try DocumentExtractor.pdf(path: fixturePath("kb-corpus/docs/policies/policy-lab-safety.pdf"))
+        XCTAssertFalse(normal.blocks.contains { $0.headings.contains(DocumentExtractor.ocrNote) })
+        // Through the knowledge base: the citation shows the note.
+        let model = try requireEmbeddingModel()
+        let dir = try tempDir()
+        let kb = try KnowledgeBase(name: "ocr", path: dir + "/ocr.sqlite", embedder: model)
+        try kb.add(paths: [path])
+        let hit = try XCTUnwrap(try kb.search("Wann ist die Kernarbeitszeit?", topK: 1).first)
+        XCTAssertTrue(hit.text.contains("10:00 und 15:00"), hit.text)
+        XCTAssertTrue(hit.citation.contains("text from OCR (p. 1)"), hit.citation)
+        print("OCR: \(doc.blocks.count) passages; citation \(hit.citation)")
+    }
+
     func testChunkerWindowsAndBoundaries() {
         let c = Chunker(maxTokens: 10, overlap: 3, countTokens: { $0.split(separator: " ").count })
         let long = (1...25).map { "w\($0)" }.joined(separator: " ")
@@ -153,9 +184,11 @@ final class KnowledgeBaseTests: XCTestCase {
             try p.run()
             return p
         }
-        let clean = try cli(["kb", "add", dir + "/docs", "--kb", "clean", "--batch", "2"])
-        clean.waitUntilExit()
-        XCTAssertEqual(clean.terminationStatus, 0)
+        let clean = try runProcess(bin, ["kb", "add", dir + "/docs", "--kb", "clean", "--batch", "2"], env: ["TIEFSEE_HOME": dir])
+        XCTAssertEqual(clean.status, 0, clean.stderr)
+        // stderr is a pipe here, not a terminal: plain progress lines, no bar or escape codes.
+        XCTAssertTrue(clean.stderr.contains("kb add: 100% 24/24 documents"), clean.stderr)
+        XCTAssertFalse(clean.stderr.contains("\u{1B}["), "no terminal escapes in a log")
         // Interrupted run: kill -9 once some (not all) documents are committed.
         let p = try cli(["kb", "add", dir + "/docs", "--kb", "crash", "--batch", "2"])
         let crashPath = dir + "/kb/crash.sqlite"

@@ -145,6 +145,65 @@ final class ServerKnowledgeTests: XCTestCase {
         XCTAssertEqual(alias?.json?["error"]?["code"]?.string, "knowledge_unavailable")
     }
 
+    // MARK: rerank
+
+    /// POST /v1/rerank (and /rerank) with `--reranker-model`: llama.cpp's / vLLM's request and
+    /// response shape, scores equal to the library's (which match sentence-transformers, RerankerTests).
+    func testRerankEndpoint() throws {
+        let engine = try TestServers.requireEngine()
+        let reranker = try Reranker(folder: fixturePath("rerankers/xlmr-cross-encoder"))
+        var cfg = TestServers.baseConfig
+        cfg.parallel = 1
+        cfg.contextSize = 256
+        let server = try OpenAIServer(engine: engine, config: cfg,
+                                      hooks: ServerKnowledge(engine: engine, embedder: nil, reranker: reranker).hooks)
+        defer { server.stop() }
+        let query = "Wer leitet das Projekt Kompassrose?"
+        let docs = ["Die Kantine bietet täglich ein vegetarisches Gericht an.", "Das Projekt Kompassrose wird von Jana Vogt geleitet.",
+                    "Project Kompassrose is led by Jana Vogt.", "Fahrtkosten werden mit 0,30 € pro Kilometer erstattet."]
+        let want = try reranker.score(query: query, documents: docs)
+        let body = JSONValue.object([("model", .string(reranker.name)), ("query", .string(query)),
+                                     ("documents", .array(docs.map { .string($0) })), ("top_n", .int(3))]).serialized()
+        for path in ["/v1/rerank", "/rerank"] {
+            let r = try XCTUnwrap(RawHTTP.post(port: server.port, path, body))
+            XCTAssertEqual(r.status, 200, r.body)
+            let results = try XCTUnwrap(r.json?["results"]?.array)
+            XCTAssertEqual(results.count, 3, "top_n")
+            let order = want.indices.sorted { want[$0] > want[$1] }
+            XCTAssertEqual(results.map { $0["index"]!.int! }, Array(order.prefix(3)))
+            for res in results {
+                XCTAssertEqual(Float(res["relevance_score"]!.double!), want[res["index"]!.int!], accuracy: 1e-6)
+                XCTAssertNil(res["document"])
+            }
+            XCTAssertGreaterThan(r.json?["usage"]?["total_tokens"]?.int ?? 0, 0)
+        }
+        // Documents as {"text": …}, no top_n (all), return_documents echoes the text.
+        let objs = JSONValue.object([("query", .string(query)), ("return_documents", .bool(true)),
+                                     ("documents", .array(docs.map { .object([("text", .string($0))]) }))]).serialized()
+        let r2 = try XCTUnwrap(RawHTTP.post(port: server.port, "/v1/rerank", objs))
+        XCTAssertEqual(r2.status, 200, r2.body)
+        let all = try XCTUnwrap(r2.json?["results"]?.array)
+        XCTAssertEqual(all.count, docs.count)
+        XCTAssertEqual(all[0]["document"]?["text"]?.string, docs[all[0]["index"]!.int!])
+        let cases: [(String, String, Int)] = [
+            ("missing query", #"{"documents":["a"]}"#, 400),
+            ("empty documents", #"{"query":"q","documents":[]}"#, 400),
+            ("number document", #"{"query":"q","documents":[3]}"#, 400),
+            ("bad top_n", #"{"query":"q","documents":["a"],"top_n":0}"#, 400),
+            ("unknown field", #"{"query":"q","documents":["a"],"colour":1}"#, 400),
+            ("wrong model", #"{"query":"q","documents":["a"],"model":"bge-reranker-v2-m3"}"#, 404),
+        ]
+        for (label, b, status) in cases {
+            let r = try XCTUnwrap(RawHTTP.post(port: server.port, "/v1/rerank", b))
+            XCTAssertEqual(r.status, status, "\(label): \(r.body)")
+            XCTAssertNotNil(r.json?["error"]?["message"]?.string, label)
+        }
+        XCTAssertEqual(RawHTTP.request(port: server.port, "GET", "/v1/rerank")?.status, 405)
+        // Without --reranker-model there is no such route.
+        let plain = try TestServers.requireShared()
+        XCTAssertEqual(RawHTTP.post(port: plain.port, "/v1/rerank", #"{"query":"q","documents":["a"]}"#)?.status, 404)
+    }
+
     /// The official `openai` client (it asks for base64 by default and decodes it itself).
     func testOfficialOpenAIClient() throws {
         let f = try ServerKnowledgeTests.requireFixture()

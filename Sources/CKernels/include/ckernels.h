@@ -171,6 +171,15 @@ void tf_attend_heads_kv(int n, int hd, int nq, const float *q, size_t qstride,
 int tf_gemm_rows(int type, int n, int nrows, const void *wrows, size_t stride,
                  const void *x, size_t xstride, int ntok, float *out, size_t ostride);
 
+/* f32 weights, 2 or more activation rows (gemm_f32.c): the rows packed with 8 tokens in the
+ * vector lanes (tf_gemm_f32_pack, once per input, `xstride` in floats), then 6 weight rows x 16
+ * tokens of FMAs per step. Same results as tf_gemm_rows up to float order, and bit-identical
+ * for a given activation row whatever the other rows. out as in tf_gemm_rows; returns 0. */
+size_t tf_gemm_f32_pack_bytes(int n, int ntok);
+void tf_gemm_f32_pack(int n, const float *x, size_t xstride, int ntok, float *packed);
+int tf_gemm_f32_packed(int n, int nrows, const float *wrows, size_t stride, const float *packed, int ntok,
+                       float *out, size_t ostride);
+
 /* The faster matrix product for 2 or more activation rows: the rows are first packed with the
  * tokens in the vector lanes (tf_gemm_pack, once per input), then each decoded weight group is
  * multiplied with 4, 8 or 16 tokens at once. Same results as tf_gemm_rows up to float order,

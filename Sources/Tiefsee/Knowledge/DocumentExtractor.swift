@@ -227,14 +227,46 @@ public enum DocumentExtractor {
 
     // MARK: PDF (pdftotext)
 
+    /// The last heading of passages whose text was recognised from a page image: citations and
+    /// the model's prompt show that the wording may carry recognition errors.
+    public static let ocrNote = "text from OCR"
+
     /// Pages come from pdftotext's form feeds; paragraphs from blank lines. Lines that look like
     /// headings (short, no final punctuation, followed by text) set the heading for what follows.
+    /// Pages without a text layer (scans) are rendered by pdftoppm and read by tesseract.
     public static func pdf(path: String) throws -> ExtractedDocument {
         let text = try runTool("pdftotext", ["-enc", "UTF-8", path, "-"], path: path, pagesToo: true)
-        return pdfText(text)
+        var pages = text.components(separatedBy: "\u{0C}")
+        if pages.count > 1 && pages.last!.isEmpty { pages.removeLast() }   // pdftotext ends every page with a form feed
+        var ocrPages = Set<Int>()
+        for (i, page) in pages.enumerated() where page.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            let recognised = try ocrPage(path: path, page: i + 1)
+            if !recognised.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { pages[i] = recognised; ocrPages.insert(i + 1) }
+        }
+        return pdfText(pages.joined(separator: "\u{0C}"), ocrPages: ocrPages)
     }
 
-    static func pdfText(_ text: String) -> ExtractedDocument {
+    /// One page rendered at 300 dpi in gray (pdftoppm) and read by tesseract, German and English
+    /// models when both are installed (tesseract-ocr-deu), else its default.
+    static func ocrPage(path: String, page: Int) throws -> String {
+        let dir = NSTemporaryDirectory() + "tiefsee-ocr-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try runTool("pdftoppm", ["-r", "300", "-gray", "-png", "-f", "\(page)", "-l", "\(page)", "-singlefile", path, dir + "/page"],
+                        path: path, pagesToo: false)
+        var args = [dir + "/page.png", "stdout"]
+        if let l = ocrLanguages { args += ["-l", l] }
+        return try runTool("tesseract", args, path: path, pagesToo: false)
+    }
+
+    /// "deu+eng" when tesseract has both models, nil (its default) otherwise.
+    static let ocrLanguages: String? = {
+        guard let out = try? runTool("tesseract", ["--list-langs"], path: "tesseract", pagesToo: false) else { return nil }
+        let langs = Set(out.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) })
+        return langs.contains("deu") && langs.contains("eng") ? "deu+eng" : nil
+    }()
+
+    static func pdfText(_ text: String, ocrPages: Set<Int> = []) -> ExtractedDocument {
         var blocks = [TextBlock]()
         var heading = [String]()
         var title: String?
@@ -251,7 +283,9 @@ public enum DocumentExtractor {
                 guard !lines.isEmpty else { continue }
                 let body = lines[...]
                 let t = collapseSpaces(Substring(body.joined(separator: " ")))
-                if !t.isEmpty { blocks.append(TextBlock(headings: heading, page: pi + 1, text: t)) }
+                if !t.isEmpty {
+                    blocks.append(TextBlock(headings: ocrPages.contains(pi + 1) ? heading + [ocrNote] : heading, page: pi + 1, text: t))
+                }
             }
         }
         return ExtractedDocument(title: title, blocks: blocks)
@@ -331,7 +365,7 @@ public enum DocumentExtractor {
         let errData = errPipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         if p.terminationStatus == 127 {
-            throw ExtractionError(path: path, reason: "\(tool) is not installed (poppler-utils / unzip; run scripts/setup.sh)")
+            throw ExtractionError(path: path, reason: "\(tool) is not installed (poppler-utils / unzip / tesseract-ocr; run scripts/setup.sh)")
         }
         guard p.terminationStatus == 0 else {
             let msg = String(decoding: errData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

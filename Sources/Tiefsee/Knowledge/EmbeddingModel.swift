@@ -1,7 +1,8 @@
 import Foundation
 
-/// A sentence-transformers embedding model: BERT encoder + WordPiece tokenizer + the pooling and
-/// normalisation its `modules.json` / `1_Pooling/config.json` declare (mean or CLS; Normalize).
+/// A sentence-transformers embedding model: BERT-family encoder (BERT: all-MiniLM; XLM-RoBERTa:
+/// bge-m3) + its WordPiece or Unigram tokenizer + the pooling and normalisation its
+/// `modules.json` / `1_Pooling/config.json` declare (mean or CLS; Normalize).
 ///
 /// `embed` is batched (sequences sorted by length and packed without padding) and uses the
 /// shared thread pool. This is the library API the server's /v1/embeddings calls.
@@ -11,7 +12,7 @@ public final class EmbeddingModel: @unchecked Sendable {
     public let folder: String
     public let name: String
     public let encoder: BertModel
-    public let tokenizer: WordPieceTokenizer
+    public let tokenizer: any EncoderTokenizer
     public let pooling: Pooling
     public let normalize: Bool
     /// Longest input in tokens including [CLS]/[SEP] (sentence_bert_config.json max_seq_length).
@@ -39,7 +40,7 @@ public final class EmbeddingModel: @unchecked Sendable {
         self.folder = folder
         name = URL(fileURLWithPath: folder).lastPathComponent
         encoder = try BertModel(folder: folder)
-        tokenizer = try WordPieceTokenizer.load(path: folder)
+        tokenizer = try loadEncoderTokenizer(path: folder)
         var pooling = Pooling.mean
         var normalize = false
         var poolingDir = "1_Pooling"
@@ -51,7 +52,11 @@ public final class EmbeddingModel: @unchecked Sendable {
             }
         }
         if let pc = try? JSONValue.parse(contentsOf: folder + "/" + poolingDir + "/config.json") {
-            if pc["pooling_mode_cls_token"]?.bool == true { pooling = .cls }
+            if let mode = pc["pooling_mode"]?.string {
+                // sentence-transformers 6 writes one mode name.
+                guard let p = Pooling(rawValue: mode) else { throw ModelFileError.unsupported(path: folder, reason: "pooling_mode '\(mode)'") }
+                pooling = p
+            } else if pc["pooling_mode_cls_token"]?.bool == true { pooling = .cls }
             else if pc["pooling_mode_max_tokens"]?.bool == true { pooling = .max }
             else if pc["pooling_mode_mean_tokens"]?.bool == true { pooling = .mean }
             if pc["pooling_mode_mean_sqrt_len_tokens"]?.bool == true {
@@ -60,11 +65,14 @@ public final class EmbeddingModel: @unchecked Sendable {
         }
         self.pooling = pooling
         self.normalize = normalize
+        // max_seq_length from sentence_bert_config.json (older files) or the tokenizer's model_max_length.
         let sb = try? JSONValue.parse(contentsOf: folder + "/sentence_bert_config.json")
-        maxSequenceLength = min(sb?["max_seq_length"]?.int ?? 512, encoder.config.maxPositions)
+        let tc = try? JSONValue.parse(contentsOf: folder + "/tokenizer_config.json")
+        let limit = encoder.config.maxPositions - encoder.config.positionOffset
+        maxSequenceLength = min(sb?["max_seq_length"]?.int ?? tc?["model_max_length"]?.int ?? 512, limit)
     }
 
-    /// Token ids as the model sees them: [CLS] pieces [SEP], truncated to maxSequenceLength.
+    /// Token ids as the model sees them: [CLS] pieces [SEP] (<s> … </s>), truncated to maxSequenceLength.
     public func tokenize(_ text: String) -> [Int] { tokenizer.encode(text, maxLength: maxSequenceLength) }
 
     /// Embeddings of `texts`, in order. `maxBatchTokens` bounds the rows of one forward pass.

@@ -141,6 +141,8 @@ public final class KnowledgeAnswerer {
     /// or let the model answer without documents.
     public var refuseWithoutKnowledge = true
     public var style: CitationStyle
+    /// Cross-encoder that reorders the retrieved candidates before the best `topK` are used.
+    public var reranker: Reranker?
 
     public init(engine: Engine, kb: KnowledgeBase, style: CitationStyle? = nil) {
         self.engine = engine
@@ -152,7 +154,7 @@ public final class KnowledgeAnswerer {
     /// `refuseWithoutKnowledge` is set (answer `noKnowledgeAnswer` without calling the model).
     /// The server's `knowledge` field uses this, so both build the same prompt.
     public func prepare(_ question: String) throws -> GroundedPrompt? {
-        let hits = try kb.search(question, topK: topK, minSimilarity: minSimilarity)
+        let hits = try kb.search(question, topK: topK, minSimilarity: minSimilarity, reranker: reranker)
         if hits.isEmpty && refuseWithoutKnowledge { return nil }
         return buildGroundedPrompt(question: question, hits: hits, style: style)
     }

@@ -15,6 +15,11 @@ public struct KnowledgeHit: Sendable {
     /// 1-based ranks in the BM25 and vector lists (nil: not in that list's candidates).
     public var bm25Rank: Int?
     public var vectorRank: Int?
+    /// The cross-encoder's relevance score when the hits were reranked.
+    public var rerankScore: Float?
+
+    /// What a reranker reads: the heading path (context the passage's own text may lack) and the text.
+    public var rerankText: String { headingPath.isEmpty ? text : headingPath + "\n" + text }
 
     /// "file › heading (p. 3)"
     public var citation: String {
@@ -333,37 +338,51 @@ public final class KnowledgeBase: @unchecked Sendable {
             vectorCache = nil
         }
 
-        for item in todo {
+        // Extraction (pdftotext, unzip, parsing, chunking) runs ahead on two threads while the
+        // encoder embeds the previous group on the pool, so tool start-up and parsing overlap it.
+        let items = todo, knownNow = known, ck = chunker
+        let ahead = IngestPrefetch(count: items.count, window: 16, workers: 2) { i in
+            KnowledgeBase.prepare(items[i], known: knownNow[items[i].path], chunker: ck!)
+        }
+        defer { ahead.cancel() }
+        for (i, item) in todo.enumerated() {
             if shouldStop() { report.interrupted = true; break }
             prog.current = item.path
-            guard let data = fm.contents(atPath: item.path) else {
-                report.failed.append((item.path, "cannot read")); continue
-            }
-            let hash = SHA256.hex(SHA256.hash(data))
-            if let k = known[item.path], k.hash == hash {
+            switch ahead.result(i) {
+            case .unchanged:
                 // Touched but not changed: remember the new mtime, keep the chunks.
                 try db.run("UPDATE documents SET mtime = ?, size = ? WHERE path = ?", [.double(item.mtime), .int(Int64(item.size)), .text(item.path)])
                 report.unchanged += 1
                 prog.documentsTotal -= 1; prog.bytesTotal -= item.size
-                continue
-            }
-            do {
-                let doc = try DocumentExtractor.extract(path: item.path, data: data)
-                let chunks = chunker!.chunk(doc)
-                let title = doc.title ?? URL(fileURLWithPath: item.path).deletingPathExtension().lastPathComponent
-                group.append(Pending(path: item.path, hash: hash, mtime: item.mtime, size: item.size, isNew: known[item.path] == nil,
-                                     title: title, chunks: chunks))
-                groupChunks += chunks.count
-            } catch {
-                report.failed.append((item.path, "\(error)"))
+            case .failed(let e):
+                report.failed.append((item.path, e))
                 prog.documentsTotal -= 1; prog.bytesTotal -= item.size
-                continue
+            case .ready(let d):
+                group.append(d)
+                groupChunks += d.chunks.count
+                if groupChunks >= ingestBatchChunks { try flushGroup() }
             }
-            if groupChunks >= ingestBatchChunks { try flushGroup() }
         }
-        if !report.interrupted { try flushGroup() } else { try flushGroup() }
+        // Interrupted too: what was extracted is committed, so the next run has less to do.
+        try flushGroup()
         report.seconds = Date().timeIntervalSince(t0)
         return report
+    }
+
+    /// Reads, hashes, extracts and chunks one file for `add` (runs on the prefetch threads).
+    static func prepare(_ item: (path: String, size: Int, mtime: Double), known: (hash: String, mtime: Double, size: Int)?,
+                        chunker: Chunker) -> IngestPrefetch.Outcome {
+        guard let data = FileManager.default.contents(atPath: item.path) else { return .failed("cannot read") }
+        let hash = SHA256.hex(SHA256.hash(data))
+        if let k = known, k.hash == hash { return .unchanged }
+        do {
+            let doc = try DocumentExtractor.extract(path: item.path, data: data)
+            let title = doc.title ?? URL(fileURLWithPath: item.path).deletingPathExtension().lastPathComponent
+            return .ready(Pending(path: item.path, hash: hash, mtime: item.mtime, size: item.size, isNew: known == nil,
+                                  title: title, chunks: chunker.chunk(doc)))
+        } catch {
+            return .failed("\(error)")
+        }
     }
 
     /// Removes documents by path (or every document under a folder path). Returns the removed paths.
@@ -455,9 +474,12 @@ public final class KnowledgeBase: @unchecked Sendable {
     /// (score = Σ 1/(k + rank)). The relevance floor: a hit is kept when its cosine similarity to
     /// the query is at least `minSimilarity` and it also matched words of the query (BM25), or when
     /// its similarity alone reaches `strongSimilarity`. A negative `minSimilarity` disables the floor.
+    /// With a `reranker`, the best `rerankCandidates` fused hits that pass the floor are scored by
+    /// the cross-encoder (query and passage read together) and the top `topK` of that order returned.
     public func search(_ query: String, topK: Int = 5, mode: RetrievalMode = .hybrid,
                        minSimilarity: Float = 0.3, strongSimilarity: Float = 0.5,
-                       candidates: Int = 40, rrfK: Double = 60) throws -> [KnowledgeHit] {
+                       candidates: Int = 40, rrfK: Double = 60,
+                       reranker: Reranker? = nil, rerankCandidates: Int = 20) throws -> [KnowledgeHit] {
         let e = try embedder()
         try? checkEmbedder(e)
         let qv = KnowledgeBase.normalized(try e.embed([query])[0])
@@ -474,6 +496,7 @@ public final class KnowledgeBase: @unchecked Sendable {
             let ra = veRank[$0] ?? Int.max, rb = veRank[$1] ?? Int.max
             return ra != rb ? ra < rb : $0 < $1
         }
+        let want = reranker == nil ? topK : max(topK, rerankCandidates)
         var hits = [KnowledgeHit]()
         for id in ranked {
             guard var h = try hit(id) else { continue }
@@ -485,9 +508,11 @@ public final class KnowledgeBase: @unchecked Sendable {
             h.score = fused[id]!
             h.bm25Rank = bmRank[id]; h.vectorRank = veRank[id]
             hits.append(h)
-            if hits.count >= topK { break }
+            if hits.count >= want { break }
         }
-        return hits
+        guard let r = reranker, !hits.isEmpty else { return hits }
+        let order = try r.rank(query: query, documents: hits.map(\.rerankText), topN: topK)
+        return order.map { o in var h = hits[o.index]; h.rerankScore = o.score; return h }
     }
 
     /// Whether chunk `id` contains any word of the query (for the floor in vector-only mode).
@@ -515,6 +540,52 @@ public final class KnowledgeBase: @unchecked Sendable {
         }
         return h
     }
+}
+
+/// Extraction results computed ahead of the ingest loop by a few threads, handed out in order;
+/// at most `window` results wait unconsumed.
+final class IngestPrefetch: @unchecked Sendable {
+    enum Outcome { case ready(KnowledgeBase.Pending), unchanged, failed(String) }
+    private let cond = NSCondition()
+    private var results: [Int: Outcome] = [:]
+    private var next = 0, consumed = 0
+    private var cancelled = false
+    private let count: Int, window: Int
+
+    init(count: Int, window: Int, workers: Int, _ work: @escaping @Sendable (Int) -> Outcome) {
+        self.count = count
+        self.window = window
+        for _ in 0..<max(1, min(workers, count)) {
+            let t = Thread { [self] in
+                while let i = self.claim() {
+                    let r = work(i)
+                    self.cond.lock(); self.results[i] = r; self.cond.broadcast(); self.cond.unlock()
+                }
+            }
+            t.stackSize = 1 << 22
+            t.start()
+        }
+    }
+
+    /// The next index to extract, waiting while `window` results are ahead of the consumer.
+    private func claim() -> Int? {
+        cond.lock(); defer { cond.unlock() }
+        while !cancelled && next < count && next >= consumed + window { cond.wait() }
+        guard !cancelled, next < count else { return nil }
+        next += 1
+        return next - 1
+    }
+
+    /// Result `i` (waits for it); results must be taken in order.
+    func result(_ i: Int) -> Outcome {
+        cond.lock(); defer { cond.unlock() }
+        while results[i] == nil { cond.wait() }
+        consumed = i + 1
+        cond.broadcast()
+        return results.removeValue(forKey: i)!
+    }
+
+    func cancel() { cond.lock(); cancelled = true; cond.broadcast(); cond.unlock() }
 }
 
 public struct KnowledgeError: Error, CustomStringConvertible {

@@ -33,18 +33,21 @@ public struct RetrievalEvaluation {
         h.path.hasSuffix("/" + q.doc) && squash(h.text).contains(squash(q.answer))
     }
 
-    /// Runs every mode (floor disabled, pure ranking) plus hybrid with the default relevance floor.
-    public static func run(kb: KnowledgeBase, questions: [Question], k: Int = 5, floor: Float = 0.3) throws -> Result {
+    /// Runs every mode (floor disabled, pure ranking) plus hybrid with the default relevance floor,
+    /// and with a reranker hybrid (floor disabled) reranked by it ("hybrid+rerank").
+    public static func run(kb: KnowledgeBase, questions: [Question], k: Int = 5, floor: Float = 0.3,
+                           reranker: Reranker? = nil) throws -> Result {
         var r = Result()
         r.questions = questions.count
         var seconds = 0.0, queries = 0
-        let runs: [(String, RetrievalMode, Float)] = [("hybrid", .hybrid, -2), ("bm25", .bm25, -2), ("vector", .vector, -2),
-                                                      ("hybrid+floor", .hybrid, floor)]
-        for (label, mode, fl) in runs {
+        var runs: [(String, RetrievalMode, Float, Reranker?)] = [("hybrid", .hybrid, -2, nil), ("bm25", .bm25, -2, nil),
+                                                                 ("vector", .vector, -2, nil), ("hybrid+floor", .hybrid, floor, nil)]
+        if let reranker { runs.append(("hybrid+rerank", .hybrid, -2, reranker)) }
+        for (label, mode, fl, rr) in runs {
             var found = 0
             for q in questions {
                 let t0 = Date()
-                let hits = try kb.search(q.question, topK: k, mode: mode, minSimilarity: fl)
+                let hits = try kb.search(q.question, topK: k, mode: mode, minSimilarity: fl, reranker: rr)
                 seconds += Date().timeIntervalSince(t0); queries += 1
                 if hits.contains(where: { isHit($0, q) }) { found += 1 } else { r.misses[label, default: []].append(q.question) }
             }

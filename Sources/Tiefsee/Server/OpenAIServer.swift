@@ -94,9 +94,10 @@ public final class OpenAIServer: @unchecked Sendable {
     }
 
     static let endpoints = ["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses", "/v1/models",
-                            "/v1/embeddings", "/health", "/metrics"]
+                            "/v1/embeddings", "/v1/rerank", "/health", "/metrics"]
     static func endpointLabel(_ path: String) -> String {
         if path.hasPrefix("/v1/models/") { return "/v1/models" }
+        if path == "/rerank" { return "/v1/rerank" }
         return endpoints.contains(path) ? path : "other"
     }
 
@@ -104,22 +105,26 @@ public final class OpenAIServer: @unchecked Sendable {
 
     /// Headers only: authentication, routes and methods are checked before a body is read.
     func preflight(_ req: HTTPRequest) -> HTTPResponse? {
-        guard let e = OpenAIServer.preflightError(req, config: config, embeddings: hooks.embeddings != nil) else { return nil }
+        guard let e = OpenAIServer.preflightError(req, config: config, embeddings: hooks.embeddings != nil,
+                                                 rerank: hooks.rerank != nil) else { return nil }
         return req.path == "/v1/messages" ? OpenAIServer.anthropicError(e) : e.response
     }
 
     /// The method a path answers to; nil: no such route.
-    static func method(for path: String, embeddings: Bool) -> String? {
+    static func method(for path: String, embeddings: Bool, rerank: Bool = false) -> String? {
         if ["/health", "/metrics", "/v1/models", "/api/session", "/api/model", "/api/knowledge"].contains(path)
             || path.hasPrefix("/v1/models/") || WebChatAssets.files[path] != nil { return "GET" }
         if ["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses", "/api/login", "/api/logout"].contains(path)
-            || (path == "/v1/embeddings" && embeddings) || uploadTarget(path) != nil { return "POST" }
+            || (path == "/v1/embeddings" && embeddings) || (rerankPaths.contains(path) && rerank)
+            || uploadTarget(path) != nil { return "POST" }
         return nil
     }
 
-    static func preflightError(_ req: HTTPRequest, config: ServerConfig, embeddings: Bool) -> OpenAIError? {
+    static let rerankPaths: Set<String> = ["/v1/rerank", "/rerank"]
+
+    static func preflightError(_ req: HTTPRequest, config: ServerConfig, embeddings: Bool, rerank: Bool = false) -> OpenAIError? {
         let path = req.path
-        guard let wanted = method(for: path, embeddings: embeddings) else {
+        guard let wanted = method(for: path, embeddings: embeddings, rerank: rerank) else {
             return OpenAIError(404, "Unknown request URL: \(req.method) \(path)", code: "unknown_url")
         }
         if !isPublic(path), let e = authenticate(req, config) { return e }
@@ -154,6 +159,10 @@ public final class OpenAIServer: @unchecked Sendable {
                 return try knowledgeBases(req)
             case "/v1/embeddings":
                 guard let f = hooks.embeddings else { throw OpenAIError(404, "embeddings are not available") }
+                let body = try RequestReader(req.body, allowed: Set((try? JSONValue.parse(req.body, maxDepth: 64).object?.map(\.0)) ?? []))
+                return .json(200, try f(body.body))
+            case "/v1/rerank", "/rerank":
+                guard let f = hooks.rerank else { throw OpenAIError(404, "reranking is not available (tiefsee serve --reranker-model M)") }
                 let body = try RequestReader(req.body, allowed: Set((try? JSONValue.parse(req.body, maxDepth: 64).object?.map(\.0)) ?? []))
                 return .json(200, try f(body.body))
             default:

@@ -63,6 +63,9 @@ public struct ServerHooks {
     public var knowledgeBases: ((KnowledgeAccess) throws -> JSONValue)?
     /// POST /api/knowledge/NAME/documents?filename=F: a document's bytes into base NAME.
     public var upload: ((_ kb: String, _ filename: String, _ data: [UInt8], KnowledgeAccess) throws -> JSONValue)?
+    /// POST /v1/rerank (and /rerank): {"model", "query", "documents", "top_n"} in,
+    /// {"results": [{"index", "relevance_score"}]} out (llama.cpp's and vLLM's shape).
+    public var rerank: ((JSONValue) throws -> JSONValue)? = nil
     public init(embeddings: ((JSONValue) throws -> JSONValue)? = nil,
                 knowledge: ((JSONValue, [JSONValue], KnowledgeAccess) throws -> KnowledgeContext)? = nil,
                 knowledgeBases: ((KnowledgeAccess) throws -> JSONValue)? = nil,

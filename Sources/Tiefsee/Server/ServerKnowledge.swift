@@ -10,6 +10,10 @@ public final class ServerKnowledge: @unchecked Sendable {
     /// The model /v1/embeddings serves and knowledge bases search with; nil: each base loads the
     /// model it was built with (default all-minilm-l6-v2).
     public let embedder: EmbeddingModel?
+    /// The cross-encoder /v1/rerank serves; knowledge retrieval reranks with it too.
+    public let reranker: Reranker?
+    /// Most documents in one /v1/rerank request.
+    public var maxRerankDocuments = 1024
     /// Where bases live (default `$TIEFSEE_HOME/kb`).
     public let directory: String
     /// Most inputs in one /v1/embeddings request (OpenAI's limit).
@@ -21,19 +25,71 @@ public final class ServerKnowledge: @unchecked Sendable {
     /// Searches run per base since start (tests check that refused requests never searched).
     public func searches(_ kb: String) -> Int { lock.lock(); defer { lock.unlock() }; return searchCounts[kb] ?? 0 }
 
-    public init(engine: Engine, embedder: EmbeddingModel?, directory: String = KnowledgeBase.directory) {
+    public init(engine: Engine, embedder: EmbeddingModel?, reranker: Reranker? = nil, directory: String = KnowledgeBase.directory) {
         self.engine = engine
         self.embedder = embedder
+        self.reranker = reranker
         self.directory = directory
     }
 
     /// Hooks for `OpenAIServer` (they keep this object alive): embeddings only with an embedding
     /// model; knowledge always.
     public var hooks: ServerHooks {
-        ServerHooks(embeddings: embedder == nil ? nil : { try self.embeddings($0) },
-                    knowledge: { try self.knowledge($0, $1, access: $2) },
-                    knowledgeBases: { try self.list(access: $0) },
-                    upload: { try self.upload(kb: $0, filename: $1, data: $2, access: $3) })
+        var h = ServerHooks(embeddings: embedder == nil ? nil : { try self.embeddings($0) },
+                            knowledge: { try self.knowledge($0, $1, access: $2) },
+                            knowledgeBases: { try self.list(access: $0) },
+                            upload: { try self.upload(kb: $0, filename: $1, data: $2, access: $3) })
+        if reranker != nil { h.rerank = { try self.rerank($0) } }
+        return h
+    }
+
+    // MARK: /v1/rerank
+
+    static let rerankFields: Set<String> = ["model", "query", "documents", "top_n", "return_documents"]
+
+    /// llama.cpp's and vLLM's rerank: documents as strings (or {"text": …}), results best first
+    /// with their index into `documents`; `top_n` keeps the best N; `return_documents` echoes the text.
+    public func rerank(_ body: JSONValue) throws -> JSONValue {
+        guard let model = reranker else { throw OpenAIError(404, "reranking is not available (tiefsee serve --reranker-model M)") }
+        guard case .object(let kv) = body else { throw OpenAIError(400, "the request body must be a JSON object") }
+        for (k, _) in kv where !ServerKnowledge.rerankFields.contains(k) {
+            throw OpenAIError(400, "Unrecognized request argument supplied: \(k)", param: k, code: "unknown_parameter")
+        }
+        if let m = body["model"], !m.isNull {
+            guard let name = m.string else { throw OpenAIError.badParam("model", "'model' must be a string") }
+            guard name == model.name || name == model.folder else {
+                throw OpenAIError(404, "The model '\(name)' does not exist; this server reranks with '\(model.name)'.",
+                                  param: "model", code: "model_not_found")
+            }
+        }
+        guard let query = body["query"]?.string, !query.isEmpty else { throw OpenAIError.badParam("query", "'query' must be a non-empty string") }
+        guard let docs = body["documents"]?.array else { throw OpenAIError.badParam("documents", "'documents' must be an array of strings") }
+        guard !docs.isEmpty else { throw OpenAIError.badParam("documents", "'documents' must not be empty") }
+        guard docs.count <= maxRerankDocuments else {
+            throw OpenAIError.badParam("documents", "'documents' has \(docs.count) items; at most \(maxRerankDocuments) per request")
+        }
+        let texts: [String] = try docs.enumerated().map { i, d in
+            guard let t = d.string ?? d["text"]?.string else {
+                throw OpenAIError.badParam("documents", "documents[\(i)] must be a string or {\"text\": string}")
+            }
+            return t
+        }
+        var topN = texts.count
+        if let t = body["top_n"], !t.isNull {
+            guard let n = t.int, n >= 1 else { throw OpenAIError.badParam("top_n", "'top_n' must be a positive integer") }
+            topN = min(n, texts.count)
+        }
+        let echo = body["return_documents"]?.bool ?? false
+        let pairs = texts.map { model.tokenizer.encodePair(query, $0, maxLength: model.maxLength) }
+        let tokens = pairs.reduce(0) { $0 + $1.ids.count }
+        let ranked = try model.rank(query: query, documents: texts, topN: topN)
+        let results: [JSONValue] = ranked.map { r in
+            var o: [(String, JSONValue)] = [("index", .int(r.index)), ("relevance_score", .double(Double(r.score)))]
+            if echo { o.append(("document", .object([("text", .string(texts[r.index]))]))) }
+            return .object(o)
+        }
+        return .object([("object", .string("list")), ("model", .string(model.name)), ("results", .array(results)),
+                         ("usage", .object([("prompt_tokens", .int(tokens)), ("total_tokens", .int(tokens))]))])
     }
 
     // MARK: /v1/embeddings
@@ -155,6 +211,7 @@ public final class ServerKnowledge: @unchecked Sendable {
         let kb = try base(name, create: false)
         searchCounts[name, default: 0] += 1
         let answerer = KnowledgeAnswerer(engine: engine, kb: kb)
+        answerer.reranker = reranker
         if let topK { answerer.topK = topK }
         if let minScore { answerer.minSimilarity = Float(minScore) }
         let prompt: GroundedPrompt?

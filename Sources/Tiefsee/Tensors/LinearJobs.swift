@@ -105,9 +105,24 @@ extension Linear {
             packs[q.key] = PackedActivations(p.data, n: q.n, rows: p.rows, rowBytes: p.stride)
         }
 
+        // f32 weights with two or more rows: the packed f32 kernel (tokens in vector lanes), each
+        // input packed once however many products read it.
+        var f32Packs = [Int: UnsafeMutableRawPointer]()
+        defer { for p in f32Packs.values { p.deallocate() } }
+        for j in fused where j.linear.jobMode == .f32 && j.linear.weight.type == .f32 && f32Packs[j.input] == nil {
+            let inp = inputs[j.input], n = j.linear.inFeatures
+            guard inp.rows >= 2 else { continue }
+            let buf = UnsafeMutableRawPointer.allocate(byteCount: tf_gemm_f32_pack_bytes(Int32(n), Int32(inp.rows)), alignment: 64)
+            tf_gemm_f32_pack(Int32(n), inp.x, n, Int32(inp.rows), buf.assumingMemoryBound(to: Float.self))
+            f32Packs[j.input] = buf
+        }
+
         // 2. Where each product writes: straight to `out`, or (two-level) to a pair buffer whose
         //    two rows per token are summed afterwards.
-        struct Part { let l: Linear; let x: Prepared; let packed: PackedActivations?; let out: UnsafeMutablePointer<Float>; let pairOffset: Int? }
+        struct Part {
+            let l: Linear; let x: Prepared; let packed: PackedActivations?; let f32Packed: UnsafeMutableRawPointer?
+            let out: UnsafeMutablePointer<Float>; let pairOffset: Int?
+        }
         var parts = [Part]()
         var pairFloats = 0
         for j in fused {
@@ -117,7 +132,8 @@ extension Linear {
                 pairOffset = pairFloats
                 pairFloats += p.rows * j.linear.outFeatures
             }
-            parts.append(Part(l: j.linear, x: p, packed: packs[key(j)], out: j.out, pairOffset: pairOffset))
+            let f32p = j.linear.jobMode == .f32 && j.linear.weight.type == .f32 ? f32Packs[j.input] : nil
+            parts.append(Part(l: j.linear, x: p, packed: packs[key(j)], f32Packed: f32p, out: j.out, pairOffset: pairOffset))
         }
         let pairs = FloatBuffer(count: pairFloats, zeroed: false)
 
@@ -139,6 +155,9 @@ extension Linear {
                 let out = p.pairOffset.map { pairs.p + $0 } ?? p.out
                 if p.x.rows == 1 {
                     _ = tf_vec_dot_rows(l.typeCode, Int32(l.inFeatures), Int32(cnt), w, l.rowBytes, p.x.data, out + lo)
+                } else if let fp = p.f32Packed {
+                    _ = tf_gemm_f32_packed(Int32(l.inFeatures), Int32(cnt), w.assumingMemoryBound(to: Float.self), l.rowBytes,
+                                           fp.assumingMemoryBound(to: Float.self), Int32(p.x.rows), out + lo, l.outFeatures)
                 } else if let pk = p.packed {
                     _ = tf_gemm_packed(l.typeCode, Int32(l.inFeatures), Int32(cnt), w, l.rowBytes, pk.data, Int32(p.x.rows),
                                        out + lo, l.outFeatures)

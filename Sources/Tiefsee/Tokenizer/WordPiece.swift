@@ -23,6 +23,8 @@ public final class WordPieceTokenizer: @unchecked Sendable {
     public let stripAccents: Bool
     public let cleanText: Bool
     public let handleChineseChars: Bool
+    /// Special tokens around a text or a pair (`[CLS] A [SEP] B [SEP]` unless the file says otherwise).
+    public internal(set) var template: EncoderTemplate
 
     public init(vocab: [String: Int], unk: String = "[UNK]", cls: String = "[CLS]", sep: String = "[SEP]", pad: String = "[PAD]",
                 continuingPrefix: String = "##", maxInputCharsPerWord: Int = 100,
@@ -45,6 +47,7 @@ public final class WordPieceTokenizer: @unchecked Sendable {
         self.stripAccents = stripAccents ?? lowercase
         self.cleanText = cleanText
         self.handleChineseChars = handleChineseChars
+        template = .bert(cls: clsID, sep: sepID)
     }
 
     /// Loads `tokenizer.json` (WordPiece model) from a file or a model folder; a folder with only
@@ -94,11 +97,16 @@ public final class WordPieceTokenizer: @unchecked Sendable {
         } else if let c = j["post_processor"]?["cls"]?[0]?.string, let s = j["post_processor"]?["sep"]?[0]?.string {
             cls = c; sep = s
         }
-        return try WordPieceTokenizer(vocab: v, unk: model["unk_token"]?.string ?? "[UNK]", cls: cls, sep: sep,
-                                      pad: j["padding"]?["pad_token"]?.string ?? "[PAD]",
-                                      continuingPrefix: model["continuing_subword_prefix"]?.string ?? "##",
-                                      maxInputCharsPerWord: model["max_input_chars_per_word"]?.int ?? 100,
-                                      lowercase: lower, stripAccents: strip, cleanText: clean, handleChineseChars: chinese)
+        let t = try WordPieceTokenizer(vocab: v, unk: model["unk_token"]?.string ?? "[UNK]", cls: cls, sep: sep,
+                                       pad: j["padding"]?["pad_token"]?.string ?? "[PAD]",
+                                       continuingPrefix: model["continuing_subword_prefix"]?.string ?? "##",
+                                       maxInputCharsPerWord: model["max_input_chars_per_word"]?.int ?? 100,
+                                       lowercase: lower, stripAccents: strip, cleanText: clean, handleChineseChars: chinese)
+        if j["post_processor"]?["type"] != nil {
+            t.template = try EncoderTemplate.parse(j["post_processor"], idOf: { v[$0] }, path: path, defaultCLS: cls,
+                                                   defaultSEP: sep, robertaByDefault: false)
+        }
+        return t
     }
 
     // MARK: normalisation and pre-tokenization
@@ -214,16 +222,7 @@ public final class WordPieceTokenizer: @unchecked Sendable {
         return ids
     }
 
-    /// `[CLS] … [SEP]`, truncated so the whole fits `maxLength` tokens.
-    public func encode(_ text: String, maxLength: Int = 512) -> [Int] {
-        var ids = encodeWords(text)
-        let room = max(0, maxLength - 2)
-        if ids.count > room { ids.removeLast(ids.count - room) }
-        return [clsID] + ids + [sepID]
-    }
-
-    /// Number of word pieces (no special tokens): for chunking by token budget.
-    public func countTokens(_ text: String) -> Int { encodeWords(text).count }
+    // encode, encodePair and countTokens: EncoderTokenizer.
 
     /// Text of ids (for debugging): pieces joined, `##` continuations glued.
     public func decode(_ ids: [Int]) -> String {
