@@ -174,7 +174,9 @@ public enum DocumentExtractor {
             s = s[s.index(after: gt)...]
             let closing = tagText.hasPrefix("/")
             let name = tagText.drop(while: { $0 == "/" }).prefix(while: { $0.isLetter || $0.isNumber }).lowercased()
-            if !closing && (name == "script" || name == "style") {
+            // Scripts, styles and navigation menus are not content: a menu's "Intranet" link would
+            // become a passage under the page's headings and win searches for the page's name.
+            if !closing && (name == "script" || name == "style" || name == "nav") {
                 if let end = s.range(of: "</\(name)", options: .caseInsensitive) { s = s[end.upperBound...]
                     if let g = s.firstIndex(of: ">") { s = s[s.index(after: g)...] } }
                 continue
