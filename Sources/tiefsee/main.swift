@@ -21,7 +21,8 @@ commands:
   ask "QUESTION" [--kb NAME] [MODEL]   answer from a knowledge base, with cited sources
   user add|list|remove|passwd|key …    users and API keys of tiefsee serve
   group add|list|remove|member|grant … groups and the knowledge bases they may read
-  quantize IN OUT --type Q8_0|Q4_K_M|Q5_K_M|Q6_K   convert a model folder or GGUF to a quantized GGUF
+  quantize IN OUT --type T   convert a model folder or GGUF to a quantized GGUF (Q8_0 … Q2_K, IQ4_XS … IQ1_S)
+  imatrix [MODEL] --text FILE -o OUT   importance matrix for quantize --imatrix (llama.cpp's format)
 
 MODEL is a GGUF file, a Hugging Face folder, or a cached model name; without it the default
 model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, fetched by scripts/fetch-model.sh) is used.
@@ -44,6 +45,7 @@ let commands: [String: (ArraySlice<String>) throws -> Void] = [
     "user": UserCommand.run,
     "group": GroupCommand.run,
     "quantize": QuantizeCommand.run,
+    "imatrix": ImatrixCommand.run,
 ]
 
 guard argv.count >= 2, argv[1] != "--help", argv[1] != "-h", argv[1] != "help" else {

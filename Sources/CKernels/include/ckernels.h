@@ -204,6 +204,11 @@ void tf_quantize_q5_K(const float *x, void *dst, int64_t n);
 void tf_quantize_q6_K(const float *x, void *dst, int64_t n);
 /* By ggml type id (F32, F16 too); 0, or -1 for an unsupported type or bad n. */
 int tf_quantize_row(int type, const float *x, void *dst, int64_t n);
+/* `nrows` rows of `n_per_row` values, each row weighted by the same importance matrix row `qw`
+ * (n_per_row values: mean squared activation per column, as llama.cpp's imatrix holds), or
+ * NULL. Q2_K, Q3_K, IQ4_NL, IQ4_XS, IQ2_XXS, IQ2_XS, IQ1_S and IQ1_M use it (quantize_iq.c for
+ * the IQ types); the other types ignore it. 0, or -1 for an unsupported type or bad row length. */
+int tf_quantize_rows(int type, const float *x, void *dst, int64_t nrows, int64_t n_per_row, const float *qw);
 
 /* ------------------------------------------------------------------------------------------
  * SHA-256 compression (sha256.c): process `nblocks` 64-byte blocks into `state`.

@@ -3,24 +3,46 @@ import Foundation
 
 // MARK: - Row quantization
 
-/// Types `quantizeRow` writes (the C quantizers in quantize.c, plus F32/F16).
-public let supportedQuantizeTypes: [TensorType] = [.f32, .f16, .q4_0, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+/// Types `quantizeRow` writes (the C quantizers in quantize.c and quantize_iq.c, plus F32/F16).
+public let supportedQuantizeTypes: [TensorType] = [.f32, .f16, .q4_0, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K,
+                                                   .iq4_nl, .iq4_xs, .iq2_xxs, .iq2_xs, .iq1_s, .iq1_m]
 
 /// Quantizes `count` floats (a whole number of blocks of `type`) into `dst`
 /// (`type.byteCount(elements: count)` bytes), in the block layout llama.cpp and `dequantizeRow` read.
 public func quantizeRow(_ type: TensorType, _ src: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, count: Int) throws {
-    guard supportedQuantizeTypes.contains(type), let id = type.ggmlID else { throw DequantError.unsupportedType(type) }
-    guard count % type.blockSize == 0 else { throw DequantError.badElementCount(type, count) }
-    guard tf_quantize_row(Int32(id), src, dst, Int64(count)) == 0 else { throw DequantError.unsupportedType(type) }
+    try quantizeRows(type, src, dst, rows: 1, rowLength: count, importance: nil)
 }
 
-/// `values` quantized to `type` (rows of any length that is a whole number of blocks).
-public func quantize(_ values: [Float], as type: TensorType) throws -> [UInt8] {
+/// `rows` rows of `rowLength` floats, each weighted by the same importance row (`rowLength`
+/// values: an imatrix's mean squared activation per column, see `ImportanceMatrix`), or nil.
+/// Q2_K, Q3_K and the IQ types use the importance; the other types ignore it.
+public func quantizeRows(_ type: TensorType, _ src: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, rows: Int,
+                         rowLength: Int, importance: UnsafePointer<Float>?) throws {
+    guard supportedQuantizeTypes.contains(type), let id = type.ggmlID else { throw DequantError.unsupportedType(type) }
+    guard rowLength % type.blockSize == 0 else { throw DequantError.badElementCount(type, rowLength) }
+    guard tf_quantize_rows(Int32(id), src, dst, Int64(rows), Int64(rowLength), importance) == 0 else {
+        throw DequantError.unsupportedType(type)
+    }
+}
+
+/// `values` quantized to `type` (rows of any length that is a whole number of blocks; with
+/// `importance`, rows of `importance.count` values weighted by it).
+public func quantize(_ values: [Float], as type: TensorType, importance: [Float]? = nil) throws -> [UInt8] {
     guard let n = type.byteCount(elements: values.count) else { throw DequantError.badElementCount(type, values.count) }
+    let rowLength = importance?.count ?? values.count
+    guard rowLength > 0, values.count % rowLength == 0 else { throw DequantError.badElementCount(type, values.count) }
     var out = [UInt8](repeating: 0, count: n)
     try values.withUnsafeBufferPointer { v in
         try out.withUnsafeMutableBytes { o in
-            if n > 0 { try quantizeRow(type, v.baseAddress!, o.baseAddress!, count: values.count) }
+            guard n > 0 else { return }
+            if let w = importance {
+                try w.withUnsafeBufferPointer {
+                    try quantizeRows(type, v.baseAddress!, o.baseAddress!, rows: values.count / rowLength, rowLength: rowLength,
+                                     importance: $0.baseAddress!)
+                }
+            } else {
+                try quantizeRow(type, v.baseAddress!, o.baseAddress!, count: values.count)
+            }
         }
     }
     return out
@@ -31,14 +53,24 @@ public func quantize(_ values: [Float], as type: TensorType) throws -> [UInt8] {
 /// The `--type` of `tiefsee quantize`: llama.cpp's file types (`llama_ftype`) of the same names.
 public enum QuantizationScheme: String, CaseIterable, Sendable {
     case q8_0 = "Q8_0", q4_K_M = "Q4_K_M", q5_K_M = "Q5_K_M", q6_K = "Q6_K"
+    case q2_K = "Q2_K", q3_K_M = "Q3_K_M", iq4_XS = "IQ4_XS", iq4_NL = "IQ4_NL"
+    case iq2_XXS = "IQ2_XXS", iq2_XS = "IQ2_XS", iq1_S = "IQ1_S", iq1_M = "IQ1_M"
 
     /// `general.file_type` (llama.cpp's LLAMA_FTYPE_MOSTLY_*).
     public var fileType: UInt32 {
         switch self {
         case .q8_0: return 7
+        case .q2_K: return 10
+        case .q3_K_M: return 12
         case .q4_K_M: return 15
         case .q5_K_M: return 17
         case .q6_K: return 18
+        case .iq2_XXS: return 19
+        case .iq2_XS: return 20
+        case .iq1_S: return 24
+        case .iq4_NL: return 25
+        case .iq4_XS: return 30
+        case .iq1_M: return 31
         }
     }
 
@@ -49,12 +81,53 @@ public enum QuantizationScheme: String, CaseIterable, Sendable {
         case .q4_K_M: return .q4_K
         case .q5_K_M: return .q5_K
         case .q6_K: return .q6_K
+        case .q2_K: return .q2_K
+        case .q3_K_M: return .q3_K
+        case .iq4_XS: return .iq4_xs
+        case .iq4_NL: return .iq4_nl
+        case .iq2_XXS: return .iq2_xxs
+        case .iq2_XS: return .iq2_xs
+        case .iq1_S: return .iq1_s
+        case .iq1_M: return .iq1_m
         }
     }
+
+    /// The 1-2 bit schemes whose mix follows llama.cpp's IQ1/IQ2 rules.
+    var isVeryLowBit: Bool { [.iq2_XXS, .iq2_XS, .iq1_S, .iq1_M].contains(self) }
 
     public init?(name: String) {
         guard let s = QuantizationScheme.allCases.first(where: { $0.rawValue.lowercased() == name.lowercased() }) else { return nil }
         self = s
+    }
+}
+
+/// A `--tensor-type REGEX=TYPE` override (llama-quantize's `--tensor-type`): tensors whose name
+/// the pattern matches get the type (the first matching override wins), still subject to the
+/// row-length fallback.
+public struct TensorTypeOverride: Sendable {
+    public let pattern: String
+    public let type: TensorType
+    let regex: NSRegularExpression
+
+    public init(pattern: String, type: TensorType) throws {
+        guard supportedQuantizeTypes.contains(type) else {
+            throw QuantizeError("--tensor-type: \(type.rawValue) cannot be written (supported: \(supportedQuantizeTypes.map(\.rawValue).joined(separator: ", ")))")
+        }
+        do { regex = try NSRegularExpression(pattern: pattern) } catch { throw QuantizeError("--tensor-type: bad pattern '\(pattern)'") }
+        self.pattern = pattern
+        self.type = type
+    }
+
+    /// Parses `PATTERN=TYPE`.
+    public init(_ spec: String) throws {
+        guard let eq = spec.lastIndex(of: "="), let t = TensorType(rawValue: spec[spec.index(after: eq)...].uppercased()) else {
+            throw QuantizeError("--tensor-type expects PATTERN=TYPE (e.g. ffn_down=Q4_K), got '\(spec)'")
+        }
+        try self.init(pattern: String(spec[..<eq]), type: t)
+    }
+
+    public func matches(_ name: String) -> Bool {
+        regex.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil
     }
 }
 
@@ -64,8 +137,15 @@ public struct QuantizationContext: Sendable {
     public var numExperts: Int
     /// Whether the file has `output.weight` (else the tied `token_embd` is treated as the output).
     public var hasOutput: Bool
-    public init(numLayers: Int, numExperts: Int, hasOutput: Bool) {
+    /// Query heads per KV head (llama.cpp's `n_gqa()`).
+    public var gqa: Int
+    /// Whether an importance matrix is given (a few rules differ, as in llama.cpp).
+    public var hasImatrix: Bool
+    public var overrides: [TensorTypeOverride]
+    public init(numLayers: Int, numExperts: Int, hasOutput: Bool, gqa: Int = 1, hasImatrix: Bool = false,
+                overrides: [TensorTypeOverride] = []) {
         self.numLayers = numLayers; self.numExperts = numExperts; self.hasOutput = hasOutput
+        self.gqa = gqa; self.hasImatrix = hasImatrix; self.overrides = overrides
     }
 }
 
@@ -87,38 +167,87 @@ public enum QuantizationRules {
         return Int(name.dropFirst(4).prefix(while: { $0.isNumber }))
     }
 
-    /// The type of one tensor: a simplified `llama_tensor_get_type` for the four schemes
-    /// (non-IQ, no imatrix, not Falcon). `ordinal` is llama.cpp's running count of attn_v
+    /// Types that llama.cpp only writes with an importance matrix (except for the token embedding
+    /// and the output head): without one their codebook choice is close to arbitrary.
+    public static func requiresImatrix(_ t: TensorType, name: String) -> Bool {
+        [.iq2_xxs, .iq2_xs, .iq1_s, .iq1_m].contains(t) && name != "token_embd.weight" && name != "output.weight"
+    }
+
+    /// The type of one tensor: llama.cpp's `llama_tensor_get_type` for the schemes above (not
+    /// Falcon, not the 70B special case). `ordinal` is llama.cpp's running count of attn_v
     /// (resp. ffn_down) tensors before this one in file order; without it the `blk.N.` layer
     /// index is used (the same when the file is in layer order with one such tensor per layer).
     public static func type(name: String, shape: [Int], scheme: QuantizationScheme, context c: QuantizationContext,
                             ordinal: Int? = nil) -> TensorType {
         guard isQuantizable(name: name, shape: shape) else { return .f32 }
         let nx = shape.last!
-        var t = scheme.baseType
-        let mixed = scheme == .q4_K_M || scheme == .q5_K_M
-        let layer = ordinal ?? layerIndex(name) ?? 0
+        let t = c.overrides.first(where: { $0.matches(name) })?.type
+            ?? mixType(name: name, nx: nx, scheme: scheme, context: c, layer: ordinal ?? layerIndex(name) ?? 0)
+        return fallback(t, rowLength: nx)
+    }
+
+    /// llama.cpp's fallback for rows that are not whole blocks of the chosen type.
+    static func fallback(_ type: TensorType, rowLength nx: Int) -> TensorType {
+        guard nx % type.blockSize != 0 else { return type }
+        var t: TensorType
+        switch type {
+        case .iq1_s, .iq1_m, .iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s, .iq4_xs: t = .iq4_nl
+        case .q2_K, .q3_K, .tq1_0, .tq2_0: t = .q4_0
+        case .q4_K: t = .q5_0
+        case .q5_K: t = .q5_1
+        case .q6_K: t = .q8_0
+        default: t = type
+        }
+        if nx % t.blockSize != 0 { t = .f16 }
+        return t
+    }
+
+    /// The mix: the scheme's base type, changed for the output head, token embedding, attention
+    /// V/K/output and FFN down by the scheme's rules.
+    static func mixType(name: String, nx: Int, scheme s: QuantizationScheme, context c: QuantizationContext, layer: Int) -> TensorType {
+        var t = s.baseType
         if name == "output.weight" || (!c.hasOutput && name == "token_embd.weight") {
-            if nx % 256 != 0 { t = .q8_0 } else if t != .q8_0 { t = .q6_K }
-        } else if name.contains("attn_v.weight") || name.contains("attn_kv_b.weight") {
-            // MLA's kv_b (older deepseek2 GGUFs) counts as attention V, as in llama.cpp.
-            if mixed && useMoreBits(layer, c.numLayers) { t = .q6_K }
+            if nx % t.blockSize != 0 { return .q8_0 }
+            return s.isVeryLowBit ? .q5_K : t == .q8_0 ? .q8_0 : .q6_K
+        }
+        if name == "token_embd.weight" { return s.isVeryLowBit ? .q2_K : t }
+        let attnV = name.contains("attn_v.weight") || name.contains("attn_kv_b.weight")
+        if s.isVeryLowBit {
+            if attnV { return c.gqa >= 4 || c.numExperts >= 4 ? .q4_K : .q2_K }
+            if c.numExperts == 8 && name.contains("attn_k.weight") { return .q4_K }
+            if name.contains("ffn_down") { return layer < c.numLayers / 8 ? .q2_K : t }
+            if name.contains("attn_output.weight") {
+                if c.numExperts == 8 { return .q5_K }
+                return s == .iq1_S || s == .iq1_M ? .iq2_xxs : t
+            }
+            return t
+        }
+        let mixed = s == .q4_K_M || s == .q5_K_M
+        if attnV {
+            switch s {
+            case .q2_K: t = c.gqa >= 4 ? .q4_K : .q3_K
+            case .q3_K_M: t = layer < 2 ? .q5_K : .q4_K
+            case .iq4_NL, .iq4_XS: if c.gqa >= 4 { t = .q5_K }
+            default: if mixed && useMoreBits(layer, c.numLayers) { t = .q6_K }
+            }
             if c.numExperts == 8 { t = .q8_0 }
         } else if name.contains("attn_k.weight") {
             if c.numExperts == 8 { t = .q8_0 }
         } else if name.contains("ffn_down") {
-            if mixed && useMoreBits(layer, c.numLayers) { t = .q6_K }
-        } else if name.contains("attn_output.weight") {
-            if c.numExperts == 8 && scheme == .q4_K_M { t = .q5_K }
-        }
-        if nx % t.blockSize != 0 {
-            switch t {
-            case .q4_K: t = .q5_0
-            case .q5_K: t = .q5_1
-            case .q6_K: t = .q8_0
-            default: break
+            switch s {
+            case .q2_K: t = .q3_K
+            case .q3_K_M: t = layer < c.numLayers / 16 ? .q5_K : .q4_K
+            case .iq4_NL, .iq4_XS: if layer < c.numLayers / 8 && !c.hasImatrix { t = .q5_K }
+            default: if mixed && useMoreBits(layer, c.numLayers) { t = .q6_K }
             }
-            if nx % t.blockSize != 0 { t = .f16 }
+        } else if name.contains("attn_output.weight") {
+            if c.numExperts == 8 {
+                if [.q2_K, .q3_K_M, .iq4_NL, .q4_K_M, .iq4_XS].contains(s) { t = .q5_K }
+            } else if s == .q2_K {
+                t = .q3_K
+            } else if s == .q3_K_M {
+                t = .q4_K
+            }
         }
         return t
     }
@@ -138,6 +267,8 @@ public struct QuantizeTensorPlan {
     let parts: [(rows: Int, produce: () throws -> [Float])]
     /// A source tensor whose bytes may be copied when it already has the chosen type.
     let passthrough: Tensor?
+    /// Per matrix (expert of a 3-D stack, else one) the importance of each column, or nil.
+    var importance: [Float]? = nil
 
     public var rowLength: Int { shape.last ?? 1 }
     public var elementCount: Int { shape.reduce(1, *) }
@@ -217,8 +348,11 @@ public final class QuantizePlan {
     public var unused: [String] = []
     let files: ModelFiles
 
-    /// Plans the conversion of a model (HF folder or GGUF) to `scheme`.
-    public init(files: ModelFiles, scheme: QuantizationScheme) throws {
+    /// Plans the conversion of a model (HF folder or GGUF) to `scheme`, weighting rounding errors
+    /// by `importance` when given (required for IQ2_XXS/IQ2_XS/IQ1_S/IQ1_M tensors), with
+    /// `overrides` taking precedence over the scheme's mix.
+    public init(files: ModelFiles, scheme: QuantizationScheme, importance: ImportanceMatrix? = nil,
+                overrides: [TensorTypeOverride] = []) throws {
         self.files = files
         self.scheme = scheme
         var planned = [(name: String, shape: [Int], parts: [(rows: Int, produce: () throws -> [Float])], pass: Tensor?)]()
@@ -235,8 +369,11 @@ public final class QuantizePlan {
             let skip: Set<String> = ["general.file_type", "general.quantization_version", "general.alignment"]
             for k in g.metadataKeys where !skip.contains(k) { metadata.append((k, g.metadata[k]!)) }
             let nExp = g.archValue("expert_count")?.int ?? 0
+            let heads = g.archValue("attention.head_count")?.int ?? 1
             context = QuantizationContext(numLayers: g.archValue("block_count")?.int ?? 0, numExperts: nExp,
-                                          hasOutput: g.info("output.weight") != nil)
+                                          hasOutput: g.info("output.weight") != nil,
+                                          gqa: heads / max(1, g.archValue("attention.head_count_kv")?.int ?? heads),
+                                          hasImatrix: importance != nil, overrides: overrides)
         } else {
             guard let c = files.config else { throw files.configError ?? QuantizeError("unsupported model") }
             guard case .hfFolder(let dir) = files.location else { throw QuantizeError("expected a model folder") }
@@ -370,7 +507,9 @@ public final class QuantizePlan {
             if !c.tieWordEmbeddings && w.has("lm_head.weight") { try add("output.weight", "lm_head.weight") }
             metadata = try QuantizePlan.hfMetadata(files: files, config: c, arch: arch)
             context = QuantizationContext(numLayers: c.numLayers, numExperts: c.moe?.numExperts ?? 0,
-                                          hasOutput: planned.contains { $0.name == "output.weight" })
+                                          hasOutput: planned.contains { $0.name == "output.weight" },
+                                          gqa: c.mla != nil ? c.numHeads : c.numHeads / max(1, c.numKVHeads),
+                                          hasImatrix: importance != nil, overrides: overrides)
             unused = src.tensorNames.filter { !used.contains($0) }
         }
         metadata.append(("general.file_type", .uint32(scheme.fileType)))
@@ -384,7 +523,21 @@ public final class QuantizePlan {
             if p.name.contains("attn_v.weight") || p.name.contains("attn_kv_b.weight") { ordinal = iV; iV += 1 }
             else if p.name.contains("ffn_down") { if nDown == context.numLayers { ordinal = iDown }; iDown += 1 }
             let t = QuantizationRules.type(name: p.name, shape: p.shape, scheme: scheme, context: context, ordinal: ordinal)
-            tensors.append(QuantizeTensorPlan(name: p.name, shape: p.shape, type: t, parts: p.parts, passthrough: p.pass))
+            var plan = QuantizeTensorPlan(name: p.name, shape: p.shape, type: t, parts: p.parts, passthrough: p.pass)
+            if t.isQuantized, let imatrix = importance {
+                plan.importance = try imatrix.weights(for: p.name, matrices: p.shape.count == 3 ? p.shape[0] : 1, columns: plan.rowLength)
+            }
+            if QuantizationRules.requiresImatrix(t, name: p.name) && plan.importance == nil {
+                throw QuantizeError(importance == nil
+                    ? "\(p.name) becomes \(t.rawValue), which needs an importance matrix: give --imatrix FILE (see tiefsee imatrix)"
+                    : "the importance matrix has no entry for \(p.name), which becomes \(t.rawValue)")
+            }
+            tensors.append(plan)
+        }
+        if let imatrix = importance {
+            metadata.append(("quantize.imatrix.dataset", .string(imatrix.datasets.last ?? "")))
+            metadata.append(("quantize.imatrix.entries_count", .uint32(UInt32(imatrix.entries.count))))
+            metadata.append(("quantize.imatrix.chunks_count", .uint32(UInt32(imatrix.chunkCount))))
         }
     }
 
@@ -583,29 +736,19 @@ public final class QuantizePlan {
                 written += p.byteCount
                 continue
             }
+            // Rows of one matrix (one expert of a 3-D stack) share an importance row.
+            let rowsPerMatrix = t.shape.count == 3 ? t.shape[1] : max(t.elementCount / max(n, 1), 1)
+            var firstRow = 0
             for part in t.parts {
                 let values = try part.produce()
                 guard values.count == part.rows * n else {
                     throw QuantizeError("\(t.name): a part produced \(values.count) values, expected \(part.rows * n)")
                 }
-                var out = [UInt8](repeating: 0, count: part.rows * rowBytes)
-                let rows = part.rows, type = t.type
-                var failed = false
-                values.withUnsafeBufferPointer { v in
-                    out.withUnsafeMutableBytes { o in
-                        let src = v.baseAddress!, dst = o.baseAddress!
-                        let workers = max(1, min(threads, rows))
-                        let per = (rows + workers - 1) / workers
-                        DispatchQueue.concurrentPerform(iterations: workers) { wk in
-                            let lo = wk * per, hi = min(rows, lo + per)
-                            guard lo < hi else { return }
-                            if (try? quantizeRow(type, src + lo * n, dst + lo * rowBytes, count: (hi - lo) * n)) == nil { failed = true }
-                        }
-                    }
-                }
-                if failed { throw QuantizeError("\(t.name): cannot quantize rows of \(n) to \(t.type.rawValue)") }
+                let out = try QuantizePlan.quantizePart(values, rows: part.rows, firstRow: firstRow, rowLength: n, type: t.type,
+                                                       importance: t.importance, rowsPerMatrix: rowsPerMatrix, threads: threads)
                 try out.withUnsafeBytes { try put($0.baseAddress!, $0.count) }
                 written += out.count
+                firstRow += part.rows
             }
         }
         progress?(tensors.count, tensors.count, written, total, "")
@@ -614,6 +757,44 @@ public final class QuantizePlan {
         guard fclose(f) == 0 else { closed = true; unlink(tmp); throw ModelFileError.io(path: tmp, reason: "close failed") }
         closed = true
         guard rename(tmp, path) == 0 else { throw ModelFileError.io(path: path, reason: "rename failed: \(String(cString: strerror(errno)))") }
+    }
+}
+
+extension QuantizePlan {
+    /// Quantizes `rows` rows (global row index `firstRow` onwards) on `threads` workers; each
+    /// row is weighted by its matrix's importance row when there is one.
+    static func quantizePart(_ values: [Float], rows: Int, firstRow: Int, rowLength n: Int, type: TensorType,
+                             importance: [Float]?, rowsPerMatrix: Int, threads: Int) throws -> [UInt8] {
+        let rowBytes = type.byteCount(elements: n)!
+        var out = [UInt8](repeating: 0, count: rows * rowBytes)
+        var failed = false
+        values.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBytes { o in
+                let src = v.baseAddress!, dst = o.baseAddress!
+                let workers = max(1, min(threads, rows))
+                let per = (rows + workers - 1) / workers
+                DispatchQueue.concurrentPerform(iterations: workers) { wk in
+                    var lo = wk * per
+                    let hi = min(rows, lo + per)
+                    while lo < hi {
+                        // Up to the end of this row's matrix.
+                        let m = (firstRow + lo) / rowsPerMatrix
+                        let end = min(hi, (m + 1) * rowsPerMatrix - firstRow)
+                        let ok: Bool = importance.map { w in
+                            w.withUnsafeBufferPointer { wp in
+                                (try? quantizeRows(type, src + lo * n, dst + lo * rowBytes, rows: end - lo, rowLength: n,
+                                                   importance: wp.baseAddress! + m * n)) != nil
+                            }
+                        } ?? ((try? quantizeRows(type, src + lo * n, dst + lo * rowBytes, rows: end - lo, rowLength: n,
+                                                 importance: nil)) != nil)
+                        if !ok { failed = true }
+                        lo = end
+                    }
+                }
+            }
+        }
+        if failed { throw QuantizeError("cannot quantize rows of \(n) to \(type.rawValue)") }
+        return out
     }
 }
 
@@ -626,11 +807,12 @@ extension ModelFiles {
 }
 
 /// Converts a model folder or GGUF to a llama.cpp-compatible quantized GGUF (`tiefsee quantize`).
-public func quantizeModel(input: String, output: String, scheme: QuantizationScheme,
+public func quantizeModel(input: String, output: String, scheme: QuantizationScheme, importance: ImportanceMatrix? = nil,
+                          overrides: [TensorTypeOverride] = [],
                           progress: ((Int, Int, Int, Int, String) -> Void)? = nil) throws -> QuantizePlan {
     let loc = try ModelLocator.resolve(input)
     let files = try ModelFiles.open(loc)
-    let plan = try QuantizePlan(files: files, scheme: scheme)
+    let plan = try QuantizePlan(files: files, scheme: scheme, importance: importance, overrides: overrides)
     try plan.write(to: output, progress: progress)
     return plan
 }

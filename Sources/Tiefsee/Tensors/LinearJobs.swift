@@ -19,6 +19,10 @@ public struct LinearJob {
 }
 
 extension Linear {
+    /// Called with every product's matrix and f32 input rows before it runs (`tiefsee imatrix`
+    /// collects activation statistics with it); nil in normal use.
+    public nonisolated(unsafe) static var activationObserver: ((Linear, LinearInput) -> Void)?
+
     /// How a product's activations are prepared, mirroring `forward(_:x:rows:)`'s choice.
     private enum JobMode: Hashable { case f32, q8, q8Precise, exact }
 
@@ -38,6 +42,7 @@ extension Linear {
     /// kernels, activation formats and two-level (`preciseActivations`) handling are those of
     /// the single-product path, so results are bit-identical to calling `forward` per product.
     public static func forward(jobs: [LinearJob], inputs: [LinearInput], pool: ThreadPool = .shared) {
+        if let observe = activationObserver { for j in jobs { observe(j.linear, inputs[j.input]) } }
         // Debug/accuracy mode products keep their own (dequantizing) path.
         for j in jobs where j.linear.jobMode == .exact {
             j.linear.forwardDequantized(inputs[j.input].x, rows: inputs[j.input].rows, out: j.out, pool: pool)
