@@ -241,8 +241,14 @@ public enum DocumentExtractor {
         var pages = text.components(separatedBy: "\u{0C}")
         if pages.count > 1 && pages.last!.isEmpty { pages.removeLast() }   // pdftotext ends every page with a form feed
         var ocrPages = Set<Int>()
-        for (i, page) in pages.enumerated() where page.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            let recognised = try ocrPage(path: path, page: i + 1)
+        let blank = pages.indices.filter { pages[$0].trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
+        for i in blank {
+            let recognised: String
+            do { recognised = try ocrPage(path: path, page: i + 1) } catch {
+                // Without OCR a document that has text elsewhere keeps that text; a pure scan fails.
+                if blank.count == pages.count { throw error }
+                continue
+            }
             if !recognised.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { pages[i] = recognised; ocrPages.insert(i + 1) }
         }
         return pdfText(pages.joined(separator: "\u{0C}"), ocrPages: ocrPages)
