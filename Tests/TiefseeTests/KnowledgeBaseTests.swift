@@ -29,6 +29,9 @@ final class KnowledgeBaseTests: XCTestCase {
         XCTAssertEqual(d.title, "T & C")
         XCTAssertEqual(d.blocks.map(\.text), ["One two three", "a", "b ü"])
         XCTAssertEqual(d.blocks.last?.headings, ["Main", "Sub"])
+        // A navigation menu is not a passage (it used to take a top-5 slot for the page's name).
+        let nav = DocumentExtractor.html("<body><nav><a href=\"/\">Intranet</a></nav><h1>Projekt X</h1><p>Projektleitung: Anna.</p></body>")
+        XCTAssertEqual(nav.blocks.map(\.text), ["Projektleitung: Anna."])
     }
 
     func testPlainTextAndDocxXML() {

@@ -116,4 +116,31 @@ final class RerankerTests: XCTestCase {
         for (h, i) in zip(reranked, order) { XCTAssertEqual(h.rerankScore!, want[i], accuracy: 1e-6) }
         XCTAssertNil(plain[0].rerankScore)
     }
+
+    /// The CLI end to end with the fixture models: kb add --embedding-model (XLM-R, bge-m3 style),
+    /// kb search --rerank --json carries the cross-encoder's scores, best first.
+    func testCLISearchWithRerank() throws {
+        let dir = NSTemporaryDirectory() + "tiefsee-rerank-cli-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/docs", withIntermediateDirectories: true)
+        for (i, t) in ["Das Projekt Kompassrose wird von Jana Vogt geleitet.", "Die Kantine bietet täglich ein Gericht an.",
+                       "Fahrtkosten werden mit 0,30 € pro Kilometer erstattet."].enumerated() {
+            try "# Doc \(i)\n\n\(t)\n".write(toFile: dir + "/docs/d\(i).md", atomically: true, encoding: .utf8)
+        }
+        let env = ["TIEFSEE_HOME": dir]
+        let add = try runTiefseeCLI(["kb", "add", dir + "/docs", "--kb", "t", "--embedding-model", fixturePath("rerankers/xlmr-embedding")], env: env)
+        XCTAssertEqual(add.status, 0, add.stderr)
+        let rr = fixturePath("rerankers/xlmr-cross-encoder")
+        let r = try runTiefseeCLI(["kb", "search", "Wer leitet Kompassrose?", "--kb", "t", "--rerank", rr, "--min-score", "-1", "-k", "3", "--json"], env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let hits = try XCTUnwrap(try JSONValue.parse(r.stdout)["hits"]?.array)
+        XCTAssertEqual(hits.count, 3)
+        let scores = hits.compactMap { $0["rerank_score"]?.double }
+        XCTAssertEqual(scores.count, 3, "every hit has a rerank score")
+        XCTAssertEqual(scores, scores.sorted(by: >))
+        let want = try Reranker(folder: rr).score(query: "Wer leitet Kompassrose?", documents: [hits[0]["heading"]!.string! + "\n" + hits[0]["text"]!.string!])
+        XCTAssertEqual(Float(scores[0]), want[0], accuracy: 1e-5)
+        let bad = try runTiefseeCLI(["kb", "search", "x", "--kb", "t", "--rerank", dir + "/nothing"], env: env)
+        XCTAssertNotEqual(bad.status, 0)
+    }
 }

@@ -174,7 +174,9 @@ public enum DocumentExtractor {
             s = s[s.index(after: gt)...]
             let closing = tagText.hasPrefix("/")
             let name = tagText.drop(while: { $0 == "/" }).prefix(while: { $0.isLetter || $0.isNumber }).lowercased()
-            if !closing && (name == "script" || name == "style") {
+            // Scripts, styles and navigation menus are not content: a menu's "Intranet" link would
+            // become a passage under the page's headings and win searches for the page's name.
+            if !closing && (name == "script" || name == "style" || name == "nav") {
                 if let end = s.range(of: "</\(name)", options: .caseInsensitive) { s = s[end.upperBound...]
                     if let g = s.firstIndex(of: ">") { s = s[s.index(after: g)...] } }
                 continue
@@ -239,8 +241,14 @@ public enum DocumentExtractor {
         var pages = text.components(separatedBy: "\u{0C}")
         if pages.count > 1 && pages.last!.isEmpty { pages.removeLast() }   // pdftotext ends every page with a form feed
         var ocrPages = Set<Int>()
-        for (i, page) in pages.enumerated() where page.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            let recognised = try ocrPage(path: path, page: i + 1)
+        let blank = pages.indices.filter { pages[$0].trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
+        for i in blank {
+            let recognised: String
+            do { recognised = try ocrPage(path: path, page: i + 1) } catch {
+                // Without OCR a document that has text elsewhere keeps that text; a pure scan fails.
+                if blank.count == pages.count { throw error }
+                continue
+            }
             if !recognised.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { pages[i] = recognised; ocrPages.insert(i + 1) }
         }
         return pdfText(pages.joined(separator: "\u{0C}"), ocrPages: ocrPages)

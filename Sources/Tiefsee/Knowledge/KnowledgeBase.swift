@@ -148,9 +148,13 @@ public final class KnowledgeBase: @unchecked Sendable {
 
     public func embedder() throws -> EmbeddingModel {
         if let e = embedderStorage { return e }
+        // The model the base was built with: by name in the model cache, else the folder it was
+        // loaded from (a model given as a path), else the default.
         let want = try meta("embedding_model")
+        let folder = try meta("embedding_model_path")
         let e = try EmbeddingModel.load(embedderName ?? want.flatMap { n in
-            FileManager.default.fileExists(atPath: ModelCache.modelsDirectory + "/" + n) ? n : nil })
+            FileManager.default.fileExists(atPath: ModelCache.modelsDirectory + "/" + n) ? n : nil }
+            ?? folder.flatMap { FileManager.default.fileExists(atPath: $0 + "/config.json") ? $0 : nil })
         embedderStorage = e
         return e
     }
@@ -172,7 +176,9 @@ public final class KnowledgeBase: @unchecked Sendable {
             guard m == e.name, Int(d) == e.dimension else {
                 throw KnowledgeError("knowledge base '\(name)' was built with embedding model \(m) (\(d) dims), not \(e.name) (\(e.dimension)); rebuild it or use that model")
             }
+            if try meta("embedding_model_path") == nil { try setMeta("embedding_model_path", KnowledgeBase.absolutePath(e.folder)) }
         } else {
+            try setMeta("embedding_model_path", KnowledgeBase.absolutePath(e.folder))
             try setMeta("embedding_model", e.name)
             try setMeta("embedding_dim", String(e.dimension))
             try setMeta("chunking", "\(chunkerMaxTokens)/\(chunkerOverlap)")

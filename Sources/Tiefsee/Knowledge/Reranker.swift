@@ -46,9 +46,17 @@ public final class Reranker: @unchecked Sendable {
 
     /// Relevance of each document to the query, in the documents' order.
     public func score(query: String, documents: [String], maxBatchTokens: Int = 4096, pool: ThreadPool = .shared) throws -> [Float] {
-        let pairs = documents.map { tokenizer.encodePair(query, $0, maxLength: maxLength) }
-        let logits = try self.logits(pairs, maxBatchTokens: maxBatchTokens, pool: pool)
-        return logits.map { sigmoid ? 1 / (1 + exp(-$0)) : $0 }
+        try score(pairs: tokenize(query: query, documents: documents), maxBatchTokens: maxBatchTokens, pool: pool)
+    }
+
+    /// Query and document pairs as the model reads them (truncated together to `maxLength`).
+    public func tokenize(query: String, documents: [String]) -> [(ids: [Int], types: [Int])] {
+        documents.map { tokenizer.encodePair(query, $0, maxLength: maxLength) }
+    }
+
+    /// Scores of tokenized pairs (`tokenize`).
+    public func score(pairs: [(ids: [Int], types: [Int])], maxBatchTokens: Int = 4096, pool: ThreadPool = .shared) throws -> [Float] {
+        try logits(pairs, maxBatchTokens: maxBatchTokens, pool: pool).map { sigmoid ? 1 / (1 + exp(-$0)) : $0 }
     }
 
     /// Raw head logits of tokenized pairs, packed in batches of at most `maxBatchTokens` rows.
@@ -71,7 +79,11 @@ public final class Reranker: @unchecked Sendable {
 
     /// (index, score) of the documents, best first, at most `topN`.
     public func rank(query: String, documents: [String], topN: Int? = nil) throws -> [(index: Int, score: Float)] {
-        let s = try score(query: query, documents: documents)
+        try rank(pairs: tokenize(query: query, documents: documents), topN: topN)
+    }
+
+    public func rank(pairs: [(ids: [Int], types: [Int])], topN: Int? = nil) throws -> [(index: Int, score: Float)] {
+        let s = try score(pairs: pairs)
         let order = s.indices.sorted { s[$0] != s[$1] ? s[$0] > s[$1] : $0 < $1 }
         return order.prefix(topN ?? order.count).map { ($0, s[$0]) }
     }

@@ -80,9 +80,9 @@ public final class ServerKnowledge: @unchecked Sendable {
             topN = min(n, texts.count)
         }
         let echo = body["return_documents"]?.bool ?? false
-        let pairs = texts.map { model.tokenizer.encodePair(query, $0, maxLength: model.maxLength) }
+        let pairs = model.tokenize(query: query, documents: texts)
         let tokens = pairs.reduce(0) { $0 + $1.ids.count }
-        let ranked = try model.rank(query: query, documents: texts, topN: topN)
+        let ranked = try model.rank(pairs: pairs, topN: topN)
         let results: [JSONValue] = ranked.map { r in
             var o: [(String, JSONValue)] = [("index", .int(r.index)), ("relevance_score", .double(Double(r.score)))]
             if echo { o.append(("document", .object([("text", .string(texts[r.index]))]))) }
