@@ -28,7 +28,8 @@ enum BenchCommand {
     both tokens/s, their ratio and how many steps needed the allowed-token mask.
     --lookup adds "lookup-rag" and "lookup-code": greedy answers that quote their context (a
     passage, code to edit) with prompt-lookup speculation and without; it prints both tokens/s,
-    the speed-up and the share of drafted tokens accepted.
+    the speed-up and the share of drafted tokens accepted. With --draft MODEL (--draft-max N)
+    they are "draft-rag" and "draft-code": the draft model proposes instead of prompt lookup.
     --kernels measures the quantized dot kernels instead of a model (no MODEL): for each weight
     type and instruction set, ns per weight block on one thread, for one activation row (the row
     path: decode) and for 8 rows at once (the packed matrix kernel: prefill, batched decode), on a
@@ -54,7 +55,7 @@ enum BenchCommand {
     }
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: Set(["p", "n", "t", "r", "b", "d", "ttft", "json-schema", "grammar", "grammar-prompt"]).union(EngineFlags.names), flags: ["help", "json", "lookup", "kernels", "compare-llama-cpp"],
+        let a = try Args(argv, options: Set(["p", "n", "t", "r", "b", "d", "ttft", "json-schema", "grammar", "grammar-prompt"]).union(EngineFlags.names).union(DraftFlags.names), flags: ["help", "json", "lookup", "kernels", "compare-llama-cpp"],
                          aliases: ["-h": "--help"])
         if a.has("help") { print(help); return }
         if a.has("kernels") {
@@ -75,6 +76,7 @@ enum BenchCommand {
         let model = engine.model
         let V = model.config.vocabSize
         let json = a.has("json")
+        let draft = try DraftFlags.load(a, target: engine)
         let name = URL(fileURLWithPath: engine.files.location.path).lastPathComponent
         let weightBytes = model.activeWeightBytesPerToken
         if !json {
@@ -156,7 +158,7 @@ enum BenchCommand {
             }
             if a.has("lookup") {
                 for (label, question) in lookupPrompts {
-                    results.append(try lookupGain(engine, label, question, threads: t, reps: reps, json: json))
+                    results.append(try lookupGain(engine, label, question, threads: t, reps: reps, json: json, draft: draft))
                 }
             }
             if let grammar {
@@ -275,9 +277,11 @@ enum BenchCommand {
         """),
     ]
 
-    /// Greedy generation of the same prompt with and without prompt-lookup speculation.
+    /// Greedy generation of the same prompt with and without speculation: prompt lookup, or
+    /// the --draft model when given (then the test is "draft-LABEL").
     static func lookupGain(_ engine: Engine, _ label: String, _ question: String, threads: Int, reps: Int,
-                           json: Bool) throws -> JSONValue {
+                           json: Bool, draft: DraftModel? = nil) throws -> JSONValue {
+        let kind = draft == nil ? "lookup" : "draft"
         let prompt = engine.encodePrompt(try engine.renderChat([.object([("role", .string("user")), ("content", .string(question))])]))
         var options = GenerationOptions()
         options.sampling = .greedy
@@ -286,7 +290,7 @@ enum BenchCommand {
         var last = GenerationResult()
         for _ in 0..<reps {
             options.promptLookup = true
-            last = try Session(engine: engine, contextSize: prompt.count + 161).generate(prompt: prompt, options: options)
+            last = try Session(engine: engine, contextSize: prompt.count + 161, draft: draft).generate(prompt: prompt, options: options)
             fast.append(last.generatedTokensPerSecond)
             options.promptLookup = false
             plain.append(try Session(engine: engine, contextSize: prompt.count + 161).generate(prompt: prompt, options: options).generatedTokensPerSecond)
@@ -294,10 +298,10 @@ enum BenchCommand {
         let (f, _) = medianAndDeviation(fast), (p, _) = medianAndDeviation(plain)
         let rate = last.draftedTokens > 0 ? Double(last.acceptedDraftTokens) / Double(last.draftedTokens) : 0
         if !json {
-            print(String(format: "  lookup-%@ threads %d: %8.2f tokens/s with prompt lookup, %.2f without (%.2fx); %d of %d drafted tokens accepted (%.0f%%) in %d checks, %d tokens",
-                         label, threads, f, p, f / p, last.acceptedDraftTokens, last.draftedTokens, 100 * rate, last.verifySteps, last.tokens.count))
+            print(String(format: "  %@-%@ threads %d: %8.2f tokens/s with %@, %.2f without (%.2fx); %d of %d drafted tokens accepted (%.0f%%) in %d checks, %d tokens",
+                         kind, label, threads, f, draft == nil ? "prompt lookup" : "the draft model", p, f / p, last.acceptedDraftTokens, last.draftedTokens, 100 * rate, last.verifySteps, last.tokens.count))
         }
-        return .object([("test", .string("lookup-\(label)")), ("threads", .int(threads)), ("tokens_per_second", .double(f)),
+        return .object([("test", .string("\(kind)-\(label)")), ("threads", .int(threads)), ("tokens_per_second", .double(f)),
                         ("plain_tokens_per_second", .double(p)), ("drafted", .int(last.draftedTokens)),
                         ("accepted", .int(last.acceptedDraftTokens)), ("tokens", .int(last.tokens.count))])
     }

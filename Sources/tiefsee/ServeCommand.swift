@@ -45,6 +45,7 @@ enum ServeCommand {
                            (BERT or XLM-RoBERTa, e.g. a bge-reranker folder); knowledge answers
                            rerank their passages with it
     \(EngineFlags.help)
+    \(DraftFlags.help)
 
     Knowledge bases (tiefsee kb add): a chat request with "knowledge": "NAME" (or
     {"kb": "NAME", "top_k": 3, "min_score": 0.3}), or with model "MODEL@kb:NAME", is answered
@@ -55,7 +56,7 @@ enum ServeCommand {
     static func run(_ argv: ArraySlice<String>) throws {
         let a = try Args(argv, options: Set(["host", "port", "api-key", "parallel", "ctx", "threads", "queue", "max-body",
                                              "timeout", "model-id", "embedding-model", "reranker-model", "models-dir", "models-max",
-                                             "think", "cache-ram", "users"]).union(EngineFlags.names),
+                                             "think", "cache-ram", "users"]).union(EngineFlags.names).union(DraftFlags.names),
                          flags: ["help"], aliases: ["-h": "--help", "-c": "--ctx", "-t": "--threads", "-np": "--parallel"])
         if a.has("help") { print(help); return }
         guard a.positional.count <= 1 else { throw CLIError("serve takes at most one MODEL argument") }
@@ -94,6 +95,7 @@ enum ServeCommand {
         let embedder = try a.string("embedding-model").map { try EmbeddingModel.load($0) }
         let reranker = try a.string("reranker-model").map { try Reranker.load($0) }
         if let dir = a.string("models-dir") {
+            guard a.string("draft") == nil else { throw CLIError("--draft needs a single MODEL, not --models-dir") }
             guard a.positional.isEmpty, a.string("model-id") == nil else { throw CLIError("--models-dir serves a folder: give no MODEL or --model-id") }
             let maxLoaded = try a.int("models-max") ?? 1
             guard maxLoaded >= 1 else { throw CLIError("--models-max must be at least 1") }
@@ -102,6 +104,8 @@ enum ServeCommand {
         }
         guard a.string("models-max") == nil else { throw CLIError("--models-max needs --models-dir") }
         let engine = try Engine.load(a.positional.first, options: try EngineFlags.options(a))
+        cfg.draft = try DraftFlags.load(a, target: engine)
+        if let d = cfg.draft { err("tiefsee serve: draft model \(d.engine.files.location.path), up to \(d.maxDraft) tokens per check (greedy requests)") }
         let knowledgeAvailable = embedder != nil || FileManager.default.fileExists(atPath: EmbeddingModel.defaultModelPath)
         var hooks = ServerKnowledge(engine: engine, embedder: embedder, reranker: reranker).hooks
         if !knowledgeAvailable { hooks.knowledge = nil }
