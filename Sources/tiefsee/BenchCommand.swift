@@ -2,11 +2,32 @@ import Foundation
 import Tiefsee
 
 enum BenchCommand {
+    /// Short names as llama-bench has them (-p, -n, -t, -r, -d); the lists may also be repeated.
+    static let spec: [OptionSpec] = [
+        OptionSpec.help,
+        OptionSpec("n-prompt", "-p", .list, value: "N,…", help: "prompt lengths of the ppN tests (default 128,512)"),
+        OptionSpec("n-gen", "-n", .list, value: "N,…", help: "tokens generated in the tgN tests (default 64)"),
+        OptionSpec("threads", "-t", .list, value: "N,…", help: "thread counts, each measured (default 1,2)"),
+        OptionSpec("repetitions", "-r", .int(1...10_000), value: "R", help: "runs per test; median and standard deviation (default 5)"),
+        OptionSpec("batch", "-b", .list, value: "B,…", help: "also tgN@B: B sequences decoding together"),
+        OptionSpec("n-depth", "-d", .list, value: "D,…", help: "also tgN@dD: generation after D tokens in the cache"),
+        OptionSpec("ttft", nil, .int(0...1_000_000), value: "P", help: "time to first token of a P-token prompt (default 512; 0: skip)"),
+        OptionSpec("json-schema", nil, .text, value: "S", help: "also the cost of a JSON schema's token mask (file or schema)"),
+        OptionSpec("grammar", nil, .text, value: "FILE", help: "also the cost of a GBNF grammar's token mask"),
+        OptionSpec("grammar-prompt", nil, .text, value: "TEXT", help: "the chat prompt of the grammar test"),
+        OptionSpec("lookup", nil, .flag, help: "also prompt-lookup speculation on quoting answers"),
+        OptionSpec("kernels", nil, .flag, help: "the quantized dot kernels instead of a model"),
+        OptionSpec("compare-llama-cpp", nil, .flag, help: "also llama.cpp on the same file, with the ratios"),
+        OptionSpec("json", nil, .flag, help: "results as JSON"),
+    ] + EngineFlags.spec + DraftFlags.spec
+
     static let help = """
     usage: tiefsee bench [MODEL] [-p 128,512] [-n 64] [-t 1,2] [-r 5] [-b 4] [-d 4096] [--ttft 512]
                          [--expert-cache-mb N] [--json] [--json-schema S | --grammar FILE] [--lookup]
                          [--compare-llama-cpp]
            tiefsee bench --kernels [-r 5] [--json]
+
+    \(OptionSpec.helpText(spec))
 
     Measures prompt processing (ppN: N prompt tokens in one batched pass) and generation
     (tgN: N tokens decoded one at a time) in tokens/s, median and standard deviation over -r
@@ -44,33 +65,32 @@ enum BenchCommand {
     time to first token as {"test": "ttftP", "threads", "seconds", "stddev"} and memory as
     {"test": "memory", "peak_rss_bytes", "mapped_weights_touched_bytes", "kv_cache_bytes",
     "expert_cache_bytes", "other_bytes"}.
-    \(EngineFlags.help)
     """
 
-    static func list(_ s: String?, _ def: [Int], _ name: String) throws -> [Int] {
-        guard let s = s else { return def }
-        let v = s.split(separator: ",").compactMap { Int($0) }
-        guard !v.isEmpty, v.allSatisfy({ $0 > 0 }) else { throw CLIError("-\(name) expects comma-separated positive integers") }
-        return v
+    /// A list option's values (`-p 128,512`, or `-p 128 -p 512`): positive integers.
+    static func list(_ a: Args, _ key: String, _ def: [Int]) throws -> [Int] {
+        guard let s = a.list(key) else { return def }
+        let v = s.map { Int($0) }
+        guard !v.isEmpty, v.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw CLIError("--\(key) expects comma-separated positive integers, got '\(s.joined(separator: ","))'")
+        }
+        return v.map { $0! }
     }
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: Set(["p", "n", "t", "r", "b", "d", "ttft", "json-schema", "grammar", "grammar-prompt"]).union(EngineFlags.names).union(DraftFlags.names), flags: ["help", "json", "lookup", "kernels", "compare-llama-cpp"],
-                         aliases: ["-h": "--help"])
+        let a = try Args(argv, spec: spec)
         if a.has("help") { print(help); return }
         if a.has("kernels") {
             guard a.positional.isEmpty else { throw CLIError("bench --kernels takes no model") }
-            return kernels(reps: try a.int("r") ?? 5, json: a.has("json"))
+            return kernels(reps: try a.int("repetitions") ?? 5, json: a.has("json"))
         }
-        let pps = try list(a.string("p"), [128, 512], "p")
-        let tgs = try list(a.string("n"), [64], "n")
-        let threads = try list(a.string("t"), [1, 2], "t")
-        let reps = try a.int("r") ?? 5
-        let batches = try list(a.string("b"), [], "b")
-        let depths = try list(a.string("d"), [], "d")
+        let pps = try list(a, "n-prompt", [128, 512])
+        let tgs = try list(a, "n-gen", [64])
+        let threads = try list(a, "threads", [1, 2])
+        let reps = try a.int("repetitions") ?? 5
+        let batches = try list(a, "batch", [])
+        let depths = try list(a, "n-depth", [])
         let ttftPrompt = try a.int("ttft") ?? 512
-        guard reps >= 1 else { throw CLIError("-r must be at least 1") }
-        guard ttftPrompt >= 0 else { throw CLIError("--ttft must be ≥ 0") }
         let grammar = try GenerateFlags.grammar(a)
         let engine = try Engine.load(a.positional.first, options: try EngineFlags.options(a))
         let model = engine.model
