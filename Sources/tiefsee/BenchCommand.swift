@@ -19,7 +19,7 @@ enum BenchCommand {
         OptionSpec("kernels", nil, .flag, help: "the quantized dot kernels instead of a model"),
         OptionSpec("compare-llama-cpp", nil, .flag, help: "also llama.cpp on the same file, with the ratios"),
         OptionSpec("json", nil, .flag, help: "results as JSON"),
-    ] + EngineFlags.spec
+    ] + EngineFlags.spec + DraftFlags.spec
 
     static let help = """
     usage: tiefsee bench [MODEL] [-p 128,512] [-n 64] [-t 1,2] [-r 5] [-b 4] [-d 4096] [--ttft 512]
@@ -49,7 +49,8 @@ enum BenchCommand {
     both tokens/s, their ratio and how many steps needed the allowed-token mask.
     --lookup adds "lookup-rag" and "lookup-code": greedy answers that quote their context (a
     passage, code to edit) with prompt-lookup speculation and without; it prints both tokens/s,
-    the speed-up and the share of drafted tokens accepted.
+    the speed-up and the share of drafted tokens accepted. With --draft MODEL (--draft-max N)
+    they are "draft-rag" and "draft-code": the draft model proposes instead of prompt lookup.
     --kernels measures the quantized dot kernels instead of a model (no MODEL): for each weight
     type and instruction set, ns per weight block on one thread, for one activation row (the row
     path: decode) and for 8 rows at once (the packed matrix kernel: prefill, batched decode), on a
@@ -95,6 +96,7 @@ enum BenchCommand {
         let model = engine.model
         let V = model.config.vocabSize
         let json = a.has("json")
+        let draft = try DraftFlags.load(a, target: engine)
         let name = URL(fileURLWithPath: engine.files.location.path).lastPathComponent
         let weightBytes = model.activeWeightBytesPerToken
         if !json {
@@ -176,7 +178,7 @@ enum BenchCommand {
             }
             if a.has("lookup") {
                 for (label, question) in lookupPrompts {
-                    results.append(try lookupGain(engine, label, question, threads: t, reps: reps, json: json))
+                    results.append(try lookupGain(engine, label, question, threads: t, reps: reps, json: json, draft: draft))
                 }
             }
             if let grammar {
@@ -295,9 +297,11 @@ enum BenchCommand {
         """),
     ]
 
-    /// Greedy generation of the same prompt with and without prompt-lookup speculation.
+    /// Greedy generation of the same prompt with and without speculation: prompt lookup, or
+    /// the --draft model when given (then the test is "draft-LABEL").
     static func lookupGain(_ engine: Engine, _ label: String, _ question: String, threads: Int, reps: Int,
-                           json: Bool) throws -> JSONValue {
+                           json: Bool, draft: DraftModel? = nil) throws -> JSONValue {
+        let kind = draft == nil ? "lookup" : "draft"
         let prompt = engine.encodePrompt(try engine.renderChat([.object([("role", .string("user")), ("content", .string(question))])]))
         var options = GenerationOptions()
         options.sampling = .greedy
@@ -306,7 +310,7 @@ enum BenchCommand {
         var last = GenerationResult()
         for _ in 0..<reps {
             options.promptLookup = true
-            last = try Session(engine: engine, contextSize: prompt.count + 161).generate(prompt: prompt, options: options)
+            last = try Session(engine: engine, contextSize: prompt.count + 161, draft: draft).generate(prompt: prompt, options: options)
             fast.append(last.generatedTokensPerSecond)
             options.promptLookup = false
             plain.append(try Session(engine: engine, contextSize: prompt.count + 161).generate(prompt: prompt, options: options).generatedTokensPerSecond)
@@ -314,10 +318,10 @@ enum BenchCommand {
         let (f, _) = medianAndDeviation(fast), (p, _) = medianAndDeviation(plain)
         let rate = last.draftedTokens > 0 ? Double(last.acceptedDraftTokens) / Double(last.draftedTokens) : 0
         if !json {
-            print(String(format: "  lookup-%@ threads %d: %8.2f tokens/s with prompt lookup, %.2f without (%.2fx); %d of %d drafted tokens accepted (%.0f%%) in %d checks, %d tokens",
-                         label, threads, f, p, f / p, last.acceptedDraftTokens, last.draftedTokens, 100 * rate, last.verifySteps, last.tokens.count))
+            print(String(format: "  %@-%@ threads %d: %8.2f tokens/s with %@, %.2f without (%.2fx); %d of %d drafted tokens accepted (%.0f%%) in %d checks, %d tokens",
+                         kind, label, threads, f, draft == nil ? "prompt lookup" : "the draft model", p, f / p, last.acceptedDraftTokens, last.draftedTokens, 100 * rate, last.verifySteps, last.tokens.count))
         }
-        return .object([("test", .string("lookup-\(label)")), ("threads", .int(threads)), ("tokens_per_second", .double(f)),
+        return .object([("test", .string("\(kind)-\(label)")), ("threads", .int(threads)), ("tokens_per_second", .double(f)),
                         ("plain_tokens_per_second", .double(p)), ("drafted", .int(last.draftedTokens)),
                         ("accepted", .int(last.acceptedDraftTokens)), ("tokens", .int(last.tokens.count))])
     }

@@ -51,7 +51,7 @@ enum ServeCommand {
             (BERT or XLM-RoBERTa, e.g. a bge-reranker folder); knowledge answers
             rerank their passages with it
             """),
-    ] + EngineFlags.spec
+    ] + EngineFlags.spec + DraftFlags.spec
 
     static let help = """
     usage: tiefsee serve [MODEL] [options]
@@ -103,6 +103,7 @@ enum ServeCommand {
         let embedder = try a.string("embedding-model").map { try EmbeddingModel.load($0) }
         let reranker = try a.string("reranker-model").map { try Reranker.load($0) }
         if let dir = a.string("models-dir") {
+            guard a.string("draft") == nil else { throw CLIError("--draft needs a single MODEL, not --models-dir") }
             guard a.positional.isEmpty, a.string("model-id") == nil else { throw CLIError("--models-dir serves a folder: give no MODEL or --model-id") }
             let maxLoaded = try a.int("models-max") ?? 1
             try serveFolder(dir, cfg, maxLoaded: maxLoaded, options: try EngineFlags.options(a), embedder: embedder, reranker: reranker)
@@ -110,6 +111,8 @@ enum ServeCommand {
         }
         guard a.string("models-max") == nil else { throw CLIError("--models-max needs --models-dir") }
         let engine = try Engine.load(a.positional.first, options: try EngineFlags.options(a))
+        cfg.draft = try DraftFlags.load(a, target: engine)
+        if let d = cfg.draft { err("tiefsee serve: draft model \(d.engine.files.location.path), up to \(d.maxDraft) tokens per check (greedy requests)") }
         let knowledgeAvailable = embedder != nil || FileManager.default.fileExists(atPath: EmbeddingModel.defaultModelPath)
         var hooks = ServerKnowledge(engine: engine, embedder: embedder, reranker: reranker).hooks
         if !knowledgeAvailable { hooks.knowledge = nil }

@@ -22,6 +22,8 @@ public struct ServerConfig: Sendable {
     /// chat page's login needs a user's key or session, and knowledge bases are read by the
     /// groups granted them. nil: no users (only `apiKey`, if set), every base readable.
     public var users: UserDatabase? = nil
+    /// `--draft MODEL`: proposes tokens for greedy requests (checked by the model, same text).
+    public var draft: DraftModel? = nil
     public init() {}
 }
 
@@ -71,7 +73,8 @@ public final class OpenAIServer: @unchecked Sendable {
         routing = engine.config.moe != nil ? engine.model.startRoutingStats() : nil
         scheduler = BatchScheduler(engine: engine, parallel: parallel, contextSize: contextSize,
                                    maxQueue: config.maxQueue, metrics: metrics,
-                                   promptCache: config.cacheRAMBytes > 0 ? PromptCache(budgetBytes: config.cacheRAMBytes) : nil)
+                                   promptCache: config.cacheRAMBytes > 0 ? PromptCache(budgetBytes: config.cacheRAMBytes) : nil,
+                                   draft: config.draft)
         guard listen else { return }
         let http = try HTTPServer(host: config.host, port: config.port, limits: config.limits,
                                   preflight: { [unowned self] in self.preflight($0) },
