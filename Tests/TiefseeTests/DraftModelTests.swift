@@ -43,7 +43,7 @@ final class DraftModelTests: XCTestCase {
         let vocab = target.tokenizer.vocabSize
         var rates: [Double] = []
         for draftEngine in [twin, stranger] {
-            let draft = try DraftModel(engine: draftEngine, target: target, maxDraft: 6, minConfidence: 0)
+            let draft = try DraftModel(engine: draftEngine, target: target, maxDraft: 6, minConfidence: 0, promptLookupFirst: false)
             var drafted = 0, accepted = 0
             for seed in 1...3 {
                 var rng = SplitMix(seed: UInt64(seed))
@@ -75,6 +75,21 @@ final class DraftModelTests: XCTestCase {
         let plain = try Session(engine: target, contextSize: 256).generate(prompt: follow, options: Self.greedy(24, speculate: false))
         XCTAssertEqual(second.tokens, plain.tokens)
         XCTAssertGreaterThan(second.acceptedDraftTokens, 0)
+    }
+
+    /// With a draft model, a prompt-lookup match is still proposed first; the draft model
+    /// writes the proposal only when the context holds no match.
+    func testPromptLookupIsTriedBeforeTheDraftModel() throws {
+        let (target, twin) = try Self.fixtureEngines()
+        let draft = try DraftModel(engine: twin, target: target, maxDraft: 3, minConfidence: 0)
+        var both = draft.drafter(draft.makeState(contextSize: 64))
+        XCTAssertTrue(both is LookupThenModel)
+        XCTAssertEqual(try both.draft([5, 6, 7, 8, 9, 10, 6, 7], limit: 3), [8, 9, 10], "the earlier [6, 7] is followed by 8, 9, 10")
+        let noRepeat = [5, 6, 7, 8, 9, 10, 11, 12]
+        var modelOnly = ModelDrafter(model: draft, state: draft.makeState(contextSize: 64))
+        let expected = try modelOnly.draft(noRepeat, limit: 3)
+        XCTAssertEqual(expected.count, 3)
+        XCTAssertEqual(try both.draft(noRepeat, limit: 3), expected)
     }
 
     func testVocabularyMismatchIsRejected() throws {

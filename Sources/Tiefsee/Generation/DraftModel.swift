@@ -18,11 +18,13 @@ public final class DraftModel: @unchecked Sendable {
     /// Proposing stops once the draft's own probability of its next token falls below this:
     /// the draft knows when it is guessing, and a guess the target rejects costs a draft step.
     public let minConfidence: Float
+    /// Try prompt lookup first and ask the draft model only when it has nothing (LookupThenModel).
+    public let promptLookupFirst: Bool
     /// Draft tokens at or past this id (padding rows of a larger output head) are never proposed.
     let vocabularySize: Int
 
     /// Checks that `engine` tokenizes exactly as `target` does: the same token strings, in order.
-    public init(engine: Engine, target: Engine, maxDraft: Int = 8, minConfidence: Float = 0.3) throws {
+    public init(engine: Engine, target: Engine, maxDraft: Int = 8, minConfidence: Float = 0.3, promptLookupFirst: Bool = true) throws {
         try DraftModel.checkVocabulary(draft: engine.tokenizer.tokens, target: target.tokenizer.tokens)
         guard engine.model.makeCache(capacity: 1).canRewind else {
             throw ModelLoadError.unsupported("--draft: the draft model's cache cannot rewind, so it cannot take back rejected proposals")
@@ -30,6 +32,7 @@ public final class DraftModel: @unchecked Sendable {
         self.engine = engine
         self.maxDraft = max(1, maxDraft)
         self.minConfidence = minConfidence
+        self.promptLookupFirst = promptLookupFirst
         vocabularySize = min(target.tokenizer.vocabSize, target.model.embedding.shape[0], engine.model.outputHead.outFeatures)
     }
 
@@ -43,7 +46,10 @@ public final class DraftModel: @unchecked Sendable {
 
     /// A drafter over `state` (one per conversation or server slot, so the draft model's
     /// cache keeps what it has already read).
-    public func drafter(_ state: DraftState) -> ModelDrafter { ModelDrafter(model: self, state: state) }
+    public func drafter(_ state: DraftState) -> any Drafter {
+        let m = ModelDrafter(model: self, state: state)
+        return promptLookupFirst ? LookupThenModel(model: m) : m
+    }
 
     public func makeState(contextSize: Int) -> DraftState {
         DraftState(cache: engine.model.makeCache(capacity: contextSize))

@@ -28,3 +28,29 @@ public struct DraftCounters: Sendable {
     public init() {}
     mutating func add(drafted d: Int, accepted a: Int) { drafted += d; accepted += a; verifySteps += 1 }
 }
+
+/// `--draft` with prompt lookup in front: a match in the context is proposed first (it costs
+/// nothing, and it is what quoting answers repeat); the draft model is asked only when the
+/// context has none. Each check's outcome goes back to whichever drafter proposed.
+public struct LookupThenModel: Drafter {
+    var lookup = PromptLookup()
+    var model: ModelDrafter
+    private var lastFromLookup = false
+    private var counters = DraftCounters()
+    public var drafted: Int { counters.drafted }
+    public var accepted: Int { counters.accepted }
+    public var verifySteps: Int { counters.verifySteps }
+
+    public init(model: ModelDrafter) { self.model = model }
+
+    public mutating func draft(_ history: [Int], limit: Int) throws -> [Int] {
+        let d = lookup.draft(history, limit: limit)
+        lastFromLookup = !d.isEmpty
+        return lastFromLookup ? d : try model.draft(history, limit: limit)
+    }
+
+    public mutating func record(drafted d: Int, accepted a: Int) {
+        counters.add(drafted: d, accepted: a)
+        if lastFromLookup { lookup.record(drafted: d, accepted: a) } else { model.record(drafted: d, accepted: a) }
+    }
+}
