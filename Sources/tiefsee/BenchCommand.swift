@@ -2,11 +2,32 @@ import Foundation
 import Tiefsee
 
 enum BenchCommand {
+    /// Short names as llama-bench has them (-p, -n, -t, -r, -d); the lists may also be repeated.
+    static let spec: [OptionSpec] = [
+        OptionSpec.help,
+        OptionSpec("n-prompt", "-p", .list, value: "N,…", help: "prompt lengths of the ppN tests (default 128,512)"),
+        OptionSpec("n-gen", "-n", .list, value: "N,…", help: "tokens generated in the tgN tests (default 64)"),
+        OptionSpec("threads", "-t", .list, value: "N,…", help: "thread counts, each measured (default 1,2)"),
+        OptionSpec("repetitions", "-r", .int(1...10_000), value: "R", help: "runs per test; median and standard deviation (default 5)"),
+        OptionSpec("batch", "-b", .list, value: "B,…", help: "also tgN@B: B sequences decoding together"),
+        OptionSpec("n-depth", "-d", .list, value: "D,…", help: "also tgN@dD: generation after D tokens in the cache"),
+        OptionSpec("ttft", nil, .int(0...1_000_000), value: "P", help: "time to first token of a P-token prompt (default 512; 0: skip)"),
+        OptionSpec("json-schema", nil, .text, value: "S", help: "also the cost of a JSON schema's token mask (file or schema)"),
+        OptionSpec("grammar", nil, .text, value: "FILE", help: "also the cost of a GBNF grammar's token mask"),
+        OptionSpec("grammar-prompt", nil, .text, value: "TEXT", help: "the chat prompt of the grammar test"),
+        OptionSpec("lookup", nil, .flag, help: "also prompt-lookup speculation on quoting answers"),
+        OptionSpec("kernels", nil, .flag, help: "the quantized dot kernels instead of a model"),
+        OptionSpec("compare-llama-cpp", nil, .flag, help: "also llama.cpp on the same file, with the ratios"),
+        OptionSpec("json", nil, .flag, help: "results as JSON"),
+    ] + EngineFlags.spec + DraftFlags.spec
+
     static let help = """
     usage: tiefsee bench [MODEL] [-p 128,512] [-n 64] [-t 1,2] [-r 5] [-b 4] [-d 4096] [--ttft 512]
                          [--expert-cache-mb N] [--json] [--json-schema S | --grammar FILE] [--lookup]
                          [--compare-llama-cpp]
            tiefsee bench --kernels [-r 5] [--json]
+
+    \(OptionSpec.helpText(spec))
 
     Measures prompt processing (ppN: N prompt tokens in one batched pass) and generation
     (tgN: N tokens decoded one at a time) in tokens/s, median and standard deviation over -r
@@ -28,7 +49,8 @@ enum BenchCommand {
     both tokens/s, their ratio and how many steps needed the allowed-token mask.
     --lookup adds "lookup-rag" and "lookup-code": greedy answers that quote their context (a
     passage, code to edit) with prompt-lookup speculation and without; it prints both tokens/s,
-    the speed-up and the share of drafted tokens accepted.
+    the speed-up and the share of drafted tokens accepted. With --draft MODEL (--draft-max N)
+    they are "draft-rag" and "draft-code": the draft model proposes instead of prompt lookup.
     --kernels measures the quantized dot kernels instead of a model (no MODEL): for each weight
     type and instruction set, ns per weight block on one thread, for one activation row (the row
     path: decode) and for 8 rows at once (the packed matrix kernel: prefill, batched decode), on a
@@ -43,38 +65,38 @@ enum BenchCommand {
     time to first token as {"test": "ttftP", "threads", "seconds", "stddev"} and memory as
     {"test": "memory", "peak_rss_bytes", "mapped_weights_touched_bytes", "kv_cache_bytes",
     "expert_cache_bytes", "other_bytes"}.
-    \(EngineFlags.help)
     """
 
-    static func list(_ s: String?, _ def: [Int], _ name: String) throws -> [Int] {
-        guard let s = s else { return def }
-        let v = s.split(separator: ",").compactMap { Int($0) }
-        guard !v.isEmpty, v.allSatisfy({ $0 > 0 }) else { throw CLIError("-\(name) expects comma-separated positive integers") }
-        return v
+    /// A list option's values (`-p 128,512`, or `-p 128 -p 512`): positive integers.
+    static func list(_ a: Args, _ key: String, _ def: [Int]) throws -> [Int] {
+        guard let s = a.list(key) else { return def }
+        let v = s.map { Int($0) }
+        guard !v.isEmpty, v.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw CLIError("--\(key) expects comma-separated positive integers, got '\(s.joined(separator: ","))'")
+        }
+        return v.map { $0! }
     }
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: Set(["p", "n", "t", "r", "b", "d", "ttft", "json-schema", "grammar", "grammar-prompt"]).union(EngineFlags.names), flags: ["help", "json", "lookup", "kernels", "compare-llama-cpp"],
-                         aliases: ["-h": "--help"])
+        let a = try Args(argv, spec: spec)
         if a.has("help") { print(help); return }
         if a.has("kernels") {
             guard a.positional.isEmpty else { throw CLIError("bench --kernels takes no model") }
-            return kernels(reps: try a.int("r") ?? 5, json: a.has("json"))
+            return kernels(reps: try a.int("repetitions") ?? 5, json: a.has("json"))
         }
-        let pps = try list(a.string("p"), [128, 512], "p")
-        let tgs = try list(a.string("n"), [64], "n")
-        let threads = try list(a.string("t"), [1, 2], "t")
-        let reps = try a.int("r") ?? 5
-        let batches = try list(a.string("b"), [], "b")
-        let depths = try list(a.string("d"), [], "d")
+        let pps = try list(a, "n-prompt", [128, 512])
+        let tgs = try list(a, "n-gen", [64])
+        let threads = try list(a, "threads", [1, 2])
+        let reps = try a.int("repetitions") ?? 5
+        let batches = try list(a, "batch", [])
+        let depths = try list(a, "n-depth", [])
         let ttftPrompt = try a.int("ttft") ?? 512
-        guard reps >= 1 else { throw CLIError("-r must be at least 1") }
-        guard ttftPrompt >= 0 else { throw CLIError("--ttft must be ≥ 0") }
         let grammar = try GenerateFlags.grammar(a)
         let engine = try Engine.load(a.positional.first, options: try EngineFlags.options(a))
         let model = engine.model
         let V = model.config.vocabSize
         let json = a.has("json")
+        let draft = try DraftFlags.load(a, target: engine)
         let name = URL(fileURLWithPath: engine.files.location.path).lastPathComponent
         let weightBytes = model.activeWeightBytesPerToken
         if !json {
@@ -156,7 +178,7 @@ enum BenchCommand {
             }
             if a.has("lookup") {
                 for (label, question) in lookupPrompts {
-                    results.append(try lookupGain(engine, label, question, threads: t, reps: reps, json: json))
+                    results.append(try lookupGain(engine, label, question, threads: t, reps: reps, json: json, draft: draft))
                 }
             }
             if let grammar {
@@ -275,9 +297,11 @@ enum BenchCommand {
         """),
     ]
 
-    /// Greedy generation of the same prompt with and without prompt-lookup speculation.
+    /// Greedy generation of the same prompt with and without speculation: prompt lookup, or
+    /// the --draft model when given (then the test is "draft-LABEL").
     static func lookupGain(_ engine: Engine, _ label: String, _ question: String, threads: Int, reps: Int,
-                           json: Bool) throws -> JSONValue {
+                           json: Bool, draft: DraftModel? = nil) throws -> JSONValue {
+        let kind = draft == nil ? "lookup" : "draft"
         let prompt = engine.encodePrompt(try engine.renderChat([.object([("role", .string("user")), ("content", .string(question))])]))
         var options = GenerationOptions()
         options.sampling = .greedy
@@ -286,7 +310,7 @@ enum BenchCommand {
         var last = GenerationResult()
         for _ in 0..<reps {
             options.promptLookup = true
-            last = try Session(engine: engine, contextSize: prompt.count + 161).generate(prompt: prompt, options: options)
+            last = try Session(engine: engine, contextSize: prompt.count + 161, draft: draft).generate(prompt: prompt, options: options)
             fast.append(last.generatedTokensPerSecond)
             options.promptLookup = false
             plain.append(try Session(engine: engine, contextSize: prompt.count + 161).generate(prompt: prompt, options: options).generatedTokensPerSecond)
@@ -294,10 +318,10 @@ enum BenchCommand {
         let (f, _) = medianAndDeviation(fast), (p, _) = medianAndDeviation(plain)
         let rate = last.draftedTokens > 0 ? Double(last.acceptedDraftTokens) / Double(last.draftedTokens) : 0
         if !json {
-            print(String(format: "  lookup-%@ threads %d: %8.2f tokens/s with prompt lookup, %.2f without (%.2fx); %d of %d drafted tokens accepted (%.0f%%) in %d checks, %d tokens",
-                         label, threads, f, p, f / p, last.acceptedDraftTokens, last.draftedTokens, 100 * rate, last.verifySteps, last.tokens.count))
+            print(String(format: "  %@-%@ threads %d: %8.2f tokens/s with %@, %.2f without (%.2fx); %d of %d drafted tokens accepted (%.0f%%) in %d checks, %d tokens",
+                         kind, label, threads, f, draft == nil ? "prompt lookup" : "the draft model", p, f / p, last.acceptedDraftTokens, last.draftedTokens, 100 * rate, last.verifySteps, last.tokens.count))
         }
-        return .object([("test", .string("lookup-\(label)")), ("threads", .int(threads)), ("tokens_per_second", .double(f)),
+        return .object([("test", .string("\(kind)-\(label)")), ("threads", .int(threads)), ("tokens_per_second", .double(f)),
                         ("plain_tokens_per_second", .double(p)), ("drafted", .int(last.draftedTokens)),
                         ("accepted", .int(last.acceptedDraftTokens)), ("tokens", .int(last.tokens.count))])
     }

@@ -10,13 +10,17 @@ enum EmbedCommand {
     name in the model cache; without it (or with "-") the default all-minilm-l6-v2 is used
     (scripts/fetch-embedding-model.sh). The first argument is taken as MODEL when it names one.
 
-      --json        print {"embeddings": [[…], …]} (otherwise one line per text: dimension and
-                    the first values)
-      -t, --threads N   worker threads
+    \(OptionSpec.helpText(spec))
     """
 
+    static let spec: [OptionSpec] = [
+        OptionSpec.help,
+        OptionSpec("json", nil, .flag, help: "print {\"embeddings\": [[…], …]} (otherwise one line per\ntext: dimension and the first values)"),
+        OptionSpec.threads,
+    ]
+
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: ["threads"], flags: ["json", "help"], aliases: ["-t": "--threads", "-h": "--help"])
+        let a = try Args(argv, spec: spec)
         if a.has("help") { print(help); return }
         try a.configureThreads()
         var texts = a.positional

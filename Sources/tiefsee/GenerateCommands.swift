@@ -28,7 +28,7 @@ struct GenerateFlags {
                    help: "thinking switch of hybrid models (DeepSeek-V3.1/V3.2/V4 `thinking`,\nQwen3 `enable_thinking`); default: the model's own default"),
         OptionSpec("verbose", nil, .flag, help: "print load time, prompt/generation speed and the memory estimate"),
         .help,
-    ] + EngineFlags.spec
+    ] + EngineFlags.spec + DraftFlags.spec
 
     static let help = OptionSpec.helpText(spec)
 
@@ -160,6 +160,34 @@ enum EngineFlags {
     }
 }
 
+/// `--draft MODEL` and `--draft-max N`: speculative decoding with a draft model (run, chat,
+/// ask, bench --lookup, serve).
+enum DraftFlags {
+    static let spec: [OptionSpec] = [
+        OptionSpec("draft", nil, .text, value: "MODEL",
+                   help: "a smaller model with the same vocabulary proposes tokens that the\nmodel checks in one batched step (greedy requests; same text)"),
+        OptionSpec("draft-max", nil, .int(1...64), value: "N", help: "most tokens the draft model proposes per check (default 8)"),
+    ]
+    static var names: Set<String> { Set(spec.map(\.long)) }
+    static let help = OptionSpec.helpText(spec)
+
+    /// The draft model for `target`, nil without --draft; a vocabulary mismatch is an error.
+    static func load(_ a: Args, target: Engine, verbose: Bool = false) throws -> DraftModel? {
+        guard let path = a.string("draft") else {
+            guard a.string("draft-max") == nil else { throw CLIError("--draft-max needs --draft MODEL") }
+            return nil
+        }
+        let n = try a.int("draft-max") ?? 8
+        guard n >= 1 else { throw CLIError("--draft-max must be at least 1") }
+        let engine = try Engine.load(path)
+        do {
+            let d = try DraftModel(engine: engine, target: target, maxDraft: n)
+            if verbose { err("draft model \(engine.files.location.path), up to \(n) tokens per check") }
+            return d
+        } catch let e as DraftVocabularyMismatch { throw CLIError(e.description) }
+    }
+}
+
 /// Loads the model, first saying whether it will fit in memory (MemoryPlan.swift): always when
 /// it will not (streamed experts, paged weights), with --verbose also when it does.
 func loadEngine(_ model: String?, verbose: Bool, options: EngineOptions = EngineOptions(), contextTokens: Int? = nil) throws -> Engine {
@@ -212,7 +240,8 @@ enum RunCommand {
             throw CLIError("no prompt given (use -p \"…\")")
         }
         let engine = try loadEngine(a.positional.first, verbose: f.verbose, options: f.engine, contextTokens: f.contextSize)
-        let session = Session(engine: engine, contextSize: f.contextSize ?? engine.defaultContextSize())
+        let session = Session(engine: engine, contextSize: f.contextSize ?? engine.defaultContextSize(),
+                              draft: try DraftFlags.load(a, target: engine, verbose: f.verbose))
         let text: String
         if a.has("raw") {
             text = promptText
@@ -245,6 +274,10 @@ enum RunCommand {
         if f.verbose {
             err(String(format: "prompt: %d tokens, %.1f tokens/s | generated: %d tokens, %.1f tokens/s | finish: %@",
                        r.promptTokens, r.promptTokensPerSecond, r.tokens.count, r.generatedTokensPerSecond, r.finishReason.rawValue))
+            if r.draftedTokens > 0 {
+                err(String(format: "drafts: %d of %d proposed tokens accepted (%.0f%%) in %d checks", r.acceptedDraftTokens,
+                           r.draftedTokens, 100 * Double(r.acceptedDraftTokens) / Double(r.draftedTokens), r.verifySteps))
+            }
             if let x = engine.expertResidency {
                 err(String(format: "experts: %.0f MiB resident, %d lookups served from it, %d made resident",
                            Double(x.bytesResident) / 1048576, x.hits, x.admissions))

@@ -13,7 +13,7 @@ enum InfoCommand {
     """
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: [], flags: ["help"], aliases: ["-h": "--help"])
+        let a = try Args(argv, spec: [OptionSpec.help])
         if a.has("help") { print(help); return }
         let loc = try ModelLocator.resolve(a.positional.first)
         let files = try ModelFiles.open(loc)

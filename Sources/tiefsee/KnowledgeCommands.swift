@@ -5,47 +5,76 @@ import Glibc
 #endif
 
 enum KnowledgeCommand {
-    static let help = """
-    usage: tiefsee kb SUBCOMMAND [options]
+    /// One kb subcommand: its usage, what it does and the options it accepts (any other is an error).
+    struct Subcommand {
+        let names: [String]
+        let usage: String
+        let about: String
+        let spec: [OptionSpec]
+        let run: (Args, String) throws -> Void
+    }
 
-      kb add PATH… [--kb NAME] [--embedding-model M] [--quiet]
-                    ingest files and folders (.txt .md .html .pdf .docx; scanned PDF pages
-                    through OCR); a progress bar on a terminal, a line per 10% otherwise; re-running only re-embeds
-                    what changed and drops files deleted under PATH; Ctrl-C stops after the
-                    current batch (the base stays consistent; run add again to finish)
-      kb search "QUERY" [--kb NAME] [-k N] [--mode hybrid|bm25|vector] [--min-score S] [--rerank M] [--json]
-                    hybrid BM25 + vector search (reciprocal rank fusion); hits with scores and sources;
-                    --rerank M: the best 20 candidates are reordered by cross-encoder M
-      kb eval QUESTIONS.json [--kb NAME] [-k N] [--rerank M]   recall@k per retrieval mode
-      kb ls [--kb NAME]   without --kb: the bases; with --kb: the documents of that base
-      kb rm PATH… [--kb NAME]   remove documents (a folder removes everything under it)
-      kb rm --all --kb NAME     delete the whole base
+    static let kbOption = OptionSpec("kb", nil, .text, value: "NAME", help: "the knowledge base (default: default)")
+    static let rerankOption = OptionSpec("rerank", nil, .text, value: "M", help: "reorder the best 20 candidates with cross-encoder M")
+    static let kOption = OptionSpec("k", "-k", .int(1...1000), value: "N", help: "passages returned (default 5)")
+    static let jsonOption = OptionSpec("json", nil, .flag, help: "results as JSON")
 
-    Bases live in $TIEFSEE_HOME/kb/NAME.sqlite (default ~/.cache/tiefsee/kb); NAME defaults to "default".
-    """
+    static let subcommands: [Subcommand] = [
+        Subcommand(names: ["add"], usage: "kb add PATH… [options]", about: """
+            ingest files and folders (.txt .md .html .pdf .docx; scanned PDF pages through OCR); a
+            progress bar on a terminal, a line per 10% otherwise; re-running only re-embeds what
+            changed and drops files deleted under PATH; Ctrl-C stops after the current batch (the
+            base stays consistent; run add again to finish)
+            """, spec: [kbOption,
+                        OptionSpec("embedding-model", nil, .text, value: "M", help: "the embedding model of a new base (default all-minilm-l6-v2)"),
+                        OptionSpec("batch", nil, .int(1...100_000), value: "N", help: "chunks embedded per batch"),
+                        OptionSpec("quiet", nil, .flag, help: "no progress output"), OptionSpec.threads],
+            run: add),
+        Subcommand(names: ["search"], usage: "kb search \"QUERY\" [options]", about: """
+            hybrid BM25 + vector search (reciprocal rank fusion); hits with scores and sources
+            """, spec: [kbOption, kOption,
+                        OptionSpec("mode", nil, .choice(RetrievalMode.allCases.map(\.rawValue)), value: "M", help: "hybrid (default), bm25 or vector"),
+                        OptionSpec("min-score", nil, .number(-1...1), value: "S", help: "relevance floor, cosine similarity (default 0.3)"),
+                        rerankOption, jsonOption, OptionSpec.threads],
+            run: search),
+        Subcommand(names: ["eval"], usage: "kb eval QUESTIONS.json [options]", about: "recall@k per retrieval mode (--json also lists the misses)",
+                   spec: [kbOption, kOption, rerankOption, jsonOption, OptionSpec.threads], run: evaluate),
+        Subcommand(names: ["ls", "list"], usage: "kb ls [--kb NAME]", about: "without --kb: the bases; with --kb: the documents of that base",
+                   spec: [kbOption], run: { a, _ in try list(a) }),
+        Subcommand(names: ["rm", "remove"], usage: "kb rm PATH… [--kb NAME] | kb rm --all --kb NAME", about: """
+            remove documents (a folder removes everything under it); --all deletes the whole base
+            """, spec: [kbOption, OptionSpec("all", nil, .flag, help: "delete the whole base (needs --kb)")], run: remove),
+    ]
+
+    static var help: String {
+        let subs = subcommands.map { c in
+            "  " + c.usage + "\n" + c.about.split(separator: "\n").map { "      " + $0 }.joined(separator: "\n") + "\n"
+                + OptionSpec.helpText(c.spec).split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }.joined(separator: "\n")
+        }.joined(separator: "\n\n")
+        return """
+        usage: tiefsee kb SUBCOMMAND [options]
+
+        \(subs)
+
+        Bases live in $TIEFSEE_HOME/kb/NAME.sqlite (default ~/.cache/tiefsee/kb); NAME defaults to "default".
+        """
+    }
 
     static func run(_ argv: ArraySlice<String>) throws {
         guard let sub = argv.first, sub != "--help", sub != "-h" else { print(help); return }
-        let rest = argv.dropFirst()
-        let a = try Args(rest, options: ["kb", "embedding-model", "k", "mode", "min-score", "threads", "batch", "rerank"],
-                         flags: ["json", "all", "help", "quiet"], aliases: ["-k": "--k", "-t": "--threads", "-h": "--help"])
+        guard let c = subcommands.first(where: { $0.names.contains(sub) }) else {
+            throw CLIError("unknown kb subcommand '\(sub)' (see tiefsee kb --help)")
+        }
+        let a = try Args(argv.dropFirst(), spec: [OptionSpec.help] + c.spec)
         if a.has("help") { print(help); return }
         try a.configureThreads()
-        let name = a.string("kb") ?? "default"
-        switch sub {
-        case "add": try add(a, name: name)
-        case "search": try search(a, name: name)
-        case "ls", "list": try list(a)
-        case "rm", "remove": try remove(a, name: name)
-        case "eval": try evaluate(a, name: name)
-        default: throw CLIError("unknown kb subcommand '\(sub)' (see tiefsee kb --help)")
-        }
+        try c.run(a, a.string("kb") ?? "default")
     }
 
     static func add(_ a: Args, name: String) throws {
         guard !a.positional.isEmpty else { throw CLIError("kb add needs at least one file or folder") }
         let kb = try KnowledgeBase(name: name, embeddingModel: a.string("embedding-model"))
-        if let b = try a.int("batch") { kb.ingestBatchChunks = max(1, b) }
+        if let b = try a.int("batch") { kb.ingestBatchChunks = b }
         Interrupt.install()
         let quiet = a.has("quiet")
         let tty = isatty(STDERR_FILENO) != 0 && !quiet
@@ -84,8 +113,7 @@ enum KnowledgeCommand {
     static func search(_ a: Args, name: String) throws {
         guard let q = a.positional.first else { throw CLIError("kb search needs a query") }
         let kb = try KnowledgeBase(name: name, create: false)
-        let modeName = a.string("mode") ?? "hybrid"
-        guard let mode = RetrievalMode(rawValue: modeName) else { throw CLIError("--mode must be hybrid, bm25 or vector") }
+        let mode = RetrievalMode(rawValue: a.string("mode") ?? "hybrid")!
         let t0 = Date()
         let reranker = try a.string("rerank").map { try Reranker.load($0) }
         let hits = try kb.search(q, topK: try a.int("k") ?? 5, mode: mode, minSimilarity: Float(try a.double("min-score") ?? 0.3),
@@ -192,6 +220,7 @@ enum AskCommand {
         answerer.reranker = try a.string("rerank").map { try Reranker.load($0) }
         if let m = try a.double("min-score") { answerer.minSimilarity = Float(m) }
         answerer.refuseWithoutKnowledge = !a.has("answer-anyway")
+        answerer.draft = try DraftFlags.load(a, target: engine, verbose: f.verbose)
         Interrupt.install()
         let ans = try answerer.ask(question, options: f.options, contextSize: f.contextSize ?? 4096) { _ in !Interrupt.requested }
         print(ans.text)

@@ -26,8 +26,15 @@ enum TokenizeCommand {
     as plain text. --json prints {"ids": [...], "pieces": [...]} (pieces: the vocabulary strings).
     """
 
+    static let spec: [OptionSpec] = [
+        OptionSpec.help,
+        OptionSpec("stdin", nil, .flag, help: "the text is standard input's exact bytes"),
+        OptionSpec("no-special", nil, .flag, help: "special tokens written in the text are plain text"),
+        OptionSpec("json", nil, .flag, help: "print {\"ids\": [...], \"pieces\": [...]}"),
+    ]
+
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: [], flags: ["help", "stdin", "no-special", "json"], aliases: ["-h": "--help"])
+        let a = try Args(argv, spec: spec)
         if a.has("help") { print(help); return }
         guard let path = a.positional.first else { throw CLIError("missing PATH (see --help)") }
         let text: String
@@ -58,8 +65,14 @@ enum DetokenizeCommand {
     Prints the text of comma-separated token ids exactly; --raw adds no trailing newline.
     """
 
+    static let spec: [OptionSpec] = [
+        OptionSpec.help,
+        OptionSpec("raw", nil, .flag, help: "no trailing newline"),
+        OptionSpec("skip-special", nil, .flag, help: "leave special tokens out"),
+    ]
+
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: [], flags: ["help", "raw", "skip-special"], aliases: ["-h": "--help"])
+        let a = try Args(argv, spec: spec)
         if a.has("help") { print(help); return }
         guard a.positional.count >= 2 else { throw CLIError("usage: tiefsee detokenize PATH 1,2,3") }
         let (tok, _) = try loadTokenizer(a.positional[0])
@@ -86,8 +99,17 @@ enum TemplateCommand {
     reads --var thinking=true, drop_thinking=false.
     """
 
+    static let spec: [OptionSpec] = [
+        OptionSpec.help,
+        OptionSpec("messages", nil, .text, value: "FILE", help: "the messages (JSON array; - for stdin)"),
+        OptionSpec("tools", nil, .text, value: "FILE", help: "the tools (JSON array)"),
+        OptionSpec("var", nil, .text, value: "NAME=JSON", help: "a template variable"),
+        OptionSpec("no-generation-prompt", nil, .flag, help: "no assistant header at the end"),
+        EngineFlags.spec.first { $0.long == "chat-encoding" }!,
+    ]
+
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: ["messages", "tools", "var", "chat-encoding"], flags: ["help", "no-generation-prompt"], aliases: ["-h": "--help"])
+        let a = try Args(argv, spec: spec)
         if a.has("help") { print(help); return }
         guard let mpath = a.string("messages") else { throw CLIError("missing --messages FILE.json") }
         func readJSON(_ p: String) throws -> JSONValue {
@@ -153,9 +175,19 @@ enum LogitsCommand {
       {"experts": [ids, chosen order], "weights": [combine weights]}].
     """
 
+    static let spec: [OptionSpec] = [
+        OptionSpec.help,
+        OptionSpec("tokens", nil, .text, value: "IDS", help: "comma-separated token ids"),
+        OptionSpec("text", nil, .text, value: "TEXT", help: "text, tokenized with the model's tokenizer"),
+        OptionSpec("last", nil, .int(1...Int.max), value: "K", help: "logit rows printed (default 1)"),
+        OptionSpec("ctx", nil, .int(1...Int.max), value: "N", help: "cache capacity (default: the tokens)"),
+        OptionSpec("json", nil, .flag, help: "JSON output (the default; accepted for scripts)"),
+        OptionSpec("routing", nil, .flag, help: "MoE models: per layer and token the chosen experts"),
+        OptionSpec.threads,
+    ]
+
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: ["tokens", "text", "last", "threads", "ctx"], flags: ["help", "json", "routing"],
-                         aliases: ["-h": "--help", "-t": "--threads"])
+        let a = try Args(argv, spec: spec)
         if a.has("help") { print(help); return }
         try a.configureThreads()
         // With --tokens no tokenizer is needed: the model alone is loaded, so a folder of just
@@ -180,7 +212,6 @@ enum LogitsCommand {
         }
         guard !ids.isEmpty else { throw CLIError("no tokens to run") }
         let last = try a.int("last") ?? 1
-        guard last >= 1 else { throw CLIError("--last must be at least 1") }
         let ctx = max(try a.int("ctx") ?? ids.count, ids.count)
         let cache = model.makeCache(capacity: ctx)
         let T = ids.count

@@ -6,6 +6,53 @@ import Glibc
 
 /// `tiefsee serve`: the OpenAI-compatible HTTP server.
 enum ServeCommand {
+    static let spec: [OptionSpec] = [
+        OptionSpec.help,
+        OptionSpec("host", nil, .text, value: "ADDR", help: "numeric IPv4/IPv6 address to bind (default 127.0.0.1)"),
+        OptionSpec("port", nil, .int(0...65535), value: "N", help: "TCP port (default 8080; 0 picks a free one)"),
+        OptionSpec("api-key", nil, .text, value: "KEY", help: "require 'Authorization: Bearer KEY' (or env TIEFSEE_API_KEY)"),
+        OptionSpec("users", nil, .text, value: "PATH", help: """
+            user database (tiefsee user add): users' API keys or a chat-page login
+            are required, and knowledge bases are read by the groups granted them
+            (default: $TIEFSEE_HOME/users.sqlite when it exists; --users none: no users)
+            """),
+        OptionSpec("parallel", "-np", .int(1...64), value: "N", help: "sequences decoded together, each with its own KV cache (default 4)"),
+        OptionSpec("ctx", "-c", .int(16...Int.max), value: "N", help: "context per sequence (default: the model's maximum, bounded by memory)"),
+        OptionSpec.threads,
+        OptionSpec("queue", nil, .int(0...Int.max), value: "N", help: "requests that may wait for a slot before 503 (default 32)"),
+        OptionSpec("max-body", nil, .int(1024...Int.max), value: "BYTES", help: "largest request body (default 8388608)"),
+        OptionSpec("timeout", nil, .int(1...Int.max), value: "S", help: "idle connection timeout in seconds (default 15)"),
+        OptionSpec("model-id", nil, .text, value: "NAME", help: "the model name clients use (default: the file name)"),
+        OptionSpec("models-dir", nil, .text, value: "DIR", help: """
+            serve every model in DIR (*.gguf files, Hugging Face folders): a
+            request's "model" loads it on first use; GET /v1/models lists them
+            """),
+        OptionSpec("models-max", nil, .int(1...Int.max), value: "N", help: """
+            models kept loaded at once; the least recently used idle one is
+            unloaded to make room (default 1; needs --models-dir)
+            """),
+        OptionSpec("cache-ram", nil, .int(0...(1 << 30)), value: "MiB", help: """
+            keep KV states of prompts beyond the slots in this much RAM: a
+            later request starting with the same long system prompt or passages
+            reads only what follows them (default 0: off)
+            """),
+        OptionSpec("think", nil, .choice(["on", "off"]), value: "on|off", help: """
+            default thinking switch of hybrid models (a request's
+            chat_template_kwargs override it)
+            """),
+        OptionSpec("embedding-model", nil, .text, value: "M", help: """
+            serve POST /v1/embeddings with this sentence-transformers model (folder
+            or name in the model cache, e.g. all-minilm-l6-v2) and search knowledge
+            bases with it
+            """),
+        OptionSpec("reranker-model", nil, .text, value: "M", help: """
+            serve POST /v1/rerank ({"query", "documents", "top_n"} →
+            {"results": [{"index", "relevance_score"}]}) with this cross-encoder
+            (BERT or XLM-RoBERTa, e.g. a bge-reranker folder); knowledge answers
+            rerank their passages with it
+            """),
+    ] + EngineFlags.spec + DraftFlags.spec
+
     static let help = """
     usage: tiefsee serve [MODEL] [options]
            tiefsee serve --models-dir DIR [--models-max N] [options]
@@ -15,36 +62,7 @@ enum ServeCommand {
     (with --embedding-model), and a chat page at / . Binds to loopback
     unless --host says otherwise.
 
-      --host ADDR          numeric IPv4/IPv6 address to bind (default 127.0.0.1)
-      --port N             TCP port (default 8080; 0 picks a free one)
-      --api-key KEY        require 'Authorization: Bearer KEY' (or env TIEFSEE_API_KEY)
-      --users PATH         user database (tiefsee user add): users' API keys or a chat-page login
-                           are required, and knowledge bases are read by the groups granted them
-                           (default: $TIEFSEE_HOME/users.sqlite when it exists; --users none: no users)
-      --parallel N         sequences decoded together, each with its own KV cache (default 4)
-      --ctx N              context per sequence (default: the model's maximum, bounded by memory)
-      --threads N          worker threads (default: all cores)
-      --queue N            requests that may wait for a slot before 503 (default 32)
-      --max-body BYTES     largest request body (default 8388608)
-      --timeout S          idle connection timeout in seconds (default 15)
-      --model-id NAME      the model name clients use (default: the file name)
-      --models-dir DIR     serve every model in DIR (*.gguf files, Hugging Face folders): a
-                           request's "model" loads it on first use; GET /v1/models lists them
-      --models-max N       models kept loaded at once; the least recently used idle one is
-                           unloaded to make room (default 1)
-      --cache-ram MiB      keep KV states of prompts beyond the slots in this much RAM: a
-                           later request starting with the same long system prompt or passages
-                           reads only what follows them (default 0: off)
-      --think on|off       default thinking switch of hybrid models (a request's
-                           chat_template_kwargs override it)
-      --embedding-model M  serve POST /v1/embeddings with this sentence-transformers model (folder
-                           or name in the model cache, e.g. all-minilm-l6-v2) and search knowledge
-                           bases with it
-      --reranker-model M   serve POST /v1/rerank ({"query", "documents", "top_n"} →
-                           {"results": [{"index", "relevance_score"}]}) with this cross-encoder
-                           (BERT or XLM-RoBERTa, e.g. a bge-reranker folder); knowledge answers
-                           rerank their passages with it
-    \(EngineFlags.help)
+    \(OptionSpec.helpText(spec))
 
     Knowledge bases (tiefsee kb add): a chat request with "knowledge": "NAME" (or
     {"kb": "NAME", "top_k": 3, "min_score": 0.3}), or with model "MODEL@kb:NAME", is answered
@@ -53,36 +71,27 @@ enum ServeCommand {
     """
 
     static func run(_ argv: ArraySlice<String>) throws {
-        let a = try Args(argv, options: Set(["host", "port", "api-key", "parallel", "ctx", "threads", "queue", "max-body",
-                                             "timeout", "model-id", "embedding-model", "reranker-model", "models-dir", "models-max",
-                                             "think", "cache-ram", "users"]).union(EngineFlags.names),
-                         flags: ["help"], aliases: ["-h": "--help", "-c": "--ctx", "-t": "--threads", "-np": "--parallel"])
+        let a = try Args(argv, spec: spec)
         if a.has("help") { print(help); return }
         guard a.positional.count <= 1 else { throw CLIError("serve takes at most one MODEL argument") }
         var cfg = ServerConfig()
         cfg.host = a.string("host") ?? "127.0.0.1"
-        if let p = try a.int("port") { guard (0...65535).contains(p) else { throw CLIError("--port must be 0…65535") }; cfg.port = p }
+        if let p = try a.int("port") { cfg.port = p }
         cfg.apiKey = a.string("api-key") ?? ProcessInfo.processInfo.environment["TIEFSEE_API_KEY"]
         if cfg.apiKey?.isEmpty == true { cfg.apiKey = nil }
         cfg.users = try openUsers(a.string("users"))
-        if let n = try a.int("parallel") { guard (1...64).contains(n) else { throw CLIError("--parallel must be 1…64") }; cfg.parallel = n }
-        if let c = try a.int("ctx") { guard c >= 16 else { throw CLIError("--ctx must be at least 16") }; cfg.contextSize = c }
-        if let q = try a.int("queue") { guard q >= 0 else { throw CLIError("--queue must be ≥ 0") }; cfg.maxQueue = q }
-        if let b = try a.int("max-body") { guard b >= 1024 else { throw CLIError("--max-body must be at least 1024") }; cfg.limits.maxBodyBytes = b }
-        if let t = try a.int("timeout") { guard t >= 1 else { throw CLIError("--timeout must be at least 1") }; cfg.limits.idleTimeoutSeconds = t }
+        if let n = try a.int("parallel") { cfg.parallel = n }
+        if let c = try a.int("ctx") { cfg.contextSize = c }
+        if let q = try a.int("queue") { cfg.maxQueue = q }
+        if let b = try a.int("max-body") { cfg.limits.maxBodyBytes = b }
+        if let t = try a.int("timeout") { cfg.limits.idleTimeoutSeconds = t }
         cfg.modelID = a.string("model-id")
-        if let m = try a.int("cache-ram") {
-            guard m >= 0 else { throw CLIError("--cache-ram must be ≥ 0 (MiB)") }
-            cfg.cacheRAMBytes = m << 20
-        }
+        if let m = try a.int("cache-ram") { cfg.cacheRAMBytes = m << 20 }
         if let t = a.string("think") {
-            guard let on = ["on": true, "off": false][t.lowercased()] else { throw CLIError("--think expects one of on, off, got '\(t)'") }
+            let on = t == "on"
             cfg.chatTemplateKwargs = ["thinking": .bool(on), "enable_thinking": .bool(on)]
         }
-        if let t = try a.int("threads") {
-            guard t > 0 && t <= 256 else { throw CLIError("--threads must be between 1 and 256") }
-            ThreadPool.configureShared(threads: t)
-        }
+        try a.configureThreads()
         // Many idle connections need file descriptors: raise the soft limit to the hard one.
         var rl = rlimit()
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 && rl.rlim_cur < rl.rlim_max {
@@ -94,14 +103,16 @@ enum ServeCommand {
         let embedder = try a.string("embedding-model").map { try EmbeddingModel.load($0) }
         let reranker = try a.string("reranker-model").map { try Reranker.load($0) }
         if let dir = a.string("models-dir") {
+            guard a.string("draft") == nil else { throw CLIError("--draft needs a single MODEL, not --models-dir") }
             guard a.positional.isEmpty, a.string("model-id") == nil else { throw CLIError("--models-dir serves a folder: give no MODEL or --model-id") }
             let maxLoaded = try a.int("models-max") ?? 1
-            guard maxLoaded >= 1 else { throw CLIError("--models-max must be at least 1") }
             try serveFolder(dir, cfg, maxLoaded: maxLoaded, options: try EngineFlags.options(a), embedder: embedder, reranker: reranker)
             return
         }
         guard a.string("models-max") == nil else { throw CLIError("--models-max needs --models-dir") }
         let engine = try Engine.load(a.positional.first, options: try EngineFlags.options(a))
+        cfg.draft = try DraftFlags.load(a, target: engine)
+        if let d = cfg.draft { err("tiefsee serve: draft model \(d.engine.files.location.path), up to \(d.maxDraft) tokens per check (greedy requests)") }
         let knowledgeAvailable = embedder != nil || FileManager.default.fileExists(atPath: EmbeddingModel.defaultModelPath)
         var hooks = ServerKnowledge(engine: engine, embedder: embedder, reranker: reranker).hooks
         if !knowledgeAvailable { hooks.knowledge = nil }

@@ -6,6 +6,8 @@ import Glibc
 
 /// `tiefsee user …` and `tiefsee group …`: the user database `tiefsee serve` reads.
 enum UserCommand {
+    static let dbOption = OptionSpec("db", nil, .text, value: "PATH", help: "the user database")
+
     static let help = """
     usage: tiefsee user SUBCOMMAND [--db PATH]
 
@@ -24,10 +26,19 @@ enum UserCommand {
     iterations, random salt), API keys and sessions as their SHA-256.
     """
 
+    /// The options each subcommand accepts besides --db (any other is an error).
+    static let options: [String: [OptionSpec]] = {
+        let stdin = OptionSpec("password-stdin", nil, .flag, help: "read the password from standard input's first line")
+        let add = [OptionSpec("admin", nil, .flag, help: "the user reads every knowledge base"), stdin,
+                   OptionSpec("no-password", nil, .flag, help: "API keys only, no page login")]
+        let key = [OptionSpec("revoke", nil, .text, value: "PREFIX", help: "revoke the keys starting with PREFIX")]
+        return ["add": add, "list": [], "ls": [], "remove": [], "rm": [], "passwd": [stdin], "key": key]
+    }()
+
     static func run(_ argv: ArraySlice<String>) throws {
         guard let sub = argv.first, sub != "--help", sub != "-h" else { print(help); return }
-        let a = try Args(argv.dropFirst(), options: ["db", "revoke"], flags: ["admin", "password-stdin", "no-password", "help"],
-                         aliases: ["-h": "--help"])
+        guard let spec = options[sub] else { throw CLIError("unknown user subcommand '\(sub)' (see tiefsee user --help)") }
+        let a = try Args(argv.dropFirst(), spec: [OptionSpec.help, dbOption] + spec)
         if a.has("help") { print(help); return }
         let path = a.string("db") ?? UserDatabase.defaultPath
         let db = try UserDatabase(path: path, create: sub == "add")
@@ -96,6 +107,14 @@ enum UserCommand {
 }
 
 enum GroupCommand {
+    /// The options each subcommand accepts besides --db (any other is an error).
+    static let options: [String: [OptionSpec]] = [
+        "add": [], "list": [], "ls": [], "remove": [], "rm": [],
+        "member": [OptionSpec("remove", nil, .flag, help: "take the user out of the group")],
+        "grant": [OptionSpec("write", nil, .flag, help: "also upload into the base"),
+                  OptionSpec("revoke", nil, .flag, help: "take the grant back")],
+    ]
+
     static let help = """
     usage: tiefsee group SUBCOMMAND [--db PATH]
 
@@ -112,7 +131,8 @@ enum GroupCommand {
 
     static func run(_ argv: ArraySlice<String>) throws {
         guard let sub = argv.first, sub != "--help", sub != "-h" else { print(help); return }
-        let a = try Args(argv.dropFirst(), options: ["db"], flags: ["remove", "write", "revoke", "help"], aliases: ["-h": "--help"])
+        guard let spec = options[sub] else { throw CLIError("unknown group subcommand '\(sub)' (see tiefsee group --help)") }
+        let a = try Args(argv.dropFirst(), spec: [OptionSpec.help, UserCommand.dbOption] + spec)
         if a.has("help") { print(help); return }
         let db = try UserDatabase(path: a.string("db") ?? UserDatabase.defaultPath, create: sub == "add")
         func args(_ n: Int, _ what: String) throws -> [String] {

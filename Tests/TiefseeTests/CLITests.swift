@@ -122,8 +122,25 @@ final class CLITests: XCTestCase {
         assertCleanError(try run(["chat", "-p", "hi"]), mentions: "unknown option -p")
         assertCleanError(try run(["ask", "q", "--raw"]), mentions: "unknown option --raw")
         assertCleanError(try run(["quantize", "a", "b", "-t", "Q8_0"]), mentions: "unknown option -t")
-        for cmd in [["run", "-p", "hi"], ["embed", "x"], ["logits", "--tokens", "1"], ["kb", "ls"], ["ask", "q"]] {
+        for cmd in [["run", "-p", "hi"], ["embed", "x"], ["logits", "--tokens", "1"], ["kb", "search", "q"], ["ask", "q"],
+                    ["serve"]] {
             assertCleanError(try run(cmd + ["--threads", "0"]), mentions: "--threads must be between 1 and 256, got 0")
+        }
+        // Each subcommand accepts only its own options.
+        assertCleanError(try run(["kb", "ls", "--threads", "2"]), mentions: "unknown option --threads")
+        assertCleanError(try run(["kb", "rm", "x", "--rerank", "m"]), mentions: "unknown option --rerank")
+        assertCleanError(try run(["kb", "search", "q", "--mode", "fuzzy"]), mentions: "--mode expects one of hybrid, bm25, vector")
+        assertCleanError(try run(["user", "list", "--admin"]), mentions: "unknown option --admin")
+        assertCleanError(try run(["group", "grant", "g", "kb", "--remove"]), mentions: "unknown option --remove")
+        assertCleanError(try run(["serve", "--parallel", "0"]), mentions: "--parallel must be between 1 and 64, got 0")
+        assertCleanError(try run(["serve", "--port", "70000"]), mentions: "--port must be between 0 and 65535")
+        assertCleanError(try run(["bench", "-p", "12x"]), mentions: "--n-prompt expects comma-separated positive integers")
+        assertCleanError(try run(["bench", "-r", "0"]), mentions: "--repetitions must be between 1 and 10000, got 0")
+        for (cmd, listed) in [(["serve", "--help"], "-np, --parallel N"), (["bench", "--help"], "-p, --n-prompt N,…"),
+                              (["kb", "--help"], "--mode M"), (["embed", "--help"], "-t, --threads N")] {
+            let h = try run(cmd)
+            XCTAssertEqual(h.status, 0)
+            XCTAssertTrue(h.stdout.contains(listed), "\(cmd[0]) --help lacks \(listed)")
         }
         assertCleanError(try run(["run", "-p", "hi", "--think", "maybe"]), mentions: "--think expects one of on, off")
         assertCleanError(try run(["run", "-p", "hi", "--cache-type-k", "q5_9"]), mentions: "--cache-type-k expects one of")

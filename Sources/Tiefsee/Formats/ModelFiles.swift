@@ -81,7 +81,7 @@ public final class ModelFiles {
         func tok(_ k: String) -> String? { tc[k]?.string ?? tc[k]?["content"]?.string }
         var file = "tokenizer.json"
         if case .hfFolder(let dir) = location, !FileManager.default.fileExists(atPath: dir + "/tokenizer.json") {
-            file = FileManager.default.fileExists(atPath: dir + "/tiktoken.model") ? "tiktoken.model (not supported yet: the weights load, text cannot be tokenized)" : "none (no tokenizer.json)"
+            file = FileManager.default.fileExists(atPath: dir + "/tiktoken.model") ? "tiktoken.model (Kimi-K2's tiktoken BPE)" : "none (no tokenizer.json)"
         }
         var parts = ["tokenizer:     \(file)"]
         for k in ["bos_token", "eos_token", "pad_token"] { if let v = tok(k) { parts.append("  \(k): \(v.debugDescription)") } }

@@ -34,10 +34,11 @@ public enum ModelLocator {
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: name, isDirectory: &isDir) {
             if isDir.boolValue {
-                guard fm.fileExists(atPath: name + "/config.json") || fm.fileExists(atPath: name + "/tokenizer.json") else {
+                guard fm.fileExists(atPath: name + "/config.json") || fm.fileExists(atPath: name + "/tokenizer.json")
+                        || fm.fileExists(atPath: name + "/tiktoken.model") else {
                     let ggufs = ((try? fm.contentsOfDirectory(atPath: name)) ?? []).filter { $0.hasSuffix(".gguf") }.sorted()
                     if let first = ggufs.first { return .gguf(name + "/" + first) }
-                    throw ModelNotFound(name: name, reason: "the folder has no config.json, tokenizer.json or .gguf file")
+                    throw ModelNotFound(name: name, reason: "the folder has no config.json, tokenizer.json, tiktoken.model or .gguf file")
                 }
                 return .hfFolder(name)
             }

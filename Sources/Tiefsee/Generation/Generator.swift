@@ -20,8 +20,8 @@ public struct GenerationOptions: Sendable {
     /// Only text of this grammar may be generated (GBNF, JSON schemas, forced tool calls);
     /// generation ends when the grammar's sentence is complete.
     public var grammar: Grammar? = nil
-    /// Prompt-lookup speculation for greedy decoding (PromptLookup.swift): the same text, fewer
-    /// weight reads where the answer repeats its context.
+    /// Speculation for greedy decoding: prompt lookup (PromptLookup.swift), or the session's
+    /// draft model when it has one (DraftModel.swift). The same text, fewer weight reads.
     public var promptLookup = true
     public init() {}
 }
@@ -41,7 +41,7 @@ public struct GenerationResult: Sendable {
     public var generationSeconds = 0.0
     /// Under a grammar: steps whose first draw the grammar refused (the allowed set was computed).
     public var grammarMaskedSteps = 0
-    /// Prompt lookup: tokens proposed, accepted, and the batched steps that checked them.
+    /// Speculation: tokens proposed, accepted, and the batched steps that checked them.
     public var draftedTokens = 0
     public var acceptedDraftTokens = 0
     public var verifySteps = 0
@@ -64,9 +64,25 @@ public final class Session {
     public let cache: KVCache
     public private(set) var tokens: [Int] = []
 
-    public init(engine: Engine, contextSize: Int) {
+    /// `--draft`: proposes tokens for greedy requests instead of prompt lookup.
+    public let draftModel: DraftModel?
+    /// The draft model's cache, kept across turns like the target's.
+    private var draftState: DraftState?
+
+    public init(engine: Engine, contextSize: Int, draft: DraftModel? = nil) {
         self.engine = engine
+        draftModel = draft
         cache = engine.model.makeCache(capacity: contextSize)
+    }
+
+    /// Greedy decoding without a grammar can take drafts (cut back when rejected: only caches
+    /// that can rewind take them). Sampled requests are not drafted: their text would need
+    /// speculative sampling's acceptance rule, which is not implemented.
+    private func makeDrafter(_ options: GenerationOptions, constrained: Bool) -> (any Drafter)? {
+        guard options.promptLookup, options.sampling.temperature <= 0, !constrained, cache.canRewind else { return nil }
+        guard let d = draftModel else { return PromptLookup() }
+        if draftState == nil { draftState = d.makeState(contextSize: contextSize) }
+        return d.drafter(draftState!)
     }
 
     public var contextSize: Int { cache.capacity }
@@ -103,10 +119,7 @@ public final class Session {
         result.finishReason = .length
         var history = prompt
         let constraint = options.grammar.map { GrammarConstraint(grammar: $0, trie: TokenTrie.shared(for: engine.tokenizer, outputs: vocab)) }
-        // Greedy without a grammar: drafts from the context may be checked in batched steps.
-        // (Drafts are cut back when rejected: only caches that can rewind take them.)
-        var lookup: PromptLookup? = options.promptLookup && options.sampling.temperature <= 0 && constraint == nil
-            && cache.canRewind ? PromptLookup() : nil
+        var lookup = makeDrafter(options, constrained: constraint != nil)
 
         /// Picks the token after `row`; nil when it ends generation.
         func pick(_ row: UnsafeMutablePointer<Float>) -> Int? {
@@ -145,7 +158,7 @@ public final class Session {
             // A full context ends generation with `length`; it never aborts.
             if cache.length >= cache.capacity { result.finishReason = .length; break }
             let room = min(options.maxTokens - result.tokens.count, cache.capacity - cache.length - 1)
-            let draft = lookup?.draft(history, limit: room) ?? []
+            let draft = try lookup?.draft(history, limit: room) ?? []
             let base = cache.length
             logits = try model.forward([next] + draft, cache: cache, lastK: 1 + draft.count)
             tokens.append(next)

@@ -50,5 +50,4 @@ public struct PromptLookup: Sendable {
         if good == 0 { cooldown = backoff; backoff = min(backoff * 2, 16) } else { backoff = 1 }
     }
 
-    public var acceptanceRate: Double { drafted > 0 ? Double(accepted) / Double(drafted) : 0 }
 }

@@ -143,6 +143,8 @@ public final class KnowledgeAnswerer {
     public var style: CitationStyle
     /// Cross-encoder that reorders the retrieved candidates before the best `topK` are used.
     public var reranker: Reranker?
+    /// `--draft`: speculative decoding of the (often quoting) answer with a draft model.
+    public var draft: DraftModel?
 
     public init(engine: Engine, kb: KnowledgeBase, style: CitationStyle? = nil) {
         self.engine = engine
@@ -166,7 +168,7 @@ public final class KnowledgeAnswerer {
         }
         let hits = prompt.sources
         let text = try engine.renderChat(prompt.messages)
-        let session = Session(engine: engine, contextSize: contextSize)
+        let session = Session(engine: engine, contextSize: contextSize, draft: draft)
         let r = try session.generate(prompt: engine.encodePrompt(text), options: options, onText: onText)
         // R1-style models think first; only the content after </think> is the answer.
         var split = ReasoningSplitter(startInThinking: text.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix("<think>"))

@@ -259,6 +259,8 @@ public final class KnowledgeBase: @unchecked Sendable {
         var error: String?
     }
 
+    typealias KnownDocument = (hash: String, mtime: Double, size: Int)
+
     /// Adds or refreshes the documents under `paths`: new and changed files (by content hash) are
     /// extracted, chunked and embedded; unchanged files are skipped; files that disappeared from
     /// under these paths are dropped. `shouldStop` is polled between commits (Ctrl-C).
@@ -268,87 +270,30 @@ public final class KnowledgeBase: @unchecked Sendable {
         let t0 = Date()
         var report = IngestReport()
         let files = try KnowledgeBase.collectFiles(paths)
-        let roots = paths.map(KnowledgeBase.absolutePath)
-        let fm = FileManager.default
-
-        var known = [String: (hash: String, mtime: Double, size: Int)]()
+        var known = [String: KnownDocument]()
         try db.run("SELECT path, hash, mtime, size FROM documents") { known[$0.text(0)] = ($0.text(1), $0.double(2), Int($0.int(3))) }
-
-        // Deletions: known documents under the given roots that no longer exist.
-        let fileSet = Set(files)
-        let gone = known.keys.filter { k in
-            !fileSet.contains(k) && roots.contains { r in k == r || k.hasPrefix(r.hasSuffix("/") ? r : r + "/") }
-                && !fm.fileExists(atPath: k)
-        }.sorted()
-        if !gone.isEmpty {
-            try db.transaction { for g in gone { try db.run("DELETE FROM documents WHERE path = ?", [.text(g)]) } }
-            report.removed = gone
-            vectorCache = nil
-        }
-
-        // What changed: mtime+size first, then the content hash.
-        var todo = [(path: String, size: Int, mtime: Double)]()
-        for f in files {
-            let attrs = try? fm.attributesOfItem(atPath: f)
-            let size = (attrs?[.size] as? NSNumber)?.intValue ?? 0
-            let mtime = (attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            if let k = known[f], k.size == size, k.mtime == mtime { report.unchanged += 1; continue }
-            todo.append((f, size, mtime))
-        }
-        let emb = todo.isEmpty ? nil : try embedder()
-        if let e = emb { try checkEmbedder(e) }
-        let chunker = emb.map { e in
-            Chunker(maxTokens: chunkerMaxTokens, overlap: chunkerOverlap, countTokens: { [tok = e.tokenizer] in tok.countTokens($0) })
-        }
+        report.removed = try dropVanished(known: known, under: paths.map(KnowledgeBase.absolutePath), listed: Set(files))
+        let todo = changedFiles(files, known: known, unchanged: &report.unchanged)
         var prog = IngestProgress(documentsDone: 0, documentsTotal: todo.count, bytesDone: 0,
                                   bytesTotal: todo.reduce(0) { $0 + $1.size }, chunksEmbedded: 0, elapsed: 0, current: "")
         progress?(prog)
+        if todo.isEmpty { report.seconds = Date().timeIntervalSince(t0); return report }
+        let emb = try embedder()
+        try checkEmbedder(emb)
+        let chunker = Chunker(maxTokens: chunkerMaxTokens, overlap: chunkerOverlap,
+                              countTokens: { [tok = emb.tokenizer] in tok.countTokens($0) })
         var group = [Pending]()
-        var groupChunks = 0
-
-        func flushGroup() throws {
-            guard !group.isEmpty, let e = emb else { return }
-            let texts = group.flatMap { $0.chunks.map(\.embeddingText) }
-            let te = Date()
-            let vectors = try e.embed(texts)
-            report.embedSeconds += Date().timeIntervalSince(te)
-            var vi = 0
-            let now = Date().timeIntervalSince1970
-            try db.transaction {
-                for d in group {
-                    try db.run("DELETE FROM documents WHERE path = ?", [.text(d.path)])
-                    try db.run("""
-                        INSERT INTO documents(path, hash, mtime, size, title, chunk_count, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                        """, [.text(d.path), .text(d.hash), .double(d.mtime), .int(Int64(d.size)), .text(d.title),
-                              .int(Int64(d.chunks.count)), .double(now)])
-                    let docID = db.lastInsertRowID
-                    for (i, c) in d.chunks.enumerated() {
-                        let v = KnowledgeBase.normalized(vectors[vi]); vi += 1
-                        let blob = v.withUnsafeBytes { [UInt8]($0) }
-                        try db.run("INSERT INTO chunks(doc_id, ord, text, headings, page, tokens, embedding) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                   [.int(docID), .int(Int64(i)), .text(c.text), .text(c.headingPath),
-                                    c.page.map { .int(Int64($0)) } ?? .null, .int(Int64(c.tokenCount)), .blob(blob)])
-                    }
-                }
-            }
-            for d in group {
-                if d.isNew { report.added.append(d.path) } else { report.updated.append(d.path) }
-                prog.documentsDone += 1
-                prog.bytesDone += d.size
-            }
-            report.chunksEmbedded += texts.count
-            prog.chunksEmbedded += texts.count
+        func flush() throws {
+            try commit(group, embedder: emb, report: &report, progress: &prog)
             prog.elapsed = Date().timeIntervalSince(t0)
-            progress?(prog)
-            group = []; groupChunks = 0
-            vectorCache = nil
+            if !group.isEmpty { progress?(prog) }
+            group = []
         }
 
         // Extraction (pdftotext, unzip, parsing, chunking) runs ahead on two threads while the
         // encoder embeds the previous group on the pool, so tool start-up and parsing overlap it.
-        let items = todo, knownNow = known, ck = chunker
-        let ahead = IngestPrefetch(count: items.count, window: 16, workers: 2) { i in
-            KnowledgeBase.prepare(items[i], known: knownNow[items[i].path], chunker: ck!)
+        let ahead = IngestPrefetch(count: todo.count, window: 16, workers: 2) { [known] i in
+            KnowledgeBase.prepare(todo[i], known: known[todo[i].path], chunker: chunker)
         }
         defer { ahead.cancel() }
         for (i, item) in todo.enumerated() {
@@ -365,18 +310,81 @@ public final class KnowledgeBase: @unchecked Sendable {
                 prog.documentsTotal -= 1; prog.bytesTotal -= item.size
             case .ready(let d):
                 group.append(d)
-                groupChunks += d.chunks.count
-                if groupChunks >= ingestBatchChunks { try flushGroup() }
+                if group.reduce(0, { $0 + $1.chunks.count }) >= ingestBatchChunks { try flush() }
             }
         }
         // Interrupted too: what was extracted is committed, so the next run has less to do.
-        try flushGroup()
+        try flush()
         report.seconds = Date().timeIntervalSince(t0)
         return report
     }
 
+    /// Deletes the known documents under `roots` that are neither listed nor on disk any more.
+    func dropVanished(known: [String: KnownDocument], under roots: [String], listed: Set<String>) throws -> [String] {
+        let gone = known.keys.filter { k in
+            !listed.contains(k) && roots.contains { r in k == r || k.hasPrefix(r.hasSuffix("/") ? r : r + "/") }
+                && !FileManager.default.fileExists(atPath: k)
+        }.sorted()
+        guard !gone.isEmpty else { return [] }
+        try db.transaction { for g in gone { try db.run("DELETE FROM documents WHERE path = ?", [.text(g)]) } }
+        vectorCache = nil
+        return gone
+    }
+
+    /// The files whose size or mtime differ from what the base holds (the content hash decides later).
+    func changedFiles(_ files: [String], known: [String: KnownDocument], unchanged: inout Int)
+        -> [(path: String, size: Int, mtime: Double)] {
+        var todo = [(path: String, size: Int, mtime: Double)]()
+        for f in files {
+            let attrs = try? FileManager.default.attributesOfItem(atPath: f)
+            let size = (attrs?[.size] as? NSNumber)?.intValue ?? 0
+            let mtime = (attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            if let k = known[f], k.size == size, k.mtime == mtime { unchanged += 1; continue }
+            todo.append((f, size, mtime))
+        }
+        return todo
+    }
+
+    /// Embeds a group of extracted documents in one batch and replaces their rows in one
+    /// transaction: a crash leaves each document either wholly old or wholly new.
+    func commit(_ group: [Pending], embedder e: EmbeddingModel, report: inout IngestReport,
+                progress prog: inout IngestProgress) throws {
+        guard !group.isEmpty else { return }
+        let texts = group.flatMap { $0.chunks.map(\.embeddingText) }
+        let te = Date()
+        let vectors = try e.embed(texts)
+        report.embedSeconds += Date().timeIntervalSince(te)
+        var vi = 0
+        let now = Date().timeIntervalSince1970
+        try db.transaction {
+            for d in group {
+                try db.run("DELETE FROM documents WHERE path = ?", [.text(d.path)])
+                try db.run("""
+                    INSERT INTO documents(path, hash, mtime, size, title, chunk_count, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, [.text(d.path), .text(d.hash), .double(d.mtime), .int(Int64(d.size)), .text(d.title),
+                          .int(Int64(d.chunks.count)), .double(now)])
+                let docID = db.lastInsertRowID
+                for (i, c) in d.chunks.enumerated() {
+                    let v = KnowledgeBase.normalized(vectors[vi]); vi += 1
+                    let blob = v.withUnsafeBytes { [UInt8]($0) }
+                    try db.run("INSERT INTO chunks(doc_id, ord, text, headings, page, tokens, embedding) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               [.int(docID), .int(Int64(i)), .text(c.text), .text(c.headingPath),
+                                c.page.map { .int(Int64($0)) } ?? .null, .int(Int64(c.tokenCount)), .blob(blob)])
+                }
+            }
+        }
+        for d in group {
+            if d.isNew { report.added.append(d.path) } else { report.updated.append(d.path) }
+            prog.documentsDone += 1
+            prog.bytesDone += d.size
+        }
+        report.chunksEmbedded += texts.count
+        prog.chunksEmbedded += texts.count
+        vectorCache = nil
+    }
+
     /// Reads, hashes, extracts and chunks one file for `add` (runs on the prefetch threads).
-    static func prepare(_ item: (path: String, size: Int, mtime: Double), known: (hash: String, mtime: Double, size: Int)?,
+    static func prepare(_ item: (path: String, size: Int, mtime: Double), known: KnownDocument?,
                         chunker: Chunker) -> IngestPrefetch.Outcome {
         guard let data = FileManager.default.contents(atPath: item.path) else { return .failed("cannot read") }
         let hash = SHA256.hex(SHA256.hash(data))

@@ -26,6 +26,72 @@ import Foundation
 // V2-Lite's shape in Q4_K_M instead of 8 MB as f32, and each stage runs all heads' products in
 // one parallel loop (`Linear.forward(jobs:inputs:)`), a batched matrix product in prefill.
 
+// MARK: - Config
+
+extension ModelConfig {
+    /// DeepSeek-V2, V3 (and V3.2's shared part) from config.json: the router's variant and MLA's
+    /// dimensions (`fromHF` has read the expert counts).
+    mutating func readDeepSeek(hf k: HFConfigKeys) throws {
+        if var m = moe {
+            m.numSharedExperts = k.int("n_shared_experts") ?? 0
+            m.routedScalingFactor = k.dbl("routed_scaling_factor") ?? 1
+            m.nGroup = k.int("n_group") ?? 1
+            m.topKGroup = k.int("topk_group") ?? 1
+            m.firstKDenseReplace = k.int("first_k_dense_replace") ?? 0
+            if family == .deepseekV2 {
+                m.scoring = .softmax
+                m.topKMethod = MoEConfig.TopKMethod(rawValue: k.string("topk_method") ?? "greedy") ?? .greedy
+                // transformers' DeepseekV2 never renormalises and always scales (see notes).
+                m.normTopKProb = false
+                m.moeLayerFreq = k.int("moe_layer_freq") ?? 1
+            } else {
+                m.scoring = .sigmoid
+                m.topKMethod = .noauxTC  // transformers ignores scoring_func/topk_method for V3
+                m.normTopKProb = k.bool("norm_topk_prob") ?? true
+                m.moeLayerFreq = 1
+            }
+            moe = m
+        }
+        let mla = MLAConfig(qLoraRank: k.int("q_lora_rank"), kvLoraRank: try k.req("kv_lora_rank"),
+                            qkNopeHeadDim: try k.req("qk_nope_head_dim"), qkRopeHeadDim: try k.req("qk_rope_head_dim"),
+                            vHeadDim: try k.req("v_head_dim"))
+        self.mla = mla
+        headDim = mla.qkHeadDim
+        ropeDim = mla.qkRopeHeadDim
+        // DeepSeek rotates adjacent pairs; transformers' V3 can be told otherwise (rope_interleave).
+        ropeLayout = (family == .deepseekV3 && k.bool("rope_interleave") == false) ? .halves : .adjacentPairs
+        numKVHeads = numHeads
+    }
+
+    /// deepseek2 (V2 or V3, told apart by the router) and deepseek32's shared part from GGUF.
+    mutating func readDeepSeek(gguf k: GGUFConfigKeys) throws {
+        ropeLayout = .adjacentPairs
+        if var m = moe {
+            if family == .deepseekV32 { m.topKMethod = .noauxTC }
+            if family == .deepseekV3 {
+                if m.scoring == .sigmoid || k.hasTensor(suffix: "exp_probs_b.bias") {
+                    m.topKMethod = .noauxTC
+                } else {
+                    family = .deepseekV2
+                    m.topKMethod = m.nGroup > 1 ? .groupLimitedGreedy : .greedy
+                }
+            }
+            moe = m
+        }
+        let kvLora = try k.req("attention.kv_lora_rank")
+        let rope = ropeDim
+        // Newer converters write the MQA view of MLA (key_length = kv_lora_rank + rope,
+        // value_length = kv_lora_rank, head_count_kv = 1) and the per-head sizes as *_mla.
+        let keyLen = k.v("attention.key_length_mla")?.int ?? k.v("attention.key_length")?.int ?? 0
+        let valLen = k.v("attention.value_length_mla")?.int ?? k.v("attention.value_length")?.int ?? 0
+        let qLora = k.v("attention.q_lora_rank")?.int
+        mla = MLAConfig(qLoraRank: (qLora ?? 0) > 0 ? qLora : nil, kvLoraRank: kvLora,
+                        qkNopeHeadDim: keyLen - rope, qkRopeHeadDim: rope, vHeadDim: valLen)
+        headDim = keyLen
+        numKVHeads = numHeads
+    }
+}
+
 public final class MultiHeadLatentAttention: AttentionBlock {
     /// One cached row is the whole [latent | k_rope]: quantized caches need its width % 32 == 0.
     public func cacheRowAlignment() -> Int? { cacheWidth }

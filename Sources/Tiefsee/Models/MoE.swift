@@ -306,160 +306,20 @@ public final class MoEBlock: FeedForwardBlock {
     }
 }
 
-// MARK: - Routing statistics
-
-/// How often each expert was chosen, per layer, while collection runs (and, optionally,
-/// every token's decision). Obtain one from `TransformerModel.startRoutingStats`.
-public final class RoutingStats: @unchecked Sendable {
-    public let numLayers: Int
-    public let numExperts: Int
-    public let expertsPerToken: Int
-    /// Whether each layer is sparse (dense layers have no counts and no decisions).
-    public let sparseLayers: [Bool]
-    public let keepDecisions: Bool
-    private let lock = NSLock()
-    private var _counts: [[Int]]
-    private var _tokens: [Int]
-    private var _decisions: [[ExpertChoice]]
-
-    init(config: ModelConfig, keepDecisions: Bool) {
-        numLayers = config.numLayers
-        numExperts = config.moe?.numExperts ?? 0
-        expertsPerToken = config.moe?.numExpertsPerToken ?? 0
-        sparseLayers = (0..<config.numLayers).map { config.moe != nil && config.isMoELayer($0) }
-        self.keepDecisions = keepDecisions
-        _counts = sparseLayers.map { $0 ? [Int](repeating: 0, count: config.moe?.numExperts ?? 0) : [] }
-        _tokens = [Int](repeating: 0, count: numLayers)
-        _decisions = [[ExpertChoice]](repeating: [], count: numLayers)
-    }
-
-    func record(layer: Int, _ choices: [ExpertChoice]) {
-        lock.lock(); defer { lock.unlock() }
-        guard layer < numLayers else { return }
-        _tokens[layer] += choices.count
-        for c in choices { for e in c.experts where e < _counts[layer].count { _counts[layer][e] += 1 } }
-        if keepDecisions { _decisions[layer] += choices }
-    }
-
-    /// Per layer: how many times each expert was chosen (empty for dense layers).
-    public var counts: [[Int]] { lock.lock(); defer { lock.unlock() }; return _counts }
-    /// Per layer: tokens routed.
-    public var tokens: [Int] { lock.lock(); defer { lock.unlock() }; return _tokens }
-    /// Per layer: each routed token's choice, in processing order (with `keepDecisions`).
-    public var decisions: [[ExpertChoice]] { lock.lock(); defer { lock.unlock() }; return _decisions }
-
-    public func reset() {
-        lock.lock(); defer { lock.unlock() }
-        _counts = _counts.map { [Int](repeating: 0, count: $0.count) }
-        _tokens = _tokens.map { _ in 0 }
-        _decisions = _decisions.map { _ in [] }
-    }
-
-    /// The human-readable summary `tiefsee run --show-experts` prints.
-    public func report(parameters: ParameterCount? = nil) -> String {
-        let counts = self.counts, tokens = self.tokens
-        var lines = ["experts chosen per layer (\(expertsPerToken) of \(numExperts) experts per token):"]
-        for l in 0..<numLayers {
-            guard sparseLayers[l] else { lines.append("layer \(l): dense"); continue }
-            let list = counts[l].enumerated().map { "\($0.offset):\($0.element)" }.joined(separator: " ")
-            lines.append("layer \(l): \(list)  (sum \(counts[l].reduce(0, +)) = \(tokens[l]) tokens × \(expertsPerToken))")
-        }
-        if let p = parameters {
-            let pct = p.total > 0 ? 100 * Double(p.activePerToken) / Double(p.total) : 0
-            lines.append(String(format: "parameters: %@ of %@ active per token (%.1f%%)",
-                                ParameterCount.format(p.activePerToken), ParameterCount.format(p.total), pct))
-        }
-        return lines.joined(separator: "\n")
-    }
-}
-
-/// Weights in a model, and how many of them one token touches (routed experts it was not sent
-/// to are not read).
-public struct ParameterCount: Equatable, Sendable {
-    public var total: Int
-    public var activePerToken: Int
-
-    /// Counts the tensors of `weights` (skipping FP8 scales and layers past `numLayers`, such as
-    /// DeepSeek-V3's multi-token-prediction layer, and DeepSeek-V4's `mtp.*` block).
-    public static func of(config c: ModelConfig, weights: WeightSource) -> ParameterCount {
-        var total = 0
-        for name in weights.tensorNames where !name.hasSuffix("_scale_inv") && !name.hasPrefix("mtp.") {
-            if let l = layerIndex(name), l >= c.numLayers { continue }
-            total += weights.tensor(name)?.elementCount ?? 0
-        }
-        var idle = 0
-        if let m = c.moe {
-            let perExpert = 3 * c.hiddenSize * m.expertIntermediateSize
-            for l in 0..<c.numLayers where c.isMoELayer(l) { idle += (m.numExperts - m.numExpertsPerToken) * perExpert }
-        }
-        return ParameterCount(total: total, activePerToken: max(0, total - idle))
-    }
-
-    static func layerIndex(_ name: String) -> Int? {
-        for prefix in ["model.layers.", "layers.", "blk."] where name.hasPrefix(prefix) {
-            return Int(name.dropFirst(prefix.count).prefix { $0.isNumber })
-        }
-        return nil
-    }
-
-    /// "671B", "37B", "1.2M", "220K".
-    public static func format(_ n: Int) -> String {
-        let d = Double(n)
-        for (unit, v) in [("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)] where d >= v {
-            let x = d / v
-            return x >= 10 ? String(format: "%.0f%@", x, unit) : String(format: "%.1f%@", x, unit)
-        }
-        return "\(n)"
-    }
-}
-
-extension TransformerModel {
-    /// The sparse feed-forward blocks (empty for dense models).
-    public var moeBlocks: [MoEBlock] { layers.compactMap { $0.feedForward as? MoEBlock } }
-
-    /// Starts collecting routing statistics on every MoE layer (replacing a running collection).
-    @discardableResult
-    public func startRoutingStats(keepDecisions: Bool = false) -> RoutingStats {
-        let s = RoutingStats(config: config, keepDecisions: keepDecisions)
-        for b in moeBlocks { b.observer = s }
-        return s
-    }
-
-    public func stopRoutingStats() { for b in moeBlocks { b.observer = nil } }
-
-    /// Runs `body` (a generation, a forward pass) while collecting routing statistics.
-    public func withRoutingStats<R>(keepDecisions: Bool = false, _ body: () throws -> R) rethrows -> (R, RoutingStats) {
-        let s = startRoutingStats(keepDecisions: keepDecisions)
-        defer { stopRoutingStats() }
-        return (try body(), s)
-    }
-}
-
 // MARK: - Loading
 
 /// Mixtral, Qwen2-MoE and Qwen3-MoE: the dense decoder's grouped-query attention with the MoE
 /// feed-forward block.
 public enum MoEDecoder {
     public static func load(config c: ModelConfig, weights w: WeightLoader) throws -> TransformerModel {
-        let rope = Rope(config: c, freqFactors: try w.optionalFloats("rope_freqs.weight"))
-        var layers = [DecoderLayer]()
-        for i in 0..<c.numLayers {
-            let attention = try DenseDecoder.standardAttention(config: c, weights: w, layer: i, rope: rope)
-            layers.append(try decoderLayer(config: c, weights: w, layer: i, attention: attention))
-        }
-        return try DenseDecoder.assemble(config: c, weights: w, layers: layers,
-                                         cacheKWidth: c.numKVHeads * c.headDim, cacheVWidth: c.numKVHeads * c.headDim)
+        try DenseDecoder.loadGroupedQuery(config: c, weights: w) { i in try feedForward(config: c, weights: w, layer: i) }
     }
 
     /// Norms around `attention` and the layer's feed-forward block (dense or sparse).
     static func decoderLayer(config c: ModelConfig, weights w: WeightLoader, layer i: Int,
                              attention: AttentionBlock) throws -> DecoderLayer {
-        let eps = Float(c.rmsNormEps)
-        return DecoderLayer(
-            attentionNorm: RMSNorm(weight: try w.floats(w.naming.layer(i, "attn_norm")), eps: eps),
-            attention: attention,
-            ffnNorm: RMSNorm(weight: try w.floats(w.naming.layer(i, "ffn_norm")), eps: eps),
-            feedForward: try feedForward(config: c, weights: w, layer: i))
+        try DenseDecoder.decoderLayer(config: c, weights: w, layer: i, attention: attention,
+                                      feedForward: try feedForward(config: c, weights: w, layer: i))
     }
 
     /// Layer i's feed-forward block: the dense MLP, or the MoE block configured by `c.moe`.
@@ -509,5 +369,39 @@ public enum MoEDecoder {
             }
         }
         return MoEBlock(layerIndex: i, router: router, experts: experts, shared: shared, sharedGate: sharedGate)
+    }
+}
+
+// MARK: - Config
+
+extension ModelConfig {
+    /// Mixtral, Qwen2-MoE, Qwen3-MoE from config.json (`fromHF` has read the expert counts).
+    mutating func readMoEFamily(hf k: HFConfigKeys) {
+        readQwenAttention(hf: k)
+        guard var m = moe else { return }
+        switch family {
+        case .mixtral:
+            m.normTopKProb = true
+        case .qwen2moe:
+            m.normTopKProb = k.bool("norm_topk_prob") ?? false
+            m.sharedExpertIntermediateSize = k.int("shared_expert_intermediate_size") ?? 0
+            m.sharedExpertGated = m.sharedExpertIntermediateSize > 0
+            m.mlpOnlyLayers = k.json["mlp_only_layers"]?.array?.compactMap(\.int) ?? []
+            m.decoderSparseStep = k.int("decoder_sparse_step") ?? 1
+        case .qwen3moe:
+            m.normTopKProb = k.bool("norm_topk_prob") ?? false
+            m.mlpOnlyLayers = k.json["mlp_only_layers"]?.array?.compactMap(\.int) ?? []
+            m.decoderSparseStep = k.int("decoder_sparse_step") ?? 1
+        default: break
+        }
+        moe = m
+    }
+
+    /// Mixtral (general.architecture llama with experts), Qwen2-MoE, Qwen3-MoE from GGUF.
+    mutating func readMoEFamily(gguf k: GGUFConfigKeys) {
+        // llama.cpp always renormalises Mixtral's and Qwen3-MoE's top-k.
+        if family == .mixtral || family == .qwen3moe { moe?.normTopKProb = k.v("expert_weights_norm")?.bool ?? true }
+        // Mixtral is llama's layout: Q/K permuted at conversion, adjacent pairs rotate.
+        if family == .mixtral { ropeLayout = .adjacentPairs }
     }
 }

@@ -156,7 +156,22 @@ public struct ConfigError: Error, CustomStringConvertible {
 
 // MARK: - Hugging Face config.json
 
+/// One config.json and its path, with the accessors every family's reader uses.
+struct HFConfigKeys {
+    let json: JSONValue
+    let path: String
+    func int(_ k: String) -> Int? { json[k]?.int }
+    func dbl(_ k: String) -> Double? { json[k]?.double }
+    func bool(_ k: String) -> Bool? { json[k]?.bool }
+    func string(_ k: String) -> String? { json[k]?.string }
+    func req(_ k: String) throws -> Int {
+        guard let v = int(k), v >= 0 else { throw ConfigError(message: "\(path): missing or invalid '\(k)'") }
+        return v
+    }
+}
+
 extension ModelConfig {
+    /// Dispatch by `architectures`, then by `model_type`.
     static let hfArchitectures: [String: ModelFamily] = [
         "LlamaForCausalLM": .llama, "MistralForCausalLM": .mistral,
         "Qwen2ForCausalLM": .qwen2, "Qwen3ForCausalLM": .qwen3,
@@ -164,6 +179,12 @@ extension ModelConfig {
         "DeepseekV2ForCausalLM": .deepseekV2, "DeepseekV3ForCausalLM": .deepseekV3,
         "DeepseekV32ForCausalLM": .deepseekV32,
         "DeepseekV4ForCausalLM": .deepseekV4,
+    ]
+    static let hfModelTypes: [String: ModelFamily] = [
+        "llama": .llama, "mistral": .mistral, "qwen2": .qwen2, "qwen3": .qwen3, "mixtral": .mixtral,
+        "qwen2_moe": .qwen2moe, "qwen3_moe": .qwen3moe, "deepseek_v2": .deepseekV2,
+        "deepseek_v3": .deepseekV3, "deepseek_v32": .deepseekV32, "deepseek_v4": .deepseekV4,
+        "kimi_k2": .deepseekV3,  // Kimi-K2 ships DeepSeek-V3's architecture under its own name
     ]
 
     /// Parses config.json with the defaults transformers applies for each family.
@@ -175,131 +196,89 @@ extension ModelConfig {
         return try fromHF(j, path: configPath)
     }
 
+    /// The fields every family shares (sizes, norms, rope, expert counts, FP8 blocks), then the
+    /// family's own reader: dense decoders in Llama.swift, Mixtral/Qwen-MoE in MoE.swift,
+    /// DeepSeek V2/V3 in DeepSeek.swift, V3.2 in DeepSeekV32.swift, V4 in DeepSeekV4.swift.
     public static func fromHF(_ j: JSONValue, path: String = "config.json") throws -> ModelConfig {
         let archs = j["architectures"]?.array?.compactMap(\.string) ?? []
         var family: ModelFamily? = archs.lazy.compactMap { hfArchitectures[$0] }.first
-        if family == nil, let mt = j["model_type"]?.string {
-            family = ["llama": .llama, "mistral": .mistral, "qwen2": .qwen2, "qwen3": .qwen3, "mixtral": .mixtral,
-                      "qwen2_moe": .qwen2moe, "qwen3_moe": .qwen3moe, "deepseek_v2": .deepseekV2,
-                      "deepseek_v3": .deepseekV3, "deepseek_v32": .deepseekV32, "deepseek_v4": .deepseekV4,
-                      "kimi_k2": .deepseekV3][mt]  // Kimi-K2 ships DeepSeek-V3's architecture under its own name
-        }
+        if family == nil, let mt = j["model_type"]?.string { family = hfModelTypes[mt] }
         guard let fam = family else {
             let name = archs.first ?? j["model_type"]?.string ?? "unknown"
             throw ConfigError(message: "unsupported model architecture '\(name)' in \(path) (supported: \(hfArchitectures.keys.sorted().joined(separator: ", ")))")
         }
-        func int(_ k: String) -> Int? { j[k]?.int }
-        func dbl(_ k: String) -> Double? { j[k]?.double }
-        func bool(_ k: String) -> Bool? { j[k]?.bool }
-        func req(_ k: String) throws -> Int {
-            guard let v = int(k), v >= 0 else { throw ConfigError(message: "\(path): missing or invalid '\(k)'") }
-            return v
-        }
-        let hidden = try req("hidden_size")
-        let heads = try req("num_attention_heads")
+        let k = HFConfigKeys(json: j, path: path)
+        let hidden = try k.req("hidden_size")
+        let heads = try k.req("num_attention_heads")
         guard heads > 0 else { throw ConfigError(message: "\(path): num_attention_heads must be positive") }
-        let kvHeads = int("num_key_value_heads") ?? heads
+        let kvHeads = k.int("num_key_value_heads") ?? heads
         guard kvHeads > 0, heads % kvHeads == 0 else {
             throw ConfigError(message: "\(path): num_attention_heads \(heads) is not a multiple of num_key_value_heads \(kvHeads)")
         }
-        // Qwen3's default head_dim is 128; others derive it from hidden/heads when absent or null.
-        let headDim = int("head_dim") ?? (fam == .qwen3 || fam == .qwen3moe ? 128 : hidden / heads)
-        var c = ModelConfig(family: fam, vocabSize: try req("vocab_size"), hiddenSize: hidden,
-                            intermediateSize: int("intermediate_size") ?? 0, numLayers: try req("num_hidden_layers"),
-                            numHeads: heads, numKVHeads: kvHeads, headDim: headDim)
-        c.rmsNormEps = dbl("rms_norm_eps") ?? 1e-6
-        c.maxPositionEmbeddings = int("max_position_embeddings") ?? 4096
-        c.tieWordEmbeddings = bool("tie_word_embeddings") ?? false
-        switch fam {
-        case .qwen2, .qwen2moe: c.attentionBias = true  // Qwen2 always has q/k/v bias
-        default: c.attentionBias = bool("attention_bias") ?? false
-        }
-        c.qkNorm = (fam == .qwen3 || fam == .qwen3moe)
+        // head_dim derives from hidden/heads when absent or null (Qwen3's reader overrides).
+        var c = ModelConfig(family: fam, vocabSize: try k.req("vocab_size"), hiddenSize: hidden,
+                            intermediateSize: k.int("intermediate_size") ?? 0, numLayers: try k.req("num_hidden_layers"),
+                            numHeads: heads, numKVHeads: kvHeads, headDim: k.int("head_dim"))
+        c.rmsNormEps = k.dbl("rms_norm_eps") ?? 1e-6
+        c.maxPositionEmbeddings = k.int("max_position_embeddings") ?? 4096
+        c.tieWordEmbeddings = k.bool("tie_word_embeddings") ?? false
+        c.attentionBias = k.bool("attention_bias") ?? false
 
         // Rope: transformers 5 writes `rope_parameters`; hub configs use rope_theta + rope_scaling.
         let rp = j["rope_parameters"]
-        c.ropeTheta = rp?["rope_theta"]?.double ?? dbl("rope_theta") ?? 10000
+        c.ropeTheta = rp?["rope_theta"]?.double ?? k.dbl("rope_theta") ?? 10000
         let rs = (rp?["rope_type"] != nil || rp?["type"] != nil) ? rp : j["rope_scaling"]
         if let rs = rs, rs.object != nil { c.ropeScaling = try RopeScaling(hf: rs, path: path) }
 
         if fam.isMoE {
-            let nExp = int("n_routed_experts") ?? int("num_local_experts") ?? int("num_experts") ?? 0
-            let topK = int("num_experts_per_tok") ?? 0
+            let nExp = k.int("n_routed_experts") ?? k.int("num_local_experts") ?? k.int("num_experts") ?? 0
+            let topK = k.int("num_experts_per_tok") ?? 0
             guard nExp > 0, topK > 0, topK <= nExp else {
                 throw ConfigError(message: "\(path): invalid expert counts (experts \(nExp), per token \(topK))")
             }
-            var m = MoEConfig(numExperts: nExp, numExpertsPerToken: topK,
-                              expertIntermediateSize: int("moe_intermediate_size") ?? c.intermediateSize)
-            switch fam {
-            case .mixtral:
-                m.normTopKProb = true
-            case .qwen2moe:
-                m.normTopKProb = bool("norm_topk_prob") ?? false
-                m.sharedExpertIntermediateSize = int("shared_expert_intermediate_size") ?? 0
-                m.sharedExpertGated = m.sharedExpertIntermediateSize > 0
-                m.mlpOnlyLayers = j["mlp_only_layers"]?.array?.compactMap(\.int) ?? []
-                m.decoderSparseStep = int("decoder_sparse_step") ?? 1
-            case .qwen3moe:
-                m.normTopKProb = bool("norm_topk_prob") ?? false
-                m.mlpOnlyLayers = j["mlp_only_layers"]?.array?.compactMap(\.int) ?? []
-                m.decoderSparseStep = int("decoder_sparse_step") ?? 1
-            case .deepseekV2:
-                m.numSharedExperts = int("n_shared_experts") ?? 0
-                m.scoring = .softmax
-                m.topKMethod = MoEConfig.TopKMethod(rawValue: j["topk_method"]?.string ?? "greedy") ?? .greedy
-                // transformers' DeepseekV2 never renormalises and always scales (see notes).
-                m.normTopKProb = false
-                m.routedScalingFactor = dbl("routed_scaling_factor") ?? 1
-                m.nGroup = int("n_group") ?? 1
-                m.topKGroup = int("topk_group") ?? 1
-                m.firstKDenseReplace = int("first_k_dense_replace") ?? 0
-                m.moeLayerFreq = int("moe_layer_freq") ?? 1
-            case .deepseekV3, .deepseekV32:
-                m.numSharedExperts = int("n_shared_experts") ?? 0
-                m.scoring = .sigmoid
-                m.topKMethod = .noauxTC  // transformers ignores scoring_func/topk_method for V3
-                m.normTopKProb = bool("norm_topk_prob") ?? true
-                m.routedScalingFactor = dbl("routed_scaling_factor") ?? 1
-                m.nGroup = int("n_group") ?? 1
-                m.topKGroup = int("topk_group") ?? 1
-                m.firstKDenseReplace = int("first_k_dense_replace") ?? 0
-                m.moeLayerFreq = 1
-            default: break
-            }
-            c.moe = m
+            c.moe = MoEConfig(numExperts: nExp, numExpertsPerToken: topK,
+                              expertIntermediateSize: k.int("moe_intermediate_size") ?? c.intermediateSize)
         }
-        if fam.usesMLA {
-            let mla = MLAConfig(qLoraRank: int("q_lora_rank"), kvLoraRank: try req("kv_lora_rank"),
-                                qkNopeHeadDim: try req("qk_nope_head_dim"), qkRopeHeadDim: try req("qk_rope_head_dim"),
-                                vHeadDim: try req("v_head_dim"))
-            c.mla = mla
-            c.headDim = mla.qkHeadDim
-            c.ropeDim = mla.qkRopeHeadDim
-            // DeepSeek rotates adjacent pairs; transformers' V3 can be told otherwise (rope_interleave).
-            c.ropeLayout = (fam == .deepseekV3 && bool("rope_interleave") == false) ? .halves : .adjacentPairs
-            c.numKVHeads = heads
-        }
-        if fam == .deepseekV4 { try c.parseDeepSeekV4(j, path: path) }
         if let b = j["quantization_config"]?["weight_block_size"]?.array?.compactMap(\.int), let first = b.first {
             guard first > 0, b.allSatisfy({ $0 == first }) else {
                 throw ConfigError(message: "\(path): unsupported FP8 weight_block_size \(b) (square blocks only)")
             }
             c.fp8BlockSize = first
         }
-        if fam == .deepseekV32 { try c.readSparseAttention(hf: j, path: path) }
+        switch fam {
+        case .llama, .mistral, .qwen2, .qwen3: c.readDenseFamily(hf: k)
+        case .mixtral, .qwen2moe, .qwen3moe: c.readMoEFamily(hf: k)
+        case .deepseekV2, .deepseekV3: try c.readDeepSeek(hf: k)
+        case .deepseekV32: try c.readDeepSeek(hf: k); try c.readSparseAttention(hf: j, path: path)
+        case .deepseekV4: try c.parseDeepSeekV4(j, path: path)
+        }
         return c
     }
 }
 
 // MARK: - GGUF metadata
 
+/// One GGUF file's `<arch>.*` keys, with the accessors every family's reader uses.
+struct GGUFConfigKeys {
+    let file: GGUFFile
+    let arch: String
+    func v(_ k: String) -> GGUFValue? { file.archValue(k) }
+    func req(_ k: String) throws -> Int {
+        guard let x = v(k)?.int, x >= 0 else { throw ConfigError(message: "\(file.path): missing or invalid '\(arch).\(k)'") }
+        return x
+    }
+    func hasTensor(suffix: String) -> Bool { file.tensorInfos.contains { $0.name.hasSuffix(suffix) } }
+}
+
 extension ModelConfig {
+    /// Dispatch by `general.architecture` (llama with experts is Mixtral; deepseek2 is V3 unless
+    /// its router says V2, decided in DeepSeek.swift).
     static let ggufArchitectures: [String: ModelFamily] = [
         "llama": .llama, "qwen2": .qwen2, "qwen3": .qwen3, "qwen2moe": .qwen2moe, "qwen3moe": .qwen3moe,
         "deepseek2": .deepseekV3, "deepseek32": .deepseekV32, "deepseek4": .deepseekV4,
     ]
 
-    /// Reads the `<arch>.*` keys llama.cpp writes.
+    /// Reads the `<arch>.*` keys llama.cpp writes: the shared ones here, then the family's reader.
     public static func fromGGUF(_ g: GGUFFile) throws -> ModelConfig {
         guard let arch = g.architecture else {
             throw ConfigError(message: "\(g.path): no general.architecture in metadata")
@@ -307,13 +286,10 @@ extension ModelConfig {
         guard var fam = ggufArchitectures[arch] else {
             throw ConfigError(message: "unsupported model architecture '\(arch)' in \(g.path) (supported: \(ggufArchitectures.keys.sorted().joined(separator: ", ")))")
         }
-        func v(_ k: String) -> GGUFValue? { g.archValue(k) }
-        func req(_ k: String) throws -> Int {
-            guard let x = v(k)?.int, x >= 0 else { throw ConfigError(message: "\(g.path): missing or invalid '\(arch).\(k)'") }
-            return x
-        }
-        let hidden = try req("embedding_length")
-        let heads = try req("attention.head_count")
+        let k = GGUFConfigKeys(file: g, arch: arch)
+        func v(_ key: String) -> GGUFValue? { k.v(key) }
+        let hidden = try k.req("embedding_length")
+        let heads = try k.req("attention.head_count")
         guard heads > 0 else { throw ConfigError(message: "\(g.path): attention.head_count must be positive") }
         let kvHeads = v("attention.head_count_kv")?.int ?? heads
         guard kvHeads > 0, heads % kvHeads == 0 else {
@@ -325,7 +301,7 @@ extension ModelConfig {
         if arch == "llama" && nExperts > 0 { fam = .mixtral }
         let headDim = v("attention.key_length")?.int ?? hidden / heads
         var c = ModelConfig(family: fam, vocabSize: vocab, hiddenSize: hidden,
-                            intermediateSize: v("feed_forward_length")?.int ?? 0, numLayers: try req("block_count"),
+                            intermediateSize: v("feed_forward_length")?.int ?? 0, numLayers: try k.req("block_count"),
                             numHeads: heads, numKVHeads: kvHeads, headDim: headDim)
         c.rmsNormEps = v("attention.layer_norm_rms_epsilon")?.double ?? 1e-6
         c.ropeTheta = v("rope.freq_base")?.double ?? 10000
@@ -334,9 +310,8 @@ extension ModelConfig {
         c.attentionBias = g.info("blk.0.attn_q.bias") != nil
         c.qkNorm = g.info("blk.0.attn_q_norm.weight") != nil
         c.ropeDim = v("rope.dimension_count")?.int ?? headDim
-        // llama.cpp permutes llama's Q/K at conversion so adjacent pairs rotate ("normal" rope);
-        // Qwen keeps HF's rotate-half ("neox"); deepseek2 uses adjacent pairs.
-        c.ropeLayout = (arch == "llama" || arch == "deepseek2" || arch == "deepseek32") ? .adjacentPairs : .halves
+        // Qwen keeps HF's rotate-half ("neox"); the llama and DeepSeek readers switch to adjacent pairs.
+        c.ropeLayout = .halves
         if let t = v("rope.scaling.type")?.string, t != "none" {
             var s = RopeScaling()
             s.kind = RopeScaling.Kind(rawValue: t) ?? .none
@@ -360,44 +335,25 @@ extension ModelConfig {
             m.numSharedExperts = v("expert_shared_count")?.int ?? 0
             m.sharedExpertIntermediateSize = v("expert_shared_feed_forward_length")?.int ?? 0
             m.sharedExpertGated = g.info("blk.0.ffn_gate_inp_shexp.weight") != nil
-                || g.tensorInfos.contains { $0.name.hasSuffix("ffn_gate_inp_shexp.weight") }
+                || k.hasTensor(suffix: "ffn_gate_inp_shexp.weight")
             m.routedScalingFactor = v("expert_weights_scale")?.double ?? 1
-            // llama.cpp always renormalises Mixtral's and Qwen3-MoE's top-k.
-            m.normTopKProb = v("expert_weights_norm")?.bool ?? (fam == .mixtral || fam == .qwen3moe)
+            // The Mixtral and Qwen3-MoE readers default this to true (llama.cpp renormalises them).
+            m.normTopKProb = v("expert_weights_norm")?.bool ?? false
             m.firstKDenseReplace = v("leading_dense_block_count")?.int ?? 0
             m.nGroup = v("expert_group_count")?.int ?? 1
             m.topKGroup = v("expert_group_used_count")?.int ?? 1
             // expert_gating_func: 1 = softmax, 2 = sigmoid; old DeepSeek-V2 files have none (softmax).
             let gating = v("expert_gating_func")?.int ?? 1
             m.scoring = gating == 2 ? .sigmoid : .softmax
-            if fam == .deepseekV32 { m.topKMethod = .noauxTC }
-            if fam == .deepseekV3 {
-                let hasBias = g.tensorInfos.contains { $0.name.hasSuffix("exp_probs_b.bias") }
-                if m.scoring == .sigmoid || hasBias {
-                    m.topKMethod = .noauxTC
-                } else {
-                    fam = .deepseekV2
-                    c.family = .deepseekV2
-                    m.topKMethod = m.nGroup > 1 ? .groupLimitedGreedy : .greedy
-                }
-            }
             c.moe = m
         }
-        if fam.usesMLA {
-            let kvLora = try req("attention.kv_lora_rank")
-            let rope = c.ropeDim
-            // Newer converters write the MQA view of MLA (key_length = kv_lora_rank + rope,
-            // value_length = kv_lora_rank, head_count_kv = 1) and the per-head sizes as *_mla.
-            let keyLen = v("attention.key_length_mla")?.int ?? v("attention.key_length")?.int ?? 0
-            let valLen = v("attention.value_length_mla")?.int ?? v("attention.value_length")?.int ?? 0
-            let qLora = v("attention.q_lora_rank")?.int
-            c.mla = MLAConfig(qLoraRank: (qLora ?? 0) > 0 ? qLora : nil, kvLoraRank: kvLora,
-                              qkNopeHeadDim: keyLen - rope, qkRopeHeadDim: rope, vHeadDim: valLen)
-            c.headDim = keyLen
-            c.numKVHeads = heads
+        switch fam {
+        case .llama, .mistral, .qwen2, .qwen3: c.readDenseFamily(gguf: k)
+        case .mixtral, .qwen2moe, .qwen3moe: c.readMoEFamily(gguf: k)
+        case .deepseekV2, .deepseekV3: try c.readDeepSeek(gguf: k)
+        case .deepseekV32: try c.readDeepSeek(gguf: k); try c.readSparseAttention(gguf: g)
+        case .deepseekV4: try c.parseDeepSeekV4(gguf: g)
         }
-        if fam == .deepseekV32 { try c.readSparseAttention(gguf: g) }
-        if fam == .deepseekV4 { try c.parseDeepSeekV4(gguf: g) }
         return c
     }
 }

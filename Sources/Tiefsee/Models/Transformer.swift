@@ -3,7 +3,9 @@ import Foundation
 /// The decoder shared by every family: embeddings → N × (RMSNorm → attention → residual →
 /// RMSNorm → feed-forward → residual) → RMSNorm → output head. Families differ only in the
 /// attention block (grouped-query or latent) and the feed-forward block (dense or MoE),
-/// which their own files build (Llama.swift, DeepSeek.swift, MoE.swift).
+/// which their own files build with their config readers (Llama.swift: dense families and the
+/// grouped-query loading Mixtral/Qwen-MoE share; MoE.swift; DeepSeek.swift, DeepSeekV32.swift,
+/// DeepSeekV4.swift). ModelConfig.swift reads the shared fields and dispatches by family.
 public protocol AttentionBlock: AnyObject {
     /// x: normalized rows of one or more sequences (see `BatchSegment`); writes as many rows to
     /// `out` and stores this layer's keys/values in each segment's cache (the caller advances

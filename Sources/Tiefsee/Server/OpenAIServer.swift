@@ -22,6 +22,8 @@ public struct ServerConfig: Sendable {
     /// chat page's login needs a user's key or session, and knowledge bases are read by the
     /// groups granted them. nil: no users (only `apiKey`, if set), every base readable.
     public var users: UserDatabase? = nil
+    /// `--draft MODEL`: proposes tokens for greedy requests (checked by the model, same text).
+    public var draft: DraftModel? = nil
     public init() {}
 }
 
@@ -71,7 +73,8 @@ public final class OpenAIServer: @unchecked Sendable {
         routing = engine.config.moe != nil ? engine.model.startRoutingStats() : nil
         scheduler = BatchScheduler(engine: engine, parallel: parallel, contextSize: contextSize,
                                    maxQueue: config.maxQueue, metrics: metrics,
-                                   promptCache: config.cacheRAMBytes > 0 ? PromptCache(budgetBytes: config.cacheRAMBytes) : nil)
+                                   promptCache: config.cacheRAMBytes > 0 ? PromptCache(budgetBytes: config.cacheRAMBytes) : nil,
+                                   draft: config.draft)
         guard listen else { return }
         let http = try HTTPServer(host: config.host, port: config.port, limits: config.limits,
                                   preflight: { [unowned self] in self.preflight($0) },
@@ -318,8 +321,28 @@ public final class OpenAIServer: @unchecked Sendable {
         let echo = try r.bool("echo") ?? false
         let topLogprobs = try r.int("logprobs", 0...5)
         guard let pv = r.present("prompt") else { throw OpenAIError.badParam("prompt", "'prompt' is required") }
-        var ids: [Int]
-        var promptText: String
+        let (ids, promptText) = try completionPrompt(pv)
+        guard !ids.isEmpty else { throw OpenAIError.badParam("prompt", "the prompt is empty") }
+        try checkLength(ids.count)
+        var options = c.options
+        options.maxTokens = min(options.maxTokens, contextSize - ids.count)
+        options.grammar = try readOutputGrammar(r)
+        let job = GenerationJob(prompt: ids, options: options, topLogprobs: topLogprobs)
+        try scheduler.submit(job)
+        let reply = CompletionReply(id: OpenAIServer.newID("cmpl-"), created: Int(Date().timeIntervalSince1970), model: modelID,
+                                    logprobs: topLogprobs != nil)
+        if !c.stream {
+            let (text, lps, sum) = collect(job, req)
+            if let e = sum.error { throw OpenAIError(500, "generation failed: \(e)", type: "server_error") }
+            let prefix = echo ? promptText : ""
+            return .json(200, reply.body(prefix + text, reply.logprobsJSON(lps, offset: prefix.count),
+                                         OpenAIServer.finishReason(sum.finishReason), usage: OpenAIServer.usage(sum)))
+        }
+        return streamCompletion(job, reply, echoing: echo ? promptText : nil, includeUsage: c.includeUsage)
+    }
+
+    /// The prompt as text or token ids, in the shapes OpenAI's legacy endpoint accepts.
+    func completionPrompt(_ pv: JSONValue) throws -> (ids: [Int], text: String) {
         let vocab = engine.model.outputHead.outFeatures
         func fromTokens(_ a: [JSONValue]) throws -> [Int] {
             try a.map { v in
@@ -329,77 +352,40 @@ public final class OpenAIServer: @unchecked Sendable {
         }
         switch pv {
         case .string(let s):
-            promptText = s
-            ids = engine.encodePrompt(s)
+            return (engine.encodePrompt(s), s)
         case .array(let a) where a.count == 1 && a[0].string != nil:
-            promptText = a[0].string!
-            ids = engine.encodePrompt(promptText)
+            return (engine.encodePrompt(a[0].string!), a[0].string!)
         case .array(let a) where !a.isEmpty && a.allSatisfy({ $0.int != nil }):
-            ids = try fromTokens(a)
-            promptText = engine.tokenizer.decode(ids)
+            let ids = try fromTokens(a)
+            return (ids, engine.tokenizer.decode(ids))
         case .array(let a) where a.count == 1 && a[0].array != nil:
-            ids = try fromTokens(a[0].array!)
-            promptText = engine.tokenizer.decode(ids)
+            let ids = try fromTokens(a[0].array!)
+            return (ids, engine.tokenizer.decode(ids))
         default:
             throw OpenAIError.badParam("prompt", "'prompt' must be a string, a one-element array of strings, or an array of token ids")
         }
-        guard !ids.isEmpty else { throw OpenAIError.badParam("prompt", "the prompt is empty") }
-        try checkLength(ids.count)
-        var options = c.options
-        options.maxTokens = min(options.maxTokens, contextSize - ids.count)
-        options.grammar = try readOutputGrammar(r)
-        let job = GenerationJob(prompt: ids, options: options, topLogprobs: topLogprobs)
-        try scheduler.submit(job)
-        let id = OpenAIServer.newID("cmpl-")
-        let created = Int(Date().timeIntervalSince1970)
-        let model = modelID
-        func logprobsJSON(_ lps: [TokenLogprob], offset: Int) -> JSONValue {
-            var pos = offset
-            var offsets: [JSONValue] = []
-            for l in lps { offsets.append(.int(pos)); pos += l.token.count }
-            return .object([
-                ("tokens", .array(lps.map { .string($0.token) })),
-                ("token_logprobs", .array(lps.map { .double($0.logprob) })),
-                ("top_logprobs", .array(lps.map { l in .object(l.top.map { ($0.token, .double($0.logprob)) }) })),
-                ("text_offset", .array(offsets)),
-            ])
-        }
-        func body(_ text: String, _ lps: JSONValue, _ finish: JSONValue, usage: JSONValue?) -> JSONValue {
-            var o: [(String, JSONValue)] = [("id", .string(id)), ("object", .string("text_completion")), ("created", .int(created)),
-                                            ("model", .string(model)), ("system_fingerprint", .string("tiefsee")),
-                                            ("choices", .array([.object([("text", .string(text)), ("index", .int(0)),
-                                                                         ("logprobs", lps), ("finish_reason", finish)])]))]
-            if let usage { o.append(("usage", usage)) }
-            return .object(o)
-        }
-        if !c.stream {
-            let (text, lps, sum) = collect(job, req)
-            if let e = sum.error { throw OpenAIError(500, "generation failed: \(e)", type: "server_error") }
-            let prefix = echo ? promptText : ""
-            return .json(200, body(prefix + text, topLogprobs == nil ? .null : logprobsJSON(lps, offset: prefix.count),
-                                   OpenAIServer.finishReason(sum.finishReason), usage: OpenAIServer.usage(sum)))
-        }
+    }
+
+    /// Server-sent events of a completion: the echoed prompt first when asked, a chunk per piece
+    /// of text, the finish chunk, the usage chunk when stream_options asked for it, [DONE].
+    func streamCompletion(_ job: GenerationJob, _ reply: CompletionReply, echoing prompt: String?, includeUsage: Bool) -> HTTPResponse {
         var ended = false
-        var sentEcho = !echo
-        var offset = echo ? promptText.count : 0
-        let usageNull: JSONValue? = c.includeUsage ? .null : nil
+        var pendingEcho = prompt
+        var offset = prompt?.count ?? 0
+        let usageNull: JSONValue? = includeUsage ? .null : nil
         let stream = HTTPStream(keepAlive: ": keep-alive\n\n", next: {
             if ended { return nil }
             var out = ""
-            if !sentEcho { out += OpenAIServer.sse(body(promptText, .null, .null, usage: usageNull)); sentEcho = true }
+            if let p = pendingEcho { out += OpenAIServer.sse(reply.body(p, .null, .null, usage: usageNull)); pendingEcho = nil }
             for e in job.next(timeout: 0.01) {
                 switch e {
                 case .text(let s, let l):
-                    out += OpenAIServer.sse(body(s, topLogprobs == nil ? .null : logprobsJSON(l, offset: offset), .null, usage: usageNull))
+                    out += OpenAIServer.sse(reply.body(s, reply.logprobsJSON(l, offset: offset), .null, usage: usageNull))
                     offset += s.count
                 case .done(let sum):
                     if let e = sum.error { out += OpenAIServer.sse(OpenAIError(500, "generation failed: \(e)", type: "server_error").json) }
-                    out += OpenAIServer.sse(body("", .null, OpenAIServer.finishReason(sum.finishReason), usage: usageNull))
-                    if c.includeUsage {
-                        out += OpenAIServer.sse(.object([("id", .string(id)), ("object", .string("text_completion")),
-                                                         ("created", .int(created)), ("model", .string(model)),
-                                                         ("choices", .array([])), ("usage", OpenAIServer.usage(sum))]))
-                    }
+                    out += OpenAIServer.sse(reply.body("", .null, OpenAIServer.finishReason(sum.finishReason), usage: usageNull))
+                    if includeUsage { out += OpenAIServer.sse(reply.usageChunk(OpenAIServer.usage(sum))) }
                     out += "data: [DONE]\n\n"
                     ended = true
                 }
@@ -407,5 +393,42 @@ public final class OpenAIServer: @unchecked Sendable {
             return Array(out.utf8)
         }, onCancel: { job.cancel() })
         return HTTPResponse(status: 200, headers: OpenAIServer.sseHeaders, body: .stream(stream))
+    }
+}
+
+/// The envelope of `/v1/completions` answers, whole or streamed: one writer for both.
+struct CompletionReply {
+    let id: String
+    let created: Int
+    let model: String
+    /// Whether the request asked for logprobs (otherwise the field is null).
+    let logprobs: Bool
+
+    func body(_ text: String, _ lps: JSONValue, _ finish: JSONValue, usage: JSONValue?) -> JSONValue {
+        var o: [(String, JSONValue)] = [("id", .string(id)), ("object", .string("text_completion")), ("created", .int(created)),
+                                        ("model", .string(model)), ("system_fingerprint", .string("tiefsee")),
+                                        ("choices", .array([.object([("text", .string(text)), ("index", .int(0)),
+                                                                     ("logprobs", lps), ("finish_reason", finish)])]))]
+        if let usage { o.append(("usage", usage)) }
+        return .object(o)
+    }
+
+    func usageChunk(_ usage: JSONValue) -> JSONValue {
+        .object([("id", .string(id)), ("object", .string("text_completion")), ("created", .int(created)),
+                 ("model", .string(model)), ("choices", .array([])), ("usage", usage)])
+    }
+
+    /// Legacy logprobs: tokens, their logprobs, the top alternatives and each token's text offset.
+    func logprobsJSON(_ lps: [TokenLogprob], offset: Int) -> JSONValue {
+        guard logprobs else { return .null }
+        var pos = offset
+        var offsets: [JSONValue] = []
+        for l in lps { offsets.append(.int(pos)); pos += l.token.count }
+        return .object([
+            ("tokens", .array(lps.map { .string($0.token) })),
+            ("token_logprobs", .array(lps.map { .double($0.logprob) })),
+            ("top_logprobs", .array(lps.map { l in .object(l.top.map { ($0.token, .double($0.logprob)) }) })),
+            ("text_offset", .array(offsets)),
+        ])
     }
 }

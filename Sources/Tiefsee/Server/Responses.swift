@@ -165,90 +165,114 @@ extension OpenAIServer {
 
     func streamedResponse(_ plan: ChatPlan, _ echo: ResponseEcho) -> HTTPResponse {
         var output = ChatOutput(plan)
-        var seq = 0
-        var items: [JSONValue] = []
-        var open: (kind: String, id: String, text: String)? = nil
-        func event(_ type: String, _ fields: [(String, JSONValue)]) -> String {
-            defer { seq += 1 }
-            return OpenAIServer.event(type, .object([("type", .string(type)), ("sequence_number", .int(seq))] + fields))
-        }
-        func closeItem() -> String {
-            guard let o = open else { return "" }
-            open = nil
-            let idx: JSONValue = .int(items.count)
-            let item = o.kind == "reasoning" ? ResponseEcho.reasoning(o.text, id: o.id) : ResponseEcho.message(o.text, id: o.id)
-            var out = ""
-            if o.kind == "reasoning" {
-                out += event("response.reasoning_text.done", [("item_id", .string(o.id)), ("output_index", idx), ("content_index", .int(0)), ("text", .string(o.text))])
-            } else {
-                out += event("response.output_text.done", [("item_id", .string(o.id)), ("output_index", idx), ("content_index", .int(0)),
-                                                          ("text", .string(o.text)), ("logprobs", .array([]))])
-                out += event("response.content_part.done", [("item_id", .string(o.id)), ("output_index", idx), ("content_index", .int(0)),
-                                                            ("part", ResponseEcho.textPart(o.text))])
-            }
-            out += event("response.output_item.done", [("output_index", idx), ("item", item)])
-            items.append(item)
-            return out
-        }
-        func piece(_ kind: String, _ s: String) -> String {
-            var out = ""
-            if open?.kind != kind {
-                out += closeItem()
-                let id = OpenAIServer.newID(kind == "reasoning" ? "rs_" : "msg_")
-                open = (kind, id, "")
-                let idx: JSONValue = .int(items.count)
-                let empty = kind == "reasoning" ? ResponseEcho.reasoning(nil, id: id) : ResponseEcho.message(nil, id: id)
-                out += event("response.output_item.added", [("output_index", idx), ("item", empty)])
-                if kind == "message" {
-                    out += event("response.content_part.added", [("item_id", .string(id)), ("output_index", idx), ("content_index", .int(0)),
-                                                                 ("part", ResponseEcho.textPart(""))])
-                }
-            }
-            open!.text += s
-            let name = kind == "reasoning" ? "response.reasoning_text.delta" : "response.output_text.delta"
-            var fields: [(String, JSONValue)] = [("item_id", .string(open!.id)), ("output_index", .int(items.count)),
-                                                 ("content_index", .int(0)), ("delta", .string(s))]
-            if kind == "message" { fields.append(("logprobs", .array([]))) }
-            return out + event(name, fields)
-        }
-        func emit(_ pieces: [ChatOutput.Piece]) -> String {
-            pieces.map { p in
-                switch p {
-                case .reasoning(let s): return piece("reasoning", s)
-                case .content(let s): return piece("message", s)
-                }
-            }.joined()
-        }
-        let start = {
-            let r = echo.response(status: "in_progress", output: [], usage: .null, incomplete: nil)
-            return event("response.created", [("response", r)]) + event("response.in_progress", [("response", r)])
-        }
-        return eventStream(plan.job, start: start) { e in
+        let w = ResponseEventWriter(echo)
+        return eventStream(plan.job, start: w.start) { e in
             switch e {
-            case .text(let s, _): return (emit(output.feed(s)), false)
+            case .text(let s, _): return (w.emit(output.feed(s)), false)
             case .done(let sum):
                 let (pieces, calls) = output.finish()
-                var out = emit(pieces)
-                if calls.isEmpty && open == nil && items.isEmpty { out += piece("message", "") }
-                out += closeItem()
-                for call in calls {
-                    let id = OpenAIServer.newID("fc_"), callID = OpenAIServer.newID("call_")
-                    let idx: JSONValue = .int(items.count)
-                    let added = ResponseEcho.functionCall(ParsedToolCall(name: call.name, arguments: ""), id: id, callID: callID, status: "in_progress")
-                    out += event("response.output_item.added", [("output_index", idx), ("item", added)])
-                    out += event("response.function_call_arguments.delta", [("item_id", .string(id)), ("output_index", idx), ("delta", .string(call.arguments))])
-                    out += event("response.function_call_arguments.done", [("item_id", .string(id)), ("output_index", idx), ("arguments", .string(call.arguments))])
-                    let item = ResponseEcho.functionCall(call, id: id, callID: callID)
-                    out += event("response.output_item.done", [("output_index", idx), ("item", item)])
-                    items.append(item)
-                }
-                let incomplete = sum.finishReason == .length && calls.isEmpty
-                let final = echo.response(status: incomplete ? "incomplete" : "completed", output: items,
-                                          usage: OpenAIServer.responseUsage(sum.promptTokens, sum.completionTokens), incomplete: incomplete)
-                out += event(incomplete ? "response.incomplete" : "response.completed", [("response", final)])
-                return (out, true)
+                return (w.finish(pieces, calls, sum), true)
             }
         }
+    }
+}
+
+/// The Responses API's event sequence for one streamed answer: output items (reasoning, message,
+/// function calls) are opened, filled by deltas and closed in order, every event numbered.
+final class ResponseEventWriter {
+    let echo: ResponseEcho
+    private var seq = 0
+    private var items: [JSONValue] = []
+    private var open: (kind: String, id: String, text: String)? = nil
+
+    init(_ echo: ResponseEcho) { self.echo = echo }
+
+    func event(_ type: String, _ fields: [(String, JSONValue)]) -> String {
+        defer { seq += 1 }
+        return OpenAIServer.event(type, .object([("type", .string(type)), ("sequence_number", .int(seq))] + fields))
+    }
+
+    func start() -> String {
+        let r = echo.response(status: "in_progress", output: [], usage: .null, incomplete: nil)
+        return event("response.created", [("response", r)]) + event("response.in_progress", [("response", r)])
+    }
+
+    /// The done events of the open item (reasoning or message), if any.
+    func closeItem() -> String {
+        guard let o = open else { return "" }
+        open = nil
+        let idx: JSONValue = .int(items.count)
+        let item = o.kind == "reasoning" ? ResponseEcho.reasoning(o.text, id: o.id) : ResponseEcho.message(o.text, id: o.id)
+        var out = ""
+        if o.kind == "reasoning" {
+            out += event("response.reasoning_text.done", [("item_id", .string(o.id)), ("output_index", idx), ("content_index", .int(0)), ("text", .string(o.text))])
+        } else {
+            out += event("response.output_text.done", [("item_id", .string(o.id)), ("output_index", idx), ("content_index", .int(0)),
+                                                      ("text", .string(o.text)), ("logprobs", .array([]))])
+            out += event("response.content_part.done", [("item_id", .string(o.id)), ("output_index", idx), ("content_index", .int(0)),
+                                                        ("part", ResponseEcho.textPart(o.text))])
+        }
+        out += event("response.output_item.done", [("output_index", idx), ("item", item)])
+        items.append(item)
+        return out
+    }
+
+    /// A delta of `kind`; an item of another kind is closed and a new one opened first.
+    func piece(_ kind: String, _ s: String) -> String {
+        var out = ""
+        if open?.kind != kind {
+            out += closeItem()
+            let id = OpenAIServer.newID(kind == "reasoning" ? "rs_" : "msg_")
+            open = (kind, id, "")
+            let idx: JSONValue = .int(items.count)
+            let empty = kind == "reasoning" ? ResponseEcho.reasoning(nil, id: id) : ResponseEcho.message(nil, id: id)
+            out += event("response.output_item.added", [("output_index", idx), ("item", empty)])
+            if kind == "message" {
+                out += event("response.content_part.added", [("item_id", .string(id)), ("output_index", idx), ("content_index", .int(0)),
+                                                             ("part", ResponseEcho.textPart(""))])
+            }
+        }
+        open!.text += s
+        let name = kind == "reasoning" ? "response.reasoning_text.delta" : "response.output_text.delta"
+        var fields: [(String, JSONValue)] = [("item_id", .string(open!.id)), ("output_index", .int(items.count)),
+                                             ("content_index", .int(0)), ("delta", .string(s))]
+        if kind == "message" { fields.append(("logprobs", .array([]))) }
+        return out + event(name, fields)
+    }
+
+    func emit(_ pieces: [ChatOutput.Piece]) -> String {
+        pieces.map { p in
+            switch p {
+            case .reasoning(let s): return piece("reasoning", s)
+            case .content(let s): return piece("message", s)
+            }
+        }.joined()
+    }
+
+    /// A function call item, added, its arguments in one delta, done.
+    func functionCall(_ call: ParsedToolCall) -> String {
+        let id = OpenAIServer.newID("fc_"), callID = OpenAIServer.newID("call_")
+        let idx: JSONValue = .int(items.count)
+        let added = ResponseEcho.functionCall(ParsedToolCall(name: call.name, arguments: ""), id: id, callID: callID, status: "in_progress")
+        var out = event("response.output_item.added", [("output_index", idx), ("item", added)])
+        out += event("response.function_call_arguments.delta", [("item_id", .string(id)), ("output_index", idx), ("delta", .string(call.arguments))])
+        out += event("response.function_call_arguments.done", [("item_id", .string(id)), ("output_index", idx), ("arguments", .string(call.arguments))])
+        let item = ResponseEcho.functionCall(call, id: id, callID: callID)
+        out += event("response.output_item.done", [("output_index", idx), ("item", item)])
+        items.append(item)
+        return out
+    }
+
+    /// The last pieces, the calls, and response.completed (or .incomplete at the length limit).
+    func finish(_ pieces: [ChatOutput.Piece], _ calls: [ParsedToolCall], _ sum: JobSummary) -> String {
+        var out = emit(pieces)
+        if calls.isEmpty && open == nil && items.isEmpty { out += piece("message", "") }
+        out += closeItem()
+        for call in calls { out += functionCall(call) }
+        let incomplete = sum.finishReason == .length && calls.isEmpty
+        let final = echo.response(status: incomplete ? "incomplete" : "completed", output: items,
+                                  usage: OpenAIServer.responseUsage(sum.promptTokens, sum.completionTokens), incomplete: incomplete)
+        return out + event(incomplete ? "response.incomplete" : "response.completed", [("response", final)])
     }
 }
 

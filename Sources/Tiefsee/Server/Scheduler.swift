@@ -75,13 +75,23 @@ public final class BatchScheduler: @unchecked Sendable {
     /// Prompt tokens read per step across all sequences (bounds how long one step takes, so
     /// sequences already decoding keep streaming while a long prompt is read).
     public var prefillChunk = 256
+    /// `--draft`: proposes tokens for greedy requests instead of prompt lookup.
+    public let draftModel: DraftModel?
 
     final class Slot {
         let cache: KVCache
         /// What the cache holds (reused as a prefix by the next request in this slot).
         var tokens: [Int] = []
         var busy = false
+        /// The draft model's cache for this slot, made on first use.
+        var draftState: DraftState?
         init(cache: KVCache) { self.cache = cache }
+
+        func drafter(_ draft: DraftModel?) -> any Drafter {
+            guard let draft else { return PromptLookup() }
+            if draftState == nil { draftState = draft.makeState(contextSize: cache.capacity) }
+            return draft.drafter(draftState!)
+        }
     }
 
     final class Sequence {
@@ -96,13 +106,14 @@ public final class BatchScheduler: @unchecked Sendable {
         var promptDone: Int  // prompt tokens in the cache
         var generated = 0
         var lastToken = -1
-        /// Greedy requests without a grammar or log-probabilities: prompt-lookup drafts.
-        var lookup: PromptLookup?
+        /// Greedy requests without a grammar or log-probabilities: prompt-lookup drafts, or
+        /// the scheduler's draft model.
+        var lookup: (any Drafter)?
         /// The draft fed with lastToken this step.
         var draft: [Int] = []
         var pendingLogprobs: [TokenLogprob] = []
         var firstTokenAt: Date?
-        init(job: GenerationJob, slot: Slot, tokenizer: Tokenizer, outputs: Int, promptDone: Int) {
+        init(job: GenerationJob, slot: Slot, tokenizer: Tokenizer, outputs: Int, promptDone: Int, draft: DraftModel?) {
             self.job = job; self.slot = slot
             sampler = Sampler(job.options.sampling)
             detok = StreamingDetokenizer(tokenizer: tokenizer, skipSpecial: true)
@@ -112,7 +123,7 @@ public final class BatchScheduler: @unchecked Sendable {
             self.promptDone = promptDone
             let o = job.options
             if o.promptLookup && o.sampling.temperature <= 0 && o.grammar == nil && job.topLogprobs == nil
-                && slot.cache.canRewind { lookup = PromptLookup() }
+                && slot.cache.canRewind { lookup = slot.drafter(draft) }
         }
         var prefilling: Bool { promptDone < job.prompt.count }
     }
@@ -125,8 +136,9 @@ public final class BatchScheduler: @unchecked Sendable {
     private var thread: Thread?
 
     public init(engine: Engine, parallel: Int, contextSize: Int, maxQueue: Int, metrics: ServerMetrics,
-                promptCache: PromptCache? = nil) {
+                promptCache: PromptCache? = nil, draft: DraftModel? = nil) {
         self.engine = engine
+        draftModel = draft
         self.promptCache = promptCache
         self.parallel = max(1, parallel)
         self.contextSize = contextSize
@@ -207,7 +219,7 @@ public final class BatchScheduler: @unchecked Sendable {
             slot.cache.truncate(to: bestCommon)
             slot.tokens = Array(slot.tokens.prefix(bestCommon))
             active.append(Sequence(job: job, slot: slot, tokenizer: engine.tokenizer,
-                                   outputs: engine.model.outputHead.outFeatures, promptDone: bestCommon))
+                                   outputs: engine.model.outputHead.outFeatures, promptDone: bestCommon, draft: draftModel))
         }
         metrics.setQueue(depth: pending.count, busy: slots.filter(\.busy).count)
     }
@@ -225,7 +237,8 @@ public final class BatchScheduler: @unchecked Sendable {
                 members.append((s, n))
             } else {
                 let room = min(s.job.options.maxTokens - s.generated, s.slot.cache.capacity - s.slot.cache.length - 1)
-                s.draft = s.lookup?.draft(s.history, limit: room) ?? []
+                // A draft model that fails (its context full) only means no draft this step.
+                s.draft = (try? s.lookup?.draft(s.history, limit: room)) ?? []
                 batch.append(([s.lastToken] + s.draft, s.slot.cache, 1 + s.draft.count))
                 members.append((s, 0))
             }

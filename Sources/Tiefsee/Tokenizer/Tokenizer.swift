@@ -71,6 +71,9 @@ public final class Tokenizer: @unchecked Sendable {
         var addPrefixSpace: Bool
         var ignoreMerges: Bool
         var source: String
+        /// Explicit merge ranks, one per `merges` entry (tiktoken: the merged token's rank, so every
+        /// split of one token shares it); nil: a merge's rank is its position in the list.
+        var mergeRanks: [Int]? = nil
     }
 
     init(_ spec: Spec) throws {
@@ -120,7 +123,8 @@ public final class Tokenizer: @unchecked Sendable {
         var mergeMap = [UInt64: UInt64](minimumCapacity: spec.merges.count)
         var tokenIndex = [String: Int32](minimumCapacity: n)
         for (i, t) in tokens.enumerated() where !addedIDs.contains(i) { if tokenIndex[t] == nil { tokenIndex[t] = Int32(i) } }
-        for (rank, (a, b)) in spec.merges.enumerated() {
+        for (i, (a, b)) in spec.merges.enumerated() {
+            let rank = spec.mergeRanks?[i] ?? i
             guard let ia = tokenIndex[a], let ib = tokenIndex[b], let im = tokenIndex[a + b] else { continue }
             let key = UInt64(UInt32(ia)) << 32 | UInt64(UInt32(ib))
             if mergeMap[key] == nil { mergeMap[key] = UInt64(rank) << 32 | UInt64(UInt32(im)) }

@@ -64,9 +64,7 @@ extension Tokenizer {
         }
         let ggufs = ((try? fm.contentsOfDirectory(atPath: modelFolder)) ?? []).filter { $0.hasSuffix(".gguf") }.sorted()
         if let f = ggufs.first { return try load(ggufPath: modelFolder + "/" + f) }
-        if fm.fileExists(atPath: modelFolder + "/tiktoken.model") {
-            throw ModelFileError.unsupported(path: modelFolder, reason: "tiktoken.model tokenizers (Kimi-K2's) are not supported, only tokenizer.json or GGUF byte-level BPE (the weights load; only text cannot be tokenized)")
-        }
+        if fm.fileExists(atPath: modelFolder + "/tiktoken.model") { return try load(tiktokenFolder: modelFolder) }
         throw ModelFileError.io(path: modelFolder, reason: "no tokenizer.json or .gguf file in folder")
     }
 
@@ -229,5 +227,72 @@ extension Tokenizer {
                         addsBOS: addsBOS, normalization: norm, pre: steps, addPrefixSpace: prefixSpace,
                         ignoreMerges: model["ignore_merges"]?.bool ?? false, source: path)
         return try Tokenizer(spec)
+    }
+}
+
+// MARK: tiktoken (Kimi-K2)
+
+extension Tokenizer {
+    /// Kimi-K2's pre-tokenization (tokenization_kimi.py's `pat_str`): o200k's pattern with a leading
+    /// branch for runs of Han characters, which are taken out of the letter classes so the branch
+    /// gets them. ICU (NSRegularExpression) reads the `&&` class intersections as tiktoken does.
+    static let kimiPattern = #"[\p{Han}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+    /// A folder as Kimi-K2 ships its tokenizer: `tiktoken.model` (one "base64(token bytes) rank"
+    /// line per regular token) and `tokenizer_config.json`, whose `added_tokens_decoder` numbers
+    /// the special tokens after the ranks. tiktoken merges, within each pre-token, the adjacent
+    /// pair whose concatenation has the lowest rank, and takes a piece that is a token whole: as
+    /// BPE that is every split of a token into two tokens, ranked by the token's own rank, with
+    /// whole-piece lookup first (`ignoreMerges`).
+    public static func load(tiktokenFolder dir: String) throws -> Tokenizer {
+        let path = dir + "/tiktoken.model"
+        func bad(_ r: String) -> ModelFileError { .invalid(path: path, reason: r) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw ModelFileError.io(path: path, reason: "cannot read") }
+        var byRank = [[UInt8]?]()
+        var rankOf = [[UInt8]: Int]()
+        for (n, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() where !line.isEmpty {
+            let parts = line.split(separator: UInt8(ascii: " "))
+            guard parts.count == 2, let raw = Data(base64Encoded: Data(parts[0])), !raw.isEmpty,
+                  let rank = Int(String(decoding: parts[1], as: UTF8.self)), (0..<10_000_000).contains(rank) else {
+                throw bad("line \(n + 1) is not 'base64 rank'")
+            }
+            if rank >= byRank.count { byRank += [[UInt8]?](repeating: nil, count: rank + 1 - byRank.count) }
+            guard byRank[rank] == nil, rankOf[[UInt8](raw)] == nil else { throw bad("line \(n + 1): rank \(rank) or its bytes given twice") }
+            byRank[rank] = [UInt8](raw)
+            rankOf[[UInt8](raw)] = rank
+        }
+        guard !byRank.isEmpty else { throw bad("no tokens") }
+        for b in 0...255 where rankOf[[UInt8(b)]] == nil { throw bad("byte \(b) has no token: tiktoken needs all 256") }
+        let cfgPath = dir + "/tokenizer_config.json"
+        let cfg = FileManager.default.fileExists(atPath: cfgPath) ? try JSONValue.parse(contentsOf: cfgPath) : nil
+        var added = [AddedToken]()
+        for (k, v) in cfg?["added_tokens_decoder"]?.object ?? [] {
+            guard let id = Int(k), id >= 0, let content = v["content"]?.string else { throw bad("added_tokens_decoder entry '\(k)'") }
+            guard id >= byRank.count || byRank[id] == nil else { throw bad("special token \(id) '\(content)' has a rank's id") }
+            added.append(AddedToken(id: id, content: content, special: v["special"]?.bool ?? true,
+                                    lstrip: v["lstrip"]?.bool ?? false, rstrip: v["rstrip"]?.bool ?? false))
+        }
+        var tokens = byRank.map { $0.map { ByteLevel.encode($0) } ?? "" }
+        let count = max(tokens.count, (added.map(\.id).max() ?? -1) + 1)
+        tokens += [String](repeating: "", count: count - tokens.count)
+        for a in added { tokens[a.id] = a.content }
+        var merges = [(String, String)](), ranks = [Int]()
+        for (rank, raw) in byRank.enumerated() {
+            guard let raw, raw.count > 1 else { continue }
+            for k in 1..<raw.count where rankOf[Array(raw[..<k])] != nil && rankOf[Array(raw[k...])] != nil {
+                merges.append((ByteLevel.encode(raw[..<k]), ByteLevel.encode(raw[k...])))
+                ranks.append(rank)
+            }
+        }
+        func special(_ key: String) -> Int? {
+            guard let name = cfg?[key]?.string ?? cfg?[key]?["content"]?.string else { return nil }
+            return added.first { $0.content == name }?.id
+        }
+        return try Tokenizer(Spec(
+            tokens: tokens, merges: merges, added: added, bos: special("bos_token"), eos: special("eos_token"),
+            eot: added.first { $0.content == "<|im_end|>" }?.id, pad: special("pad_token"),
+            addsBOS: cfg?["add_bos_token"]?.bool ?? false, normalization: .none,
+            pre: [.regex(try NSRegularExpression(pattern: kimiPattern))], addPrefixSpace: false,
+            ignoreMerges: true, source: path, mergeRanks: ranks))
     }
 }
