@@ -128,6 +128,22 @@ def write(qtype):
     print(path, os.path.getsize(path), "bytes")
 
 
+def write_llama_q8():
+    """model-llama-q8_0.gguf: the f32 twin through llama.cpp's own quantizer (llama-cpp-python's
+    llama_model_quantize), which also quantizes the hyper-connection mixes, position biases and
+    the indexer's weights_proj that our Q8_0 twin keeps in f32."""
+    import llama_cpp
+    p = llama_cpp.llama_model_quantize_default_params()
+    p.ftype, p.nthread = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, 1
+    src, dst = os.path.join(D, "model-f32.gguf"), os.path.join(D, "model-llama-q8_0.gguf")
+    if llama_cpp.llama_model_quantize(src.encode(), dst.encode(), p) != 0:
+        sys.exit("llama_model_quantize failed")
+    print(dst, os.path.getsize(dst), "bytes")
+
+
 if __name__ == "__main__":
+    if "--llama-q8" in sys.argv:   # needs model-f32.gguf (run without arguments first)
+        write_llama_q8()
+        sys.exit(0)
     for q in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.Q8_0):
         write(q)
