@@ -9,7 +9,8 @@ streaming writer and tokenizer copy it reuses. Developers only; CI never runs Py
 What is kept from V4-Flash (config.json) and what is scaled:
   kept    every layer kind: compress ratios 0 (sliding window only), 4 (CSA + lightning
           indexer) and 128 (HCA), interleaved as V4-Flash has them (two sliding layers, then CSA
-          and HCA alternating); sliding window 128; per-head attention sinks; hyper-connections
+          and HCA alternating: 8 layers are V4-Flash's first 8; its 43rd and last layer is
+          sliding-only again); sliding window 128; per-head attention sinks; hyper-connections
           (hc_mult 4, 20 Sinkhorn iterations); the first 3 layers hash-routed by tid2eid;
           sqrt-softplus scoring, top-6, norm_topk, routed_scaling_factor 1.5, swiglu_limit 10;
           one shared expert; the grouped low-rank output projection; rope 64 of head_dim with
@@ -48,7 +49,8 @@ CFG = dict(hidden=1024, heads=16, head_dim=256, rope=64, q_lora=512, o_groups=4,
 
 
 def ratios(layers):
-    """V4-Flash's interleave: two sliding-window layers, then CSA (4) and HCA (128) alternating."""
+    """V4-Flash's interleave: two sliding-window layers, then CSA (4) and HCA (128) alternating
+    (V4-Flash's 43 layers end with one more sliding layer; a short stack keeps the prefix)."""
     return [0 if i < 2 else (4 if i % 2 == 0 else 128) for i in range(layers)]
 
 
