@@ -20,14 +20,21 @@ let package = Package(
             providers: [.apt(["libmicrohttpd-dev"])]),
         // Debian's libsqlite3 (libsqlite3-dev, installed by scripts/setup.sh): knowledge bases.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3"),
+        // Bottom layer: file formats (JSON, memory maps, GGUF, safetensors) and the leaf types
+        // they need (TensorType, Tensor, SHA-256, cache paths). Imports no other Tiefsee module.
         .target(
-            name: "Tiefsee", dependencies: ["CKernels", "CMicroHTTPD", "CSQLite"], path: "Sources/Tiefsee",
+            name: "TiefseeFormats", dependencies: ["CKernels"], path: "Sources/TiefseeFormats",
             swiftSettings: swiftFlags),
+        // Core (tensors, models, tokenizer, generation) plus, for now, the upper layers; it
+        // re-exports the lower modules (Sources/Tiefsee/Exports.swift) so `import Tiefsee` sees all.
+        .target(
+            name: "Tiefsee", dependencies: ["TiefseeFormats", "CKernels", "CMicroHTTPD", "CSQLite"],
+            path: "Sources/Tiefsee", swiftSettings: swiftFlags),
         .executableTarget(
             name: "tiefsee", dependencies: ["Tiefsee"], path: "Sources/tiefsee",
             swiftSettings: swiftFlags),
         .testTarget(
-            name: "TiefseeTests", dependencies: ["Tiefsee", "CKernels"], path: "Tests/TiefseeTests",
+            name: "TiefseeTests", dependencies: ["Tiefsee", "TiefseeFormats", "CKernels"], path: "Tests/TiefseeTests",
             swiftSettings: swiftFlags),
     ],
     swiftLanguageModes: [.v5]

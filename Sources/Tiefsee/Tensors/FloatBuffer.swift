@@ -24,3 +24,13 @@ public final class FloatBuffer: @unchecked Sendable {
         set { p[i] = newValue }
     }
 }
+
+extension Tensor {
+    /// An f32 tensor over values computed at load (e.g. dequantized FP8), owning its buffer.
+    public static func owned(name: String, shape: [Int], values: [Float]) -> Tensor {
+        precondition(shape.reduce(1, *) == values.count)
+        let buf = FloatBuffer(values)
+        return Tensor(name: name, type: .f32, shape: shape, data: UnsafeRawPointer(buf.p),
+                      byteCount: values.count * 4, owner: buf)
+    }
+}

@@ -87,7 +87,7 @@ extension JSONValue {
         return out
     }
 
-    static func quote(_ s: String, asciiOnly: Bool, into out: inout String) {
+    package static func quote(_ s: String, asciiOnly: Bool, into out: inout String) {
         out.append("\"")
         for u in s.unicodeScalars {
             switch u {
@@ -116,7 +116,7 @@ extension JSONValue {
 
     /// Formats a double the way Python's repr/json does for the common cases (shortest
     /// round-trip digits, ".0" on integral values).
-    static func formatDouble(_ d: Double) -> String {
+    package static func formatDouble(_ d: Double) -> String {
         if d.isNaN { return "NaN" }
         if d.isInfinite { return d > 0 ? "Infinity" : "-Infinity" }
         if d == d.rounded() && abs(d) < 1e16 { return String(format: "%.1f", d) }

@@ -57,12 +57,4 @@ extension Tensor {
         return Tensor(name: "\(name)[\(r.lowerBound)..<\(r.upperBound)]", type: type, shape: [r.count, shape[1]],
                       data: data + r.lowerBound * rowBytes, byteCount: r.count * rowBytes, owner: owner)
     }
-
-    /// An f32 tensor over values computed at load (e.g. dequantized FP8), owning its buffer.
-    public static func owned(name: String, shape: [Int], values: [Float]) -> Tensor {
-        precondition(shape.reduce(1, *) == values.count)
-        let buf = FloatBuffer(values)
-        return Tensor(name: name, type: .f32, shape: shape, data: UnsafeRawPointer(buf.p),
-                      byteCount: values.count * 4, owner: buf)
-    }
 }

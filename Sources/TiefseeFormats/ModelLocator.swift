@@ -17,6 +17,7 @@ public enum ModelLocation: Equatable, Sendable {
 public struct ModelNotFound: Error, CustomStringConvertible {
     public let name: String
     public let reason: String
+    package init(name: String, reason: String) { self.name = name; self.reason = reason }
     public var description: String { "model '\(name)' not found: \(reason)" }
 }
 
