@@ -145,4 +145,45 @@ final class MultiTokenPredictionTests: XCTestCase {
         XCTAssertThrowsError(try MTPDraft(model: try MoETests.load("deepseek-v3-bf16")))
         XCTAssertThrowsError(try MTPDraft(model: try MoETests.load("mixtral")))
     }
+
+    /// MTP logits of every reference row in one batch, from the model's own hidden states.
+    static func batchedLogits(_ model: TransformerModel, _ tokens: [Int]) throws -> [[Float]] {
+        let mtp = try XCTUnwrap(model.mtp, model.mtpUnavailable ?? "no MTP layer")
+        let (_, hidden) = try model.forwardWithHidden(tokens, cache: model.makeCache(capacity: 64), lastK: 1)
+        let (logits, _) = try mtp.forward(tokens: Array(tokens[1...]), hidden: hidden.p, cache: mtp.makeCache(capacity: 64),
+                                          lastK: tokens.count - 1)
+        let V = mtp.head.outFeatures
+        return (0..<tokens.count - 1).map { Array(UnsafeBufferPointer(start: logits.p + $0 * V, count: V)) }
+    }
+
+    /// GGUF as llama.cpp's converters write MTP layers: blk.3 with the block's usual tensors and
+    /// nextn.{enorm,hnorm,eh_proj,embed_tokens,shared_head_norm,shared_head_head}, block_count 4,
+    /// deepseek2.nextn_predict_layers 1 (scripts/gen_moe_gguf.py).
+    func testGGUFNextNLayer() throws {
+        let ref = try Self.reference()
+        let f32 = try MoETests.load("deepseek-v3", file: "model-mtp-f32.gguf")
+        XCTAssertEqual(f32.config.numLayers, 3)
+        XCTAssertEqual(f32.config.numNextnPredictLayers, 1)
+        XCTAssertEqual(f32.layers.count, 3)
+        XCTAssertEqual(f32.mtp?.ownHead, true)
+        var worst: Float = 0
+        for (got, want) in zip(try Self.batchedLogits(f32, ref.tokens), ref.logits) {
+            worst = max(worst, zip(got, want).map { abs($0 - $1) }.max()!)
+        }
+        print("MTP logits from model-mtp-f32.gguf vs reference: max abs diff \(worst)")
+        XCTAssertLessThan(worst, 1e-4)
+        // Q8_0 (eh_proj, the block and shared_head_head quantized): the same predictions.
+        let q8 = try MoETests.load("deepseek-v3", file: "model-mtp-q8_0.gguf")
+        let V = ref.logits[0].count
+        func top(_ r: [Float]) -> Int { r.withUnsafeBufferPointer { Sampler.argmax($0.baseAddress!, V) } }
+        let q8Logits = try Self.batchedLogits(q8, ref.tokens)
+        let agree = zip(q8Logits, ref.logits).filter { top($0) == top($1) }.count
+        print("MTP top-1 from model-mtp-q8_0.gguf: \(agree) of \(ref.logits.count) rows agree with the f32 reference")
+        XCTAssertGreaterThanOrEqual(agree, ref.logits.count - 2)
+        // The plain GGUF (no MTP blocks, no nextn_predict_layers): no MTP, nothing missing.
+        let plain = try MoETests.load("deepseek-v3", file: "model-f32.gguf")
+        XCTAssertNil(plain.mtp)
+        XCTAssertNil(plain.mtpUnavailable)
+        XCTAssertEqual(plain.config.numNextnPredictLayers, 0)
+    }
 }
