@@ -130,28 +130,39 @@ void tf_attend_heads(int n, int hd, int nq, const float *q, size_t qstride, cons
     for (; j < n; j++)
         for (int i = 0; i < nq; i++) scores[(size_t)i * n + j] = tf_vec_dot_f32(hd, k + (size_t)j * kstride, q + i * qstride) * scale;
     for (int i = 0; i < nq; i++) tf_softmax(n, scores + (size_t)i * n);
-    /* out = sum_j p_j v_j, 64 output values at a time held in registers */
-    for (int i = 0; i < nq; i++) {
-        const float *p = scores + (size_t)i * n;
-        float *o = out + i * ostride;
-        for (int d0 = 0; d0 < hd; d0 += 64) {
-            int w = hd - d0 < 64 ? hd - d0 : 64;
-            __m256 acc[8];
-            for (int c = 0; c < 8; c++) acc[c] = _mm256_setzero_ps();
-            if (w == 64) {
-                for (int jj = 0; jj < n; jj++) {
-                    __m256 pj = _mm256_set1_ps(p[jj]);
-                    const float *vj = v + (size_t)jj * vstride + d0;
-                    for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+    /* out = sum_j p_j v_j, 64 output values at a time held in registers. Positions go in
+     * blocks of about 4 KiB of values (at least 8 rows) and every query head sharing this
+     * key/value head takes its turn on a block while it is in L1: the values are read from
+     * memory once per step instead of once per query head (a GQA group of 7 heads reads 7x
+     * less at long context). Each output value still sums p_j v_j in order j = 0, 1, ...,
+     * so the result is bit-identical to one head at a time. */
+    int blk = 1024 / hd;
+    if (blk < 8) blk = 8;
+    if (n == 0) for (int i = 0; i < nq; i++) memset(out + i * ostride, 0, (size_t)hd * 4);
+    for (int j0 = 0; j0 < n; j0 += blk) {
+        int j1 = n - j0 < blk ? n : j0 + blk;
+        for (int i = 0; i < nq; i++) {
+            const float *p = scores + (size_t)i * n;
+            float *o = out + i * ostride;
+            for (int d0 = 0; d0 < hd; d0 += 64) {
+                int w = hd - d0 < 64 ? (hd - d0) / 8 : 8;
+                __m256 acc[8];
+                for (int c = 0; c < w; c++) acc[c] = j0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(o + d0 + 8 * c);
+                if (w == 8) {
+                    for (int jj = j0; jj < j1; jj++) {
+                        __m256 pj = _mm256_set1_ps(p[jj]);
+                        const float *vj = v + (size_t)jj * vstride + d0;
+                        for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+                    }
+                } else {
+                    for (int jj = j0; jj < j1; jj++) {
+                        __m256 pj = _mm256_set1_ps(p[jj]);
+                        const float *vj = v + (size_t)jj * vstride + d0;
+                        for (int c = 0; c < w; c++) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+                    }
                 }
-            } else {
-                for (int jj = 0; jj < n; jj++) {
-                    __m256 pj = _mm256_set1_ps(p[jj]);
-                    const float *vj = v + (size_t)jj * vstride + d0;
-                    for (int c = 0; c < w / 8; c++) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * c), acc[c]);
-                }
+                for (int c = 0; c < w; c++) _mm256_storeu_ps(o + d0 + 8 * c, acc[c]);
             }
-            for (int c = 0; c < w / 8; c++) _mm256_storeu_ps(o + d0 + 8 * c, acc[c]);
         }
     }
 }
