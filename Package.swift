@@ -25,16 +25,21 @@ let package = Package(
         .target(
             name: "TiefseeFormats", dependencies: ["CKernels"], path: "Sources/TiefseeFormats",
             swiftSettings: swiftFlags),
+        // Jinja chat templates (lexer, parser, interpreter, filters, values) and the DeepSeek
+        // V3/V3.2/V4 Python-encoder ports. Imports TiefseeFormats (JSON, GGUF metadata).
+        .target(
+            name: "TiefseeTemplates", dependencies: ["TiefseeFormats"], path: "Sources/TiefseeTemplates",
+            swiftSettings: swiftFlags),
         // Core (tensors, models, tokenizer, generation) plus, for now, the upper layers; it
         // re-exports the lower modules (Sources/Tiefsee/Exports.swift) so `import Tiefsee` sees all.
         .target(
-            name: "Tiefsee", dependencies: ["TiefseeFormats", "CKernels", "CMicroHTTPD", "CSQLite"],
+            name: "Tiefsee", dependencies: ["TiefseeFormats", "TiefseeTemplates", "CKernels", "CMicroHTTPD", "CSQLite"],
             path: "Sources/Tiefsee", swiftSettings: swiftFlags),
         .executableTarget(
             name: "tiefsee", dependencies: ["Tiefsee"], path: "Sources/tiefsee",
             swiftSettings: swiftFlags),
         .testTarget(
-            name: "TiefseeTests", dependencies: ["Tiefsee", "TiefseeFormats", "CKernels"], path: "Tests/TiefseeTests",
+            name: "TiefseeTests", dependencies: ["Tiefsee", "TiefseeFormats", "TiefseeTemplates", "CKernels"], path: "Tests/TiefseeTests",
             swiftSettings: swiftFlags),
     ],
     swiftLanguageModes: [.v5]

@@ -1,4 +1,5 @@
 import Foundation
+import TiefseeFormats
 
 /// Mutable list storage (Python lists are shared by reference).
 final class ListBox {

@@ -1,4 +1,5 @@
 import Foundation
+import TiefseeFormats
 
 /// DeepSeek-V3.2 and V4 ship no Jinja chat template: their prompts come from a Python encoder
 /// in the model repository (`encoding/encoding_dsv32.py`, `encoding/encoding_dsv4.py`). The two
@@ -93,16 +94,16 @@ enum DSToken {
 /// The encoders are written against Python dicts; these helpers give JSON values the same
 /// meaning (`d.get(k)` is nil for a missing key, `.null` for None; `str(x)`; truthiness;
 /// `json.dumps(x, ensure_ascii=False)`).
-enum Py {
+package enum Py {
     static func str(_ v: JSONValue?) -> String { Value(json: v ?? .null).str }
     static func truthy(_ v: JSONValue?) -> Bool { v.map { Value(json: $0).truthy } ?? false }
-    static func json(_ v: JSONValue) -> String { v.serialized(asciiOnly: false, separators: (", ", ": ")) }
+    package static func json(_ v: JSONValue) -> String { v.serialized(asciiOnly: false, separators: (", ", ": ")) }
     /// `x or ""` formatted with str().
     static func orEmpty(_ v: JSONValue?) -> String { truthy(v) ? str(v) : "" }
     /// `d.get(k) is None`.
     static func isNone(_ v: JSONValue?) -> Bool { v == nil || v!.isNull }
 
-    static func setting(_ dict: JSONValue, _ key: String, _ value: JSONValue) -> JSONValue {
+    package static func setting(_ dict: JSONValue, _ key: String, _ value: JSONValue) -> JSONValue {
         var pairs = dict.object ?? []
         if let i = pairs.firstIndex(where: { $0.0 == key }) { pairs[i].1 = value } else { pairs.append((key, value)) }
         return .object(pairs)

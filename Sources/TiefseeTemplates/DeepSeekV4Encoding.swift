@@ -1,4 +1,5 @@
 import Foundation
+import TiefseeFormats
 
 /// DeepSeek-V4's prompt format (the model repository's `encoding/encoding_dsv4.py`,
 /// `encode_messages`), byte for byte. Differences from V3.2 worth knowing:

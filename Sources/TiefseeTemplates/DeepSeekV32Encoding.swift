@@ -1,4 +1,5 @@
 import Foundation
+import TiefseeFormats
 
 /// DeepSeek-V3.2's prompt format (the model repository's `encoding/encoding_dsv32.py`,
 /// `encode_messages`), byte for byte:

@@ -1,4 +1,5 @@
 import Foundation
+import TiefseeFormats
 
 extension Interpreter {
     static let filterNames: Set<String> = [

@@ -1,4 +1,5 @@
 import Foundation
+import TiefseeFormats
 
 /// A parsed Jinja template (the subset of Jinja2 that chat templates use, with the
 /// environment transformers uses: trim_blocks, lstrip_blocks, sandboxed, loop controls).
