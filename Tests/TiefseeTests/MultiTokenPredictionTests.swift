@@ -186,4 +186,41 @@ final class MultiTokenPredictionTests: XCTestCase {
         XCTAssertNil(plain.mtpUnavailable)
         XCTAssertEqual(plain.config.numNextnPredictLayers, 0)
     }
+
+    /// The server's scheduler with --mtp: each slot drafts with the MTP layer, the text is plain
+    /// greedy decoding's (also for a second request reusing the slot's prefix), and the proposals
+    /// show in /metrics' draft counters.
+    func testSchedulerWithMTPWritesTheSameText() throws {
+        let engine = try Engine.load(fixturePath("moe/deepseek-v3"))
+        let metrics = ServerMetrics(slots: 1)
+        let scheduler = BatchScheduler(engine: engine, parallel: 1, contextSize: 256, maxQueue: 4, metrics: metrics,
+                                       mtp: try MTPDraft(model: engine.model))
+        defer { scheduler.shutdown() }
+        func run(_ prompt: [Int], _ options: GenerationOptions) throws -> String {
+            let job = GenerationJob(prompt: prompt, options: options)
+            try scheduler.submit(job)
+            var text = "", done = false
+            let deadline = Date().addingTimeInterval(120)
+            while !done && Date() < deadline {
+                for ev in job.next(timeout: 1) {
+                    switch ev { case .text(let t, _): text += t; case .done: done = true }
+                }
+            }
+            XCTAssertTrue(done)
+            return text
+        }
+        let prompt = [11, 40, 23, 9, 100, 77, 5]
+        let plain = try Session(engine: engine, contextSize: 256).generate(prompt: prompt, options: DraftModelTests.greedy(32, speculate: false))
+        XCTAssertEqual(try run(prompt, DraftModelTests.greedy(32)), plain.text)
+        let again = prompt + plain.tokens + [3, 4]
+        let plain2 = try Session(engine: engine, contextSize: 256).generate(prompt: again, options: DraftModelTests.greedy(16, speculate: false))
+        XCTAssertEqual(try run(again, DraftModelTests.greedy(16)), plain2.text)
+        let m = metrics.render()
+        func counter(_ name: String) throws -> Int {
+            let line = try XCTUnwrap(m.split(separator: "\n").first { $0.hasPrefix(name + " ") })
+            return Int(line.split(separator: " ")[1])!
+        }
+        XCTAssertGreaterThan(try counter("tiefsee_draft_tokens_total"), 0)
+        XCTAssertGreaterThan(try counter("tiefsee_draft_tokens_accepted_total"), 0)
+    }
 }
