@@ -201,7 +201,11 @@ enum DraftFlags {
         let n = try a.int("mtp-max") ?? 1
         do {
             let d = try MTPDraft(model: engine.model, maxDraft: n)
-            if verbose { err("multi-token prediction: layer \(d.mtp.layerIndex), up to \(n) token\(n == 1 ? "" : "s") per check") }
+            if verbose {
+                let row = d.mtp.activeWeightBytesPerRow, step = engine.model.activeWeightBytesPerToken
+                err(String(format: "multi-token prediction: layer %d, up to %d token%@ per check; a proposal reads %@ of weights (%.1f%% of a model step's %@)",
+                           d.mtp.layerIndex, n, n == 1 ? "" : "s", formatBytes(row), 100 * Double(row) / Double(max(step, 1)), formatBytes(step)))
+            }
             return d
         } catch let e as ModelLoadError { throw CLIError("\(e)") }
     }

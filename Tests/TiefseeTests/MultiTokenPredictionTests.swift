@@ -93,7 +93,7 @@ final class MultiTokenPredictionTests: XCTestCase {
         let prompt = Array(ref.tokens[..<12]), n = ref.tokens.count - prompt.count
         let plain = try Session(engine: engine, contextSize: 128).generate(prompt: prompt, options: DraftModelTests.greedy(n, speculate: false))
         XCTAssertEqual(plain.tokens, Array(ref.tokens[12...]))
-        let draft = try MTPDraft(model: engine.model)
+        let draft = try MTPDraft(model: engine.model, promptLookupFirst: false)
         let session = Session(engine: engine, contextSize: 128, mtp: draft)
         let spec = try session.generate(prompt: prompt, options: DraftModelTests.greedy(n))
         XCTAssertEqual(spec.tokens, plain.tokens)
@@ -135,7 +135,7 @@ final class MultiTokenPredictionTests: XCTestCase {
         let engine = try Engine.load(fixturePath("moe/deepseek-v3"))
         let prompt = [1, 17, 42, 99, 3, 120, 127, 7]
         let plain = try Session(engine: engine, contextSize: 128).generate(prompt: prompt, options: DraftModelTests.greedy(30, speculate: false))
-        let draft = try MTPDraft(model: engine.model, maxDraft: 4, minConfidence: 0)
+        let draft = try MTPDraft(model: engine.model, maxDraft: 4, minConfidence: 0, promptLookupFirst: false)
         let spec = try Session(engine: engine, contextSize: 128, mtp: draft).generate(prompt: prompt, options: DraftModelTests.greedy(30))
         XCTAssertEqual(spec.tokens, plain.tokens)
         XCTAssertGreaterThan(spec.draftedTokens, spec.verifySteps, "several tokens per check")
@@ -194,7 +194,7 @@ final class MultiTokenPredictionTests: XCTestCase {
         let engine = try Engine.load(fixturePath("moe/deepseek-v3"))
         let metrics = ServerMetrics(slots: 1)
         let scheduler = BatchScheduler(engine: engine, parallel: 1, contextSize: 256, maxQueue: 4, metrics: metrics,
-                                       mtp: try MTPDraft(model: engine.model))
+                                       mtp: try MTPDraft(model: engine.model))   // prompt lookup in front
         defer { scheduler.shutdown() }
         func run(_ prompt: [Int], _ options: GenerationOptions) throws -> String {
             let job = GenerationJob(prompt: prompt, options: options)
@@ -222,5 +222,24 @@ final class MultiTokenPredictionTests: XCTestCase {
         }
         XCTAssertGreaterThan(try counter("tiefsee_draft_tokens_total"), 0)
         XCTAssertGreaterThan(try counter("tiefsee_draft_tokens_accepted_total"), 0)
+    }
+
+    /// With prompt lookup in front (the CLI's and server's default), a prompt that repeats
+    /// itself drafts several tokens per check from the context; the MTP layer, which still
+    /// sees every position's hidden state, takes over where the context has no match.
+    func testPromptLookupInFrontOfMTP() throws {
+        let engine = try Engine.load(fixturePath("moe/deepseek-v3"))
+        let first = try Session(engine: engine, contextSize: 256).generate(prompt: [1, 17, 42], options: DraftModelTests.greedy(24, speculate: false))
+        let prompt = [1, 17, 42] + first.tokens + [1, 17, 42]   // the model will quote itself
+        let plain = try Session(engine: engine, contextSize: 256).generate(prompt: prompt, options: DraftModelTests.greedy(40, speculate: false))
+        let both = try Session(engine: engine, contextSize: 256, mtp: try MTPDraft(model: engine.model))
+            .generate(prompt: prompt, options: DraftModelTests.greedy(40))
+        let mtpOnly = try Session(engine: engine, contextSize: 256, mtp: try MTPDraft(model: engine.model, promptLookupFirst: false))
+            .generate(prompt: prompt, options: DraftModelTests.greedy(40))
+        XCTAssertEqual(both.tokens, plain.tokens)
+        XCTAssertEqual(mtpOnly.tokens, plain.tokens)
+        print("lookup + MTP: \(both.acceptedDraftTokens)/\(both.draftedTokens) in \(both.verifySteps) checks; MTP alone \(mtpOnly.acceptedDraftTokens)/\(mtpOnly.draftedTokens) in \(mtpOnly.verifySteps)")
+        XCTAssertGreaterThan(both.draftedTokens, both.verifySteps, "lookup drafts several tokens per check")
+        XCTAssertEqual(mtpOnly.draftedTokens, mtpOnly.verifySteps, "the MTP layer one")
     }
 }

@@ -93,6 +93,15 @@ public final class MultiTokenPrediction: @unchecked Sendable {
             cacheWidth: attention.cacheWidth)
     }
 
+    /// Weight bytes one MTP row reads: eh_proj, the block's active weights (routed experts: the
+    /// mean expert times the number chosen), the head and one embedding row. A proposal's cost
+    /// next to `TransformerModel.activeWeightBytesPerToken`, a model step's.
+    public var activeWeightBytesPerRow: Int {
+        let attention = (block.attention as? ActiveWeights)?.activeWeightBytesPerToken ?? linearBytes(in: block.attention)
+        let ffn = (block.feedForward as? ActiveWeights)?.activeWeightBytesPerToken ?? linearBytes(in: block.feedForward)
+        return ehProj.weight.byteCount + attention + ffn + head.weight.byteCount + embedding.rowBytes
+    }
+
     /// The block's own cache: one MLA layer, one [c_KV | k_rope] row per MTP position.
     public func makeCache(capacity: Int) -> KVCache {
         KVCache(layers: 1, capacity: capacity, kWidth: cacheWidth, vWidth: 0)

@@ -220,6 +220,7 @@ public final class BatchScheduler: @unchecked Sendable {
                 if let restored = pc.restore(prompt: job.prompt, limit: job.prompt.count - 2, atLeast: bestCommon, into: slot.cache) {
                     slot.tokens = restored
                     bestCommon = restored.count
+                    slot.mtpState?.forgetHiddenStates()   // they were the slot's old content
                     metrics.addPromptCacheHit(tokens: restored.count)
                 }
                 metrics.setPromptCache(bytes: pc.bytes, entries: pc.count)
