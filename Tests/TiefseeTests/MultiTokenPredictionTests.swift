@@ -242,4 +242,27 @@ final class MultiTokenPredictionTests: XCTestCase {
         XCTAssertGreaterThan(both.draftedTokens, both.verifySteps, "lookup drafts several tokens per check")
         XCTAssertEqual(mtpOnly.draftedTokens, mtpOnly.verifySteps, "the MTP layer one")
     }
+
+    /// A sampled turn between greedy ones: it keeps no hidden states (they would wait unconsumed),
+    /// and the next greedy turn recomputes what its MTP rows need: still plain greedy's tokens.
+    func testSampledTurnBetweenDraftedTurns() throws {
+        let engine = try Engine.load(fixturePath("moe/deepseek-v3"))
+        let draft = try MTPDraft(model: engine.model, promptLookupFirst: false)
+        let session = Session(engine: engine, contextSize: 256, mtp: draft)
+        let prompt = [1, 17, 42, 99, 3]
+        let t1 = try session.generate(prompt: prompt, options: DraftModelTests.greedy(12))
+        var sampled = DraftModelTests.greedy(12)
+        sampled.sampling.temperature = 0.9
+        sampled.sampling.seed = 7
+        let p2 = prompt + t1.tokens + [5]
+        let t2 = try session.generate(prompt: p2, options: sampled)
+        XCTAssertEqual(t2.draftedTokens, 0)
+        XCTAssertEqual(engine.model.mtp.map { _ in session.cache.hiddenTap?.count }, 0, "a sampled turn keeps no hidden states")
+        let p3 = p2 + t2.tokens + [9, 17]
+        let plain = try Session(engine: engine, contextSize: 256).generate(prompt: p3, options: DraftModelTests.greedy(16, speculate: false))
+        let t3 = try session.generate(prompt: p3, options: DraftModelTests.greedy(16))
+        XCTAssertEqual(t3.tokens, plain.tokens)
+        XCTAssertGreaterThan(t3.draftedTokens, 0)
+        XCTAssertGreaterThan(t3.promptTokensEvaluated, p3.count - p2.count - t2.tokens.count, "recomputed from the end of the MTP rows")
+    }
 }

@@ -67,6 +67,15 @@ public final class MTPState {
     /// states waiting in the tap belong to what it held before.
     public func forgetHiddenStates() { tap.drop(below: Int.max) }
 
+    /// Before a request: whether it will be drafted. One that will not (sampled, constrained)
+    /// records no hidden states, and the ones waiting are dropped (the positions it computes
+    /// would make them stale); a later drafted request recomputes from where the MTP rows end
+    /// (`reusableMainPrefix`).
+    public func prepare(drafting: Bool) {
+        if !drafting && tap.recording { forgetHiddenStates() }
+        tap.recording = drafting
+    }
+
     /// How much of the main cache a new prompt may reuse: the MTP rows it needs from `validRows`
     /// on read the hidden states of those positions, and the ones already consumed (a prompt
     /// that rewrites part of the last answer) or never seen (a cache restored by --cache-ram)

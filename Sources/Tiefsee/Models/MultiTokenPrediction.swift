@@ -147,6 +147,9 @@ public final class MultiTokenPrediction: @unchecked Sendable {
 /// a tap; the drafter reads the rows it has not consumed yet and drops the rest.
 public final class HiddenStateTap: @unchecked Sendable {
     public let width: Int
+    /// Off while the cache's owner runs requests that are not drafted (sampled ones): their rows
+    /// would wait unconsumed (H floats per position, 28 KB on V3), so they are not kept.
+    public var recording = true
     private var rows: [Int: [Float]] = [:]
     private let lock = NSLock()
     public init(width: Int) { self.width = width }

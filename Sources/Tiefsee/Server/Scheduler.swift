@@ -127,9 +127,12 @@ public final class BatchScheduler: @unchecked Sendable {
             grammar = job.options.grammar.map { GrammarConstraint(grammar: $0, trie: TokenTrie.shared(for: tokenizer, outputs: outputs)) }
             history = job.prompt
             self.promptDone = promptDone
+            if Sequence.drafts(job, slot) { lookup = slot.drafter(draft, mtp: mtp) }
+        }
+        /// Greedy requests without a grammar or log-probabilities, on a cache that can rewind.
+        static func drafts(_ job: GenerationJob, _ slot: Slot) -> Bool {
             let o = job.options
-            if o.promptLookup && o.sampling.temperature <= 0 && o.grammar == nil && job.topLogprobs == nil
-                && slot.cache.canRewind { lookup = slot.drafter(draft, mtp: mtp) }
+            return o.promptLookup && o.sampling.temperature <= 0 && o.grammar == nil && job.topLogprobs == nil && slot.cache.canRewind
         }
         var prefilling: Bool { promptDone < job.prompt.count }
     }
@@ -225,8 +228,13 @@ public final class BatchScheduler: @unchecked Sendable {
                 }
                 metrics.setPromptCache(bytes: pc.bytes, entries: pc.count)
             }
-            // MTP rows this prompt invalidates had their hidden states consumed: recompute from there.
-            if let st = slot.mtpState { bestCommon = st.reusableMainPrefix(job.prompt, bestCommon) }
+            // A drafted request needs the hidden state of every position its MTP rows read:
+            // recompute from the first one the slot no longer has.
+            if let st = slot.mtpState {
+                let drafting = Sequence.drafts(job, slot)
+                st.prepare(drafting: drafting)
+                if drafting { bestCommon = st.reusableMainPrefix(job.prompt, bestCommon) }
+            }
             slot.cache.truncate(to: bestCommon)
             slot.tokens = Array(slot.tokens.prefix(bestCommon))
             active.append(Sequence(job: job, slot: slot, tokenizer: engine.tokenizer,
