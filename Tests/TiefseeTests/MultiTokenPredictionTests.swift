@@ -265,4 +265,26 @@ final class MultiTokenPredictionTests: XCTestCase {
         XCTAssertGreaterThan(t3.draftedTokens, 0)
         XCTAssertGreaterThan(t3.promptTokensEvaluated, p3.count - p2.count - t2.tokens.count, "recomputed from the end of the MTP rows")
     }
+
+    /// `tiefsee quantize` of the HF folder keeps the MTP layer (blk.3 + nextn.*, block_count 4,
+    /// nextn_predict_layers 1), and the bf16 twin's placeholder layer is left out.
+    func testQuantizeKeepsTheMTPLayer() throws {
+        let ref = try Self.reference()
+        let out = NSTemporaryDirectory() + "tiefsee-mtp-q8-\(getpid()).gguf"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let plan = try quantizeModel(input: fixturePath("moe/deepseek-v3"), output: out, scheme: .q8_0)
+        XCTAssertEqual(plan.unused, [], "every source tensor converted")
+        let model = try ModelLoader.load(ModelFiles.open(.gguf(out)))
+        XCTAssertEqual(model.config.numLayers, 3)
+        XCTAssertEqual(model.mtp?.layerIndex, 3)
+        let V = ref.logits[0].count
+        func top(_ r: [Float]) -> Int { r.withUnsafeBufferPointer { Sampler.argmax($0.baseAddress!, V) } }
+        let agree = zip(try Self.batchedLogits(model, ref.tokens), ref.logits).filter { top($0) == top($1) }.count
+        XCTAssertGreaterThanOrEqual(agree, ref.logits.count - 2)
+        let twin = NSTemporaryDirectory() + "tiefsee-mtp-twin-\(getpid()).gguf"
+        defer { try? FileManager.default.removeItem(atPath: twin) }
+        let p2 = try quantizeModel(input: fixturePath("moe/deepseek-v3-bf16"), output: twin, scheme: .q8_0)
+        XCTAssertTrue(p2.unused.contains("model.layers.3.eh_proj.weight"))
+        XCTAssertNil(try ModelLoader.load(ModelFiles.open(.gguf(twin))).mtp)
+    }
 }

@@ -19,6 +19,9 @@ import Foundation
 //                                                 the token's rope position i
 //   P(t_{i+2}) = softmax(head(shared_head.norm(y_i)))
 //
+// Row i attends to rows 0...i like any causal block. vLLM also zeroes the embedding of the row at
+// position 0; SGLang and TensorRT-LLM do not, nor does this (the proposals are checked anyway).
+//
 // `head` is the layer's `shared_head.head` when the file has one (DeepSeek ships a copy of
 // lm_head), else the model's output head; `embed_tokens` likewise. Trained to look one token
 // further than the model, it drafts for speculative decoding (Generation/MTPDrafting.swift): the
