@@ -146,6 +146,8 @@ public final class KnowledgeAnswerer {
     public var reranker: Reranker?
     /// `--draft`: speculative decoding of the (often quoting) answer with a draft model.
     public var draft: DraftModel?
+    /// `--mtp`: the same with the model's multi-token-prediction layer.
+    public var mtp: MTPDraft?
 
     public init(engine: Engine, kb: KnowledgeBase, style: CitationStyle? = nil) {
         self.engine = engine
@@ -169,7 +171,7 @@ public final class KnowledgeAnswerer {
         }
         let hits = prompt.sources
         let text = try engine.renderChat(prompt.messages)
-        let session = Session(engine: engine, contextSize: contextSize, draft: draft)
+        let session = Session(engine: engine, contextSize: contextSize, draft: draft, mtp: mtp)
         let r = try session.generate(prompt: engine.encodePrompt(text), options: options, onText: onText)
         // R1-style models think first; only the content after </think> is the answer.
         var split = ReasoningSplitter(startInThinking: text.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix("<think>"))

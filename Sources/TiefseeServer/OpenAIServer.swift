@@ -25,6 +25,8 @@ public struct ServerConfig: Sendable {
     public var users: UserDatabase? = nil
     /// `--draft MODEL`: proposes tokens for greedy requests (checked by the model, same text).
     public var draft: DraftModel? = nil
+    /// `--mtp`: the model's multi-token-prediction layer proposes instead (DeepSeek-V3/R1).
+    public var mtp: MTPDraft? = nil
     public init() {}
 }
 
@@ -75,7 +77,7 @@ public final class OpenAIServer: @unchecked Sendable {
         scheduler = BatchScheduler(engine: engine, parallel: parallel, contextSize: contextSize,
                                    maxQueue: config.maxQueue, metrics: metrics,
                                    promptCache: config.cacheRAMBytes > 0 ? PromptCache(budgetBytes: config.cacheRAMBytes) : nil,
-                                   draft: config.draft)
+                                   draft: config.draft, mtp: config.mtp)
         guard listen else { return }
         let http = try HTTPServer(host: config.host, port: config.port, limits: config.limits,
                                   preflight: { [unowned self] in self.preflight($0) },

@@ -78,6 +78,8 @@ public final class BatchScheduler: @unchecked Sendable {
     public var prefillChunk = 256
     /// `--draft`: proposes tokens for greedy requests instead of prompt lookup.
     public let draftModel: DraftModel?
+    /// `--mtp`: the model's multi-token-prediction layer proposes instead (MTPDrafting.swift).
+    public let mtpDraft: MTPDraft?
 
     final class Slot {
         let cache: KVCache
@@ -86,9 +88,13 @@ public final class BatchScheduler: @unchecked Sendable {
         var busy = false
         /// The draft model's cache for this slot, made on first use.
         var draftState: DraftState?
+        /// With --mtp: the MTP block's cache, attached to `cache` from the start (it records
+        /// the hidden state of every position the slot computes).
+        var mtpState: MTPState?
         init(cache: KVCache) { self.cache = cache }
 
-        func drafter(_ draft: DraftModel?) -> any Drafter {
+        func drafter(_ draft: DraftModel?, mtp: MTPDraft?) -> any Drafter {
+            if let mtp, let mtpState { return mtp.drafter(mtpState) }
             guard let draft else { return PromptLookup() }
             if draftState == nil { draftState = draft.makeState(contextSize: cache.capacity) }
             return draft.drafter(draftState!)
@@ -114,7 +120,7 @@ public final class BatchScheduler: @unchecked Sendable {
         var draft: [Int] = []
         var pendingLogprobs: [TokenLogprob] = []
         var firstTokenAt: Date?
-        init(job: GenerationJob, slot: Slot, tokenizer: Tokenizer, outputs: Int, promptDone: Int, draft: DraftModel?) {
+        init(job: GenerationJob, slot: Slot, tokenizer: Tokenizer, outputs: Int, promptDone: Int, draft: DraftModel?, mtp: MTPDraft?) {
             self.job = job; self.slot = slot
             sampler = Sampler(job.options.sampling)
             detok = StreamingDetokenizer(tokenizer: tokenizer, skipSpecial: true)
@@ -122,9 +128,12 @@ public final class BatchScheduler: @unchecked Sendable {
             grammar = job.options.grammar.map { GrammarConstraint(grammar: $0, trie: TokenTrie.shared(for: tokenizer, outputs: outputs)) }
             history = job.prompt
             self.promptDone = promptDone
+            if Sequence.drafts(job, slot) { lookup = slot.drafter(draft, mtp: mtp) }
+        }
+        /// Greedy requests without a grammar or log-probabilities, on a cache that can rewind.
+        static func drafts(_ job: GenerationJob, _ slot: Slot) -> Bool {
             let o = job.options
-            if o.promptLookup && o.sampling.temperature <= 0 && o.grammar == nil && job.topLogprobs == nil
-                && slot.cache.canRewind { lookup = slot.drafter(draft) }
+            return o.promptLookup && o.sampling.temperature <= 0 && o.grammar == nil && job.topLogprobs == nil && slot.cache.canRewind
         }
         var prefilling: Bool { promptDone < job.prompt.count }
     }
@@ -137,15 +146,17 @@ public final class BatchScheduler: @unchecked Sendable {
     private var thread: Thread?
 
     public init(engine: Engine, parallel: Int, contextSize: Int, maxQueue: Int, metrics: ServerMetrics,
-                promptCache: PromptCache? = nil, draft: DraftModel? = nil) {
+                promptCache: PromptCache? = nil, draft: DraftModel? = nil, mtp: MTPDraft? = nil) {
         self.engine = engine
         draftModel = draft
+        mtpDraft = mtp
         self.promptCache = promptCache
         self.parallel = max(1, parallel)
         self.contextSize = contextSize
         self.maxQueue = max(0, maxQueue)
         self.metrics = metrics
         slots = (0..<max(1, parallel)).map { _ in Slot(cache: engine.model.makeCache(capacity: contextSize)) }
+        if let mtp { for s in slots { s.mtpState = mtp.makeState(for: s.cache) } }
         let t = Thread { [weak self] in self?.loop() }
         t.name = "tiefsee-decode"
         t.stackSize = 8 << 20
@@ -213,14 +224,22 @@ public final class BatchScheduler: @unchecked Sendable {
                 if let restored = pc.restore(prompt: job.prompt, limit: job.prompt.count - 2, atLeast: bestCommon, into: slot.cache) {
                     slot.tokens = restored
                     bestCommon = restored.count
+                    slot.mtpState?.forgetHiddenStates()   // they were the slot's old content
                     metrics.addPromptCacheHit(tokens: restored.count)
                 }
                 metrics.setPromptCache(bytes: pc.bytes, entries: pc.count)
             }
+            // A drafted request needs the hidden state of every position its MTP rows read:
+            // recompute from the first one the slot no longer has.
+            if let st = slot.mtpState {
+                let drafting = Sequence.drafts(job, slot)
+                st.prepare(drafting: drafting)
+                if drafting { bestCommon = st.reusableMainPrefix(job.prompt, bestCommon) }
+            }
             slot.cache.truncate(to: bestCommon)
             slot.tokens = Array(slot.tokens.prefix(bestCommon))
             active.append(Sequence(job: job, slot: slot, tokenizer: engine.tokenizer,
-                                   outputs: engine.model.outputHead.outFeatures, promptDone: bestCommon, draft: draftModel))
+                                   outputs: engine.model.outputHead.outFeatures, promptDone: bestCommon, draft: draftModel, mtp: mtpDraft))
         }
         metrics.setQueue(depth: pending.count, busy: slots.filter(\.busy).count)
     }

@@ -93,7 +93,7 @@ final class MultiTokenPredictionTests: XCTestCase {
         let prompt = Array(ref.tokens[..<12]), n = ref.tokens.count - prompt.count
         let plain = try Session(engine: engine, contextSize: 128).generate(prompt: prompt, options: DraftModelTests.greedy(n, speculate: false))
         XCTAssertEqual(plain.tokens, Array(ref.tokens[12...]))
-        let draft = try MTPDraft(model: engine.model)
+        let draft = try MTPDraft(model: engine.model, promptLookupFirst: false)
         let session = Session(engine: engine, contextSize: 128, mtp: draft)
         let spec = try session.generate(prompt: prompt, options: DraftModelTests.greedy(n))
         XCTAssertEqual(spec.tokens, plain.tokens)
@@ -135,7 +135,7 @@ final class MultiTokenPredictionTests: XCTestCase {
         let engine = try Engine.load(fixturePath("moe/deepseek-v3"))
         let prompt = [1, 17, 42, 99, 3, 120, 127, 7]
         let plain = try Session(engine: engine, contextSize: 128).generate(prompt: prompt, options: DraftModelTests.greedy(30, speculate: false))
-        let draft = try MTPDraft(model: engine.model, maxDraft: 4, minConfidence: 0)
+        let draft = try MTPDraft(model: engine.model, maxDraft: 4, minConfidence: 0, promptLookupFirst: false)
         let spec = try Session(engine: engine, contextSize: 128, mtp: draft).generate(prompt: prompt, options: DraftModelTests.greedy(30))
         XCTAssertEqual(spec.tokens, plain.tokens)
         XCTAssertGreaterThan(spec.draftedTokens, spec.verifySteps, "several tokens per check")
@@ -185,5 +185,84 @@ final class MultiTokenPredictionTests: XCTestCase {
         XCTAssertNil(plain.mtp)
         XCTAssertNil(plain.mtpUnavailable)
         XCTAssertEqual(plain.config.numNextnPredictLayers, 0)
+    }
+
+    /// The server's scheduler with --mtp: each slot drafts with the MTP layer, the text is plain
+    /// greedy decoding's (also for a second request reusing the slot's prefix), and the proposals
+    /// show in /metrics' draft counters.
+    func testSchedulerWithMTPWritesTheSameText() throws {
+        let engine = try Engine.load(fixturePath("moe/deepseek-v3"))
+        let metrics = ServerMetrics(slots: 1)
+        let scheduler = BatchScheduler(engine: engine, parallel: 1, contextSize: 256, maxQueue: 4, metrics: metrics,
+                                       mtp: try MTPDraft(model: engine.model))   // prompt lookup in front
+        defer { scheduler.shutdown() }
+        func run(_ prompt: [Int], _ options: GenerationOptions) throws -> String {
+            let job = GenerationJob(prompt: prompt, options: options)
+            try scheduler.submit(job)
+            var text = "", done = false
+            let deadline = Date().addingTimeInterval(120)
+            while !done && Date() < deadline {
+                for ev in job.next(timeout: 1) {
+                    switch ev { case .text(let t, _): text += t; case .done: done = true }
+                }
+            }
+            XCTAssertTrue(done)
+            return text
+        }
+        let prompt = [11, 40, 23, 9, 100, 77, 5]
+        let plain = try Session(engine: engine, contextSize: 256).generate(prompt: prompt, options: DraftModelTests.greedy(32, speculate: false))
+        XCTAssertEqual(try run(prompt, DraftModelTests.greedy(32)), plain.text)
+        let again = prompt + plain.tokens + [3, 4]
+        let plain2 = try Session(engine: engine, contextSize: 256).generate(prompt: again, options: DraftModelTests.greedy(16, speculate: false))
+        XCTAssertEqual(try run(again, DraftModelTests.greedy(16)), plain2.text)
+        let m = metrics.render()
+        func counter(_ name: String) throws -> Int {
+            let line = try XCTUnwrap(m.split(separator: "\n").first { $0.hasPrefix(name + " ") })
+            return Int(line.split(separator: " ")[1])!
+        }
+        XCTAssertGreaterThan(try counter("tiefsee_draft_tokens_total"), 0)
+        XCTAssertGreaterThan(try counter("tiefsee_draft_tokens_accepted_total"), 0)
+    }
+
+    /// With prompt lookup in front (the CLI's and server's default), a prompt that repeats
+    /// itself drafts several tokens per check from the context; the MTP layer, which still
+    /// sees every position's hidden state, takes over where the context has no match.
+    func testPromptLookupInFrontOfMTP() throws {
+        let engine = try Engine.load(fixturePath("moe/deepseek-v3"))
+        let first = try Session(engine: engine, contextSize: 256).generate(prompt: [1, 17, 42], options: DraftModelTests.greedy(24, speculate: false))
+        let prompt = [1, 17, 42] + first.tokens + [1, 17, 42]   // the model will quote itself
+        let plain = try Session(engine: engine, contextSize: 256).generate(prompt: prompt, options: DraftModelTests.greedy(40, speculate: false))
+        let both = try Session(engine: engine, contextSize: 256, mtp: try MTPDraft(model: engine.model))
+            .generate(prompt: prompt, options: DraftModelTests.greedy(40))
+        let mtpOnly = try Session(engine: engine, contextSize: 256, mtp: try MTPDraft(model: engine.model, promptLookupFirst: false))
+            .generate(prompt: prompt, options: DraftModelTests.greedy(40))
+        XCTAssertEqual(both.tokens, plain.tokens)
+        XCTAssertEqual(mtpOnly.tokens, plain.tokens)
+        print("lookup + MTP: \(both.acceptedDraftTokens)/\(both.draftedTokens) in \(both.verifySteps) checks; MTP alone \(mtpOnly.acceptedDraftTokens)/\(mtpOnly.draftedTokens) in \(mtpOnly.verifySteps)")
+        XCTAssertGreaterThan(both.draftedTokens, both.verifySteps, "lookup drafts several tokens per check")
+        XCTAssertEqual(mtpOnly.draftedTokens, mtpOnly.verifySteps, "the MTP layer one")
+    }
+
+    /// A sampled turn between greedy ones: it keeps no hidden states (they would wait unconsumed),
+    /// and the next greedy turn recomputes what its MTP rows need: still plain greedy's tokens.
+    func testSampledTurnBetweenDraftedTurns() throws {
+        let engine = try Engine.load(fixturePath("moe/deepseek-v3"))
+        let draft = try MTPDraft(model: engine.model, promptLookupFirst: false)
+        let session = Session(engine: engine, contextSize: 256, mtp: draft)
+        let prompt = [1, 17, 42, 99, 3]
+        let t1 = try session.generate(prompt: prompt, options: DraftModelTests.greedy(12))
+        var sampled = DraftModelTests.greedy(12)
+        sampled.sampling.temperature = 0.9
+        sampled.sampling.seed = 7
+        let p2 = prompt + t1.tokens + [5]
+        let t2 = try session.generate(prompt: p2, options: sampled)
+        XCTAssertEqual(t2.draftedTokens, 0)
+        XCTAssertEqual(engine.model.mtp.map { _ in session.cache.hiddenTap?.count }, 0, "a sampled turn keeps no hidden states")
+        let p3 = p2 + t2.tokens + [9, 17]
+        let plain = try Session(engine: engine, contextSize: 256).generate(prompt: p3, options: DraftModelTests.greedy(16, speculate: false))
+        let t3 = try session.generate(prompt: p3, options: DraftModelTests.greedy(16))
+        XCTAssertEqual(t3.tokens, plain.tokens)
+        XCTAssertGreaterThan(t3.draftedTokens, 0)
+        XCTAssertGreaterThan(t3.promptTokensEvaluated, p3.count - p2.count - t2.tokens.count, "recomputed from the end of the MTP rows")
     }
 }

@@ -111,7 +111,11 @@ public final class Session {
         // Reuse the cached prefix; always recompute at least the last prompt token for its logits.
         var common = 0
         while common < min(tokens.count, prompt.count) && tokens[common] == prompt[common] { common += 1 }
-        if let s = mtpState { common = s.reusableMainPrefix(prompt, common) }
+        if let s = mtpState {
+            let drafting = options.promptLookup && options.sampling.temperature <= 0 && options.grammar == nil && cache.canRewind
+            s.prepare(drafting: drafting)
+            if drafting { common = s.reusableMainPrefix(prompt, common) }
+        }
         common = cache.reusablePrefix(min(common, prompt.count - 1))
         cache.truncate(to: common)
         tokens = Array(prompt[..<common])

@@ -13,8 +13,11 @@ public final class MTPDraft: @unchecked Sendable {
     /// only while the previous proposal's probability is at least `minConfidence`.
     public let maxDraft: Int
     public let minConfidence: Float
+    /// Try prompt lookup first and ask the MTP layer only when it has nothing (LookupThenModel):
+    /// a quoted passage drafts many tokens per check, the MTP layer one.
+    public let promptLookupFirst: Bool
 
-    public init(model: TransformerModel, maxDraft: Int = 1, minConfidence: Float = 0.3) throws {
+    public init(model: TransformerModel, maxDraft: Int = 1, minConfidence: Float = 0.3, promptLookupFirst: Bool = true) throws {
         guard let mtp = model.mtp else {
             throw ModelLoadError.unsupported("--mtp: the model has no multi-token-prediction layer"
                                              + (model.mtpUnavailable.map { " (\($0))" } ?? " (num_nextn_predict_layers is 0)"))
@@ -26,6 +29,7 @@ public final class MTPDraft: @unchecked Sendable {
         self.mtp = mtp
         self.maxDraft = max(1, maxDraft)
         self.minConfidence = minConfidence
+        self.promptLookupFirst = promptLookupFirst
     }
 
     /// The MTP state of one conversation or server slot, attached to its main cache (whose
@@ -36,7 +40,10 @@ public final class MTPDraft: @unchecked Sendable {
         return MTPState(cache: mtp.makeCache(capacity: cache.capacity), tap: tap)
     }
 
-    public func drafter(_ state: MTPState) -> MTPDrafter { MTPDrafter(draft: self, state: state) }
+    public func drafter(_ state: MTPState) -> any Drafter {
+        let m = MTPDrafter(draft: self, state: state)
+        return promptLookupFirst ? LookupThenModel(model: m) : m
+    }
 }
 
 /// The MTP block's cache and the history its rows were computed from: row i holds h_i and
@@ -56,11 +63,27 @@ public final class MTPState {
         return max(0, min(tokens.count - 1, common - 1))
     }
 
-    /// How much of the main cache a new prompt may reuse: the rows it invalidates were consumed
-    /// (their hidden states dropped), so the model must recompute from the first of them.
+    /// The main cache's rows were replaced from elsewhere (a --cache-ram restore): the hidden
+    /// states waiting in the tap belong to what it held before.
+    public func forgetHiddenStates() { tap.drop(below: Int.max) }
+
+    /// Before a request: whether it will be drafted. One that will not (sampled, constrained)
+    /// records no hidden states, and the ones waiting are dropped (the positions it computes
+    /// would make them stale); a later drafted request recomputes from where the MTP rows end
+    /// (`reusableMainPrefix`).
+    public func prepare(drafting: Bool) {
+        if !drafting && tap.recording { forgetHiddenStates() }
+        tap.recording = drafting
+    }
+
+    /// How much of the main cache a new prompt may reuse: the MTP rows it needs from `validRows`
+    /// on read the hidden states of those positions, and the ones already consumed (a prompt
+    /// that rewrites part of the last answer) or never seen (a cache restored by --cache-ram)
+    /// are gone, so the model recomputes from the first position missing one.
     public func reusableMainPrefix(_ prompt: [Int], _ common: Int) -> Int {
-        let valid = validRows(prompt)
-        return valid < tokens.count - 1 ? min(common, valid) : common
+        var p = validRows(prompt)
+        while p < common && tap.row(p) != nil { p += 1 }
+        return min(common, p)
     }
 }
 

@@ -93,6 +93,15 @@ public final class MultiTokenPrediction: @unchecked Sendable {
             cacheWidth: attention.cacheWidth)
     }
 
+    /// Weight bytes one MTP row reads: eh_proj, the block's active weights (routed experts: the
+    /// mean expert times the number chosen), the head and one embedding row. A proposal's cost
+    /// next to `TransformerModel.activeWeightBytesPerToken`, a model step's.
+    public var activeWeightBytesPerRow: Int {
+        let attention = (block.attention as? ActiveWeights)?.activeWeightBytesPerToken ?? linearBytes(in: block.attention)
+        let ffn = (block.feedForward as? ActiveWeights)?.activeWeightBytesPerToken ?? linearBytes(in: block.feedForward)
+        return ehProj.weight.byteCount + attention + ffn + head.weight.byteCount + embedding.rowBytes
+    }
+
     /// The block's own cache: one MLA layer, one [c_KV | k_rope] row per MTP position.
     public func makeCache(capacity: Int) -> KVCache {
         KVCache(layers: 1, capacity: capacity, kWidth: cacheWidth, vWidth: 0)
@@ -138,6 +147,9 @@ public final class MultiTokenPrediction: @unchecked Sendable {
 /// a tap; the drafter reads the rows it has not consumed yet and drops the rest.
 public final class HiddenStateTap: @unchecked Sendable {
     public let width: Int
+    /// Off while the cache's owner runs requests that are not drafted (sampled ones): their rows
+    /// would wait unconsumed (H floats per position, 28 KB on V3), so they are not kept.
+    public var recording = true
     private var rows: [Int: [Float]] = [:]
     private let lock = NSLock()
     public init(width: Int) { self.width = width }

@@ -269,7 +269,7 @@ public final class TransformerModel: @unchecked Sendable {
                 layer.forward(x.p, segments: active, layer: i, rows: T, width: H, scratch: (h, y))
             }
             // An MTP drafter reads the last layer's output before the final norm.
-            for s in active { if let tap = s.cache.hiddenTap { for r in s.rows { tap.store(position: s.position(ofRow: r), x.p + r * H) } } }
+            for s in active { if let tap = s.cache.hiddenTap, tap.recording { for r in s.rows { tap.store(position: s.position(ofRow: r), x.p + r * H) } } }
         }
         for s in active { s.cache.length += s.count }
         // Output head only for the rows whose logits are wanted.
