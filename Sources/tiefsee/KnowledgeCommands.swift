@@ -1,5 +1,6 @@
 import Foundation
 import Tiefsee
+import TiefseeKnowledge
 #if canImport(Glibc)
 import Glibc
 #endif

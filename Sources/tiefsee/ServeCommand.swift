@@ -1,5 +1,7 @@
 import Foundation
 import Tiefsee
+import TiefseeKnowledge
+import TiefseeServer
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeServer
 
 /// DeepSeek-V3's multi-token-prediction layer on the tiny random fixture (fixtures/moe/deepseek-v3,
 /// layer 3): logits against the PyTorch reference in scripts/gen_moe_fixtures.py (add_mtp), which

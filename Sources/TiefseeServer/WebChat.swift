@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// The chat page's side of the server: its files at `/` (WebChatAssets, compiled into the
 /// binary: no CDN, no outbound request), and the endpoints only it needs — the model panel

@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// Who may use the server. Three modes, from the configuration:
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// The request fields that shape a chat prompt beyond messages and tools: `chat_template_kwargs`
 /// (template variables, e.g. `{"thinking": true}` for DeepSeek-V3.1, `{"enable_thinking":

@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 public struct ServerConfig: Sendable {
     public var host = "127.0.0.1"

@@ -1,4 +1,6 @@
 import Foundation
+import Tiefsee
+import TiefseeKnowledge
 
 /// `POST /v1/chat/completions`: read and check the request (`readChat`), turn it into a prompt
 /// and a job (`planChat`), and write the reply whole or streamed (`writeChatReply`). The

@@ -1,4 +1,6 @@
 import Foundation
+import Tiefsee
+import TiefseeKnowledge
 
 /// Who a request is authenticated as, with the knowledge bases that identity may read and
 /// write. Resolved from the user database on every request, so a grant or a removal made with

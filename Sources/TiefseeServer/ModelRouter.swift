@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// `tiefsee serve --models-dir DIR`: every model in a folder behind one address, as Ollama and
 /// llama.cpp's router do. `/v1/models` lists them all; a request's `model` loads that one on

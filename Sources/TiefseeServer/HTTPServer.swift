@@ -3,6 +3,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Tiefsee
 
 /// Limits of the HTTP layer. libmicrohttpd enforces the connection count, the idle timeout
 /// (slow or half-sent requests) and the per-connection header memory; the body limit is ours.

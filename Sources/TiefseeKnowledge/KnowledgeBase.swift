@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// A retrieved passage with its source and scores.
 public struct KnowledgeHit: Sendable {

@@ -1,3 +1,4 @@
+import Tiefsee
 extension WebChatAssets {
     /// The page's logic: sign-in, conversations (kept in the browser's localStorage), streamed
     /// answers over /v1/chat/completions, knowledge-base picker and upload, the passage viewer

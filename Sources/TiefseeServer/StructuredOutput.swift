@@ -1,3 +1,4 @@
+import Tiefsee
 /// What a request says the output must look like: `response_format` (json_object, json_schema),
 /// llama.cpp's `grammar` field (GBNF text), and a `tool_choice` that forces one tool, whose
 /// arguments then follow the tool's `parameters` schema. Each becomes one `Grammar` that

@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// KV states kept in RAM beyond the slots (`serve --cache-ram MiB`), as llama.cpp's server does
 /// with its prompt cache: when a slot is about to be reused for a different prompt, the

@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// A cross-encoder reranker (sentence-transformers `CrossEncoder`; bge-reranker, ms-marco
 /// MiniLM): query and document are read together by a BERT or XLM-RoBERTa encoder and the

@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// How a model writes tool calls, from its chat template or prompt encoder.
 public enum ToolCallFormat: String, Sendable {
@@ -20,6 +21,11 @@ public enum ToolCallFormat: String, Sendable {
         if src.contains("<｜tool▁call▁begin｜>") || src.contains("<｜tool▁calls▁begin｜>") { return .deepseek }
         return .hermes
     }
+}
+
+extension Engine {
+    /// How the model writes tool calls.
+    public var toolCallFormat: ToolCallFormat { .detect(templateSource: chatTemplateSource, encoding: deepSeekEncoding) }
 }
 
 /// Finds DeepSeek-format tool calls in generated text (whole or streamed). A call block that

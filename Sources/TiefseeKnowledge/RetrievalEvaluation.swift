@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// Recall@k of a knowledge base against questions whose answering passage is known
 /// (fixtures/kb-corpus/questions.json): a question counts as found when one of the top-k hits

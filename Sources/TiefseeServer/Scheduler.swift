@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// Log-probability of one generated token (OpenAI `logprobs.content[i]`).
 public struct TokenLogprob: Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// A function call the model asked for (OpenAI `tool_calls[i]`).
 public struct ParsedToolCall: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// How retrieved passages are put in front of the model and how it cites them.
 public enum CitationStyle: String, Sendable {

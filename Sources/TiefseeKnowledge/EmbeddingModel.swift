@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// A sentence-transformers embedding model: BERT-family encoder (BERT: all-MiniLM; XLM-RoBERTa:
 /// bge-m3) + its WordPiece or Unigram tokenizer + the pooling and normalisation its

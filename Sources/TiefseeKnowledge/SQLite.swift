@@ -1,5 +1,6 @@
 import Foundation
 import CSQLite
+import Tiefsee
 
 public struct SQLiteError: Error, CustomStringConvertible {
     public let code: Int32
@@ -11,11 +12,11 @@ public struct SQLiteError: Error, CustomStringConvertible {
 private let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
 /// A thin SQLite connection: exec, prepared statements with positional binds, row callbacks.
-final class SQLiteDB {
-    let handle: OpaquePointer
-    let path: String
+package final class SQLiteDB {
+    package let handle: OpaquePointer
+    package let path: String
 
-    init(path: String) throws {
+    package init(path: String) throws {
         var h: OpaquePointer?
         let rc = sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nil)
         guard rc == SQLITE_OK, let db = h else {
@@ -30,9 +31,9 @@ final class SQLiteDB {
 
     deinit { sqlite3_close_v2(handle) }
 
-    var lastError: String { String(cString: sqlite3_errmsg(handle)) }
+    package var lastError: String { String(cString: sqlite3_errmsg(handle)) }
 
-    func exec(_ sql: String) throws {
+    package func exec(_ sql: String) throws {
         var err: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &err)
         if rc != SQLITE_OK {
@@ -42,14 +43,14 @@ final class SQLiteDB {
         }
     }
 
-    enum Value {
+    package enum Value {
         case int(Int64), double(Double), text(String), blob([UInt8]), null
     }
 
-    final class Statement {
-        let stmt: OpaquePointer
+    package final class Statement {
+        package let stmt: OpaquePointer
         unowned let db: SQLiteDB
-        init(db: SQLiteDB, sql: String) throws {
+        package init(db: SQLiteDB, sql: String) throws {
             var s: OpaquePointer?
             let rc = sqlite3_prepare_v2(db.handle, sql, -1, &s, nil)
             guard rc == SQLITE_OK, let st = s else { throw SQLiteError(code: rc, message: "\(db.lastError) in: \(sql)") }
@@ -58,7 +59,7 @@ final class SQLiteDB {
         }
         deinit { sqlite3_finalize(stmt) }
 
-        func bind(_ values: [Value]) throws {
+        package func bind(_ values: [Value]) throws {
             sqlite3_reset(stmt)
             sqlite3_clear_bindings(stmt)
             for (i, v) in values.enumerated() {
@@ -77,7 +78,7 @@ final class SQLiteDB {
         }
 
         /// Runs the statement; `row` is called for each result row.
-        func run(_ values: [Value] = [], row: ((Statement) throws -> Void)? = nil) throws {
+        package func run(_ values: [Value] = [], row: ((Statement) throws -> Void)? = nil) throws {
             try bind(values)
             while true {
                 let rc = sqlite3_step(stmt)
@@ -88,14 +89,14 @@ final class SQLiteDB {
             sqlite3_reset(stmt)
         }
 
-        func int(_ col: Int32) -> Int64 { sqlite3_column_int64(stmt, col) }
-        func double(_ col: Int32) -> Double { sqlite3_column_double(stmt, col) }
-        func isNull(_ col: Int32) -> Bool { sqlite3_column_type(stmt, col) == SQLITE_NULL }
-        func text(_ col: Int32) -> String {
+        package func int(_ col: Int32) -> Int64 { sqlite3_column_int64(stmt, col) }
+        package func double(_ col: Int32) -> Double { sqlite3_column_double(stmt, col) }
+        package func isNull(_ col: Int32) -> Bool { sqlite3_column_type(stmt, col) == SQLITE_NULL }
+        package func text(_ col: Int32) -> String {
             guard let p = sqlite3_column_text(stmt, col) else { return "" }
             return String(cString: p)
         }
-        func blob(_ col: Int32) -> UnsafeRawBufferPointer {
+        package func blob(_ col: Int32) -> UnsafeRawBufferPointer {
             let n = Int(sqlite3_column_bytes(stmt, col))
             guard n > 0, let p = sqlite3_column_blob(stmt, col) else { return UnsafeRawBufferPointer(start: nil, count: 0) }
             return UnsafeRawBufferPointer(start: p, count: n)
@@ -105,26 +106,26 @@ final class SQLiteDB {
     private var cache: [String: Statement] = [:]
 
     /// A cached prepared statement.
-    func prepare(_ sql: String) throws -> Statement {
+    package func prepare(_ sql: String) throws -> Statement {
         if let s = cache[sql] { return s }
         let s = try Statement(db: self, sql: sql)
         cache[sql] = s
         return s
     }
 
-    func run(_ sql: String, _ values: [Value] = [], row: ((Statement) throws -> Void)? = nil) throws {
+    package func run(_ sql: String, _ values: [Value] = [], row: ((Statement) throws -> Void)? = nil) throws {
         try prepare(sql).run(values, row: row)
     }
 
-    func scalarInt(_ sql: String, _ values: [Value] = []) throws -> Int64? {
+    package func scalarInt(_ sql: String, _ values: [Value] = []) throws -> Int64? {
         var out: Int64?
         try run(sql, values) { out = $0.isNull(0) ? nil : $0.int(0) }
         return out
     }
 
-    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    package var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 
-    func transaction<T>(_ body: () throws -> T) throws -> T {
+    package func transaction<T>(_ body: () throws -> T) throws -> T {
         try exec("BEGIN IMMEDIATE")
         do {
             let r = try body()

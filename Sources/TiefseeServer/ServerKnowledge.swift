@@ -1,4 +1,6 @@
 import Foundation
+import Tiefsee
+import TiefseeKnowledge
 
 /// The server's embeddings endpoint and knowledge-base answers (`tiefsee serve
 /// --embedding-model`): implements `ServerHooks` with `EmbeddingModel`, `KnowledgeBase` and

@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// A chat request as every chat API reduces to it — `/v1/chat/completions` directly,
 /// `/v1/messages` and `/v1/responses` after translation: OpenAI-shaped messages and tools plus

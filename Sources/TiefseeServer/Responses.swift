@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// `POST /v1/responses`, OpenAI's Responses API, stateless: nothing is stored, so
 /// `previous_response_id` is refused and clients send the whole conversation as `input` items

@@ -1,4 +1,6 @@
 import Foundation
+import Tiefsee
+import TiefseeKnowledge
 
 /// An OpenAI-style error: `{"error": {"message", "type", "param", "code"}}` with an HTTP status.
 public struct OpenAIError: Error, CustomStringConvertible {

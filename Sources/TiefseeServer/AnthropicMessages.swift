@@ -1,4 +1,5 @@
 import Foundation
+import Tiefsee
 
 /// `POST /v1/messages`, Anthropic's Messages API, for Claude-style clients and coding agents.
 /// The request is translated into a chat request (system → a system message, content blocks
