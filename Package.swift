@@ -9,7 +9,7 @@ let cFlags: [CSetting] = [.unsafeFlags(["-O3", "-mavx2", "-mfma", "-mf16c"])]
 let package = Package(
     name: "Tiefsee",
     products: [
-        .library(name: "Tiefsee", targets: ["Tiefsee"]),
+        .library(name: "Tiefsee", targets: ["Tiefsee", "TiefseeKnowledge", "TiefseeServer"]),
         .executable(name: "tiefsee", targets: ["tiefsee"]),
     ],
     targets: [
@@ -25,16 +25,30 @@ let package = Package(
         .target(
             name: "TiefseeFormats", dependencies: ["CKernels"], path: "Sources/TiefseeFormats",
             swiftSettings: swiftFlags),
-        // Core (tensors, models, tokenizer, generation) plus, for now, the upper layers; it
-        // re-exports the lower modules (Sources/Tiefsee/Exports.swift) so `import Tiefsee` sees all.
+        // Jinja chat templates (lexer, parser, interpreter, filters, values) and the DeepSeek
+        // V3/V3.2/V4 Python-encoder ports. Imports TiefseeFormats (JSON, GGUF metadata).
         .target(
-            name: "Tiefsee", dependencies: ["TiefseeFormats", "CKernels", "CMicroHTTPD", "CSQLite"],
+            name: "TiefseeTemplates", dependencies: ["TiefseeFormats"], path: "Sources/TiefseeTemplates",
+            swiftSettings: swiftFlags),
+        // Core: tensors, models, tokenizer, generation. It re-exports the lower modules
+        // (Sources/Tiefsee/Exports.swift), so `import Tiefsee` also sees formats and templates.
+        .target(
+            name: "Tiefsee", dependencies: ["TiefseeFormats", "TiefseeTemplates", "CKernels"],
             path: "Sources/Tiefsee", swiftSettings: swiftFlags),
+        // Embedding models, rerankers, knowledge bases (SQLite + FTS5), grounded answers.
+        .target(
+            name: "TiefseeKnowledge", dependencies: ["Tiefsee", "CSQLite"], path: "Sources/TiefseeKnowledge",
+            swiftSettings: swiftFlags),
+        // `tiefsee serve`: HTTP, OpenAI/Anthropic endpoints, scheduler, tool calls, users, chat page.
+        .target(
+            name: "TiefseeServer", dependencies: ["Tiefsee", "TiefseeKnowledge", "CMicroHTTPD"],
+            path: "Sources/TiefseeServer", swiftSettings: swiftFlags),
         .executableTarget(
-            name: "tiefsee", dependencies: ["Tiefsee"], path: "Sources/tiefsee",
+            name: "tiefsee", dependencies: ["Tiefsee", "TiefseeKnowledge", "TiefseeServer"], path: "Sources/tiefsee",
             swiftSettings: swiftFlags),
         .testTarget(
-            name: "TiefseeTests", dependencies: ["Tiefsee", "TiefseeFormats", "CKernels"], path: "Tests/TiefseeTests",
+            name: "TiefseeTests", dependencies: ["Tiefsee", "TiefseeFormats", "TiefseeTemplates", "TiefseeKnowledge", "TiefseeServer", "CKernels"],
+            path: "Tests/TiefseeTests",
             swiftSettings: swiftFlags),
     ],
     swiftLanguageModes: [.v5]

@@ -324,7 +324,8 @@ def build(name, arch, cfg_cls, kw, variant="f32", out_name=None, layout="hub"):
                                    "weight_block_size": [FP8_BLOCK, FP8_BLOCK]}
     if getattr(cfg, "num_nextn_predict_layers", 0):
         # DeepSeek-V3 checkpoints carry a multi-token-prediction layer after the last one; it must
-        # be loadable (and ignored) for plain decoding.
+        # be loadable (and ignored) for plain decoding. Placeholders here; the f32 deepseek-v3
+        # fixture then gets a complete random MTP layer and its reference (add_mtp, below).
         n = cfg.num_hidden_layers
         H = cfg.hidden_size
         sd[f"model.layers.{n}.eh_proj.weight"] = torch.zeros(H, 2 * H, dtype=torch.float32)
@@ -362,12 +363,129 @@ def build(name, arch, cfg_cls, kw, variant="f32", out_name=None, layout="hub"):
           f"min logit gap {logit_gap:.4f}, min route gap {route_gap}")
 
 
+# --- Multi-token prediction (DeepSeek-V3 §2.2) -------------------------------------------------
+#
+# transformers does not run the MTP layer (DeepseekV3ForCausalLM drops model.layers.{N}.*), so the
+# reference is the few lines below, written from DeepSeek's inference code and the paper:
+#
+#   e_i  = enorm(embed(t_{i+1}))                 the next token's embedding (the module's own
+#                                                embed_tokens, a copy of the model's)
+#   g_i  = hnorm(h_i)                            h_i: the main model's last-layer output at
+#                                                position i, before the final norm
+#   x_i  = eh_proj([e_i ; g_i])                  embedding first, as DeepSeek's code concatenates
+#                                                (the paper's eq. 21 writes the hidden state first;
+#                                                the released weights follow the code)
+#   y    = DecoderLayer_N(x) at positions i      one full block (MLA + MoE, layer N's config:
+#                                                N >= first_k_dense_replace, so MoE), causal over
+#                                                the MTP rows themselves (its own KV cache)
+#   logits_i = shared_head.head(shared_head.norm(y_i))   the prediction of t_{i+2}
+#
+# The block itself is transformers' DeepseekV3DecoderLayer (layer_idx N), fed the eh_proj output,
+# with the model's rotary tables at positions 0..T-2 and an explicit causal mask (eager attention).
+# The fixture's weights are random, but shaped so that the MTP is sometimes right (so a drafter
+# test sees accepted and rejected proposals): eh_proj's embedding half starts near the identity
+# and shared_head.head is the model's lm_head (with its bigram component) plus noise of its own,
+# so a loader that used lm_head instead of shared_head.head would not match.
+MTP_SEED = 4321
+
+
+def add_mtp(out):
+    """Replaces the placeholder MTP layer of `out`/model.safetensors (the main model's tensors are
+    kept bit for bit) and writes `out`/expected_mtp.json:
+      {"tokens": the teacher-forced sequence (prompt + greedy),
+       "hidden": the main model's last-layer output per position (before the final norm),
+       "logits": MTP logits per row i = 0..T-2 (input h_i, t_{i+1}; predicts t_{i+2}),
+       "argmax_hits": rows whose argmax equals t_{i+2}}."""
+    from safetensors.torch import load_file
+    from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3DecoderLayer, DeepseekV3RMSNorm
+    sd = load_file(os.path.join(out, "model.safetensors"))
+    model = transformers.DeepseekV3ForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
+    cfg = model.config
+    N, H, V = cfg.num_hidden_layers, cfg.hidden_size, cfg.vocab_size
+    exp = json.load(open(os.path.join(out, "expected.json")))
+    tokens = exp["prompt"] + exp["greedy"]
+    gen = torch.Generator().manual_seed(MTP_SEED)
+    torch.manual_seed(MTP_SEED)
+
+    # The MTP module's parameters, initialised like the main model's (randomize's recipe).
+    layer = DeepseekV3DecoderLayer(cfg, layer_idx=N).eval()
+    enorm, hnorm, head_norm = (DeepseekV3RMSNorm(H, eps=cfg.rms_norm_eps) for _ in range(3))
+    eh_proj = torch.nn.Linear(2 * H, H, bias=False)
+    head = torch.nn.Linear(H, V, bias=False)
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=gen))
+            elif p.dim() >= 2:
+                p.copy_(INIT * torch.randn(p.shape, generator=gen))
+                if name.endswith("o_proj.weight") or name.endswith("down_proj.weight") or name.endswith("experts.down_proj"):
+                    p.mul_(RESID_SCALE)
+        for name, b in layer.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                b.copy_(0.15 * torch.randn(b.shape, generator=gen))
+        for n_ in (enorm, hnorm, head_norm):
+            n_.weight.copy_(1.0 + 0.3 * torch.randn(H, generator=gen))
+        eh_proj.weight.copy_(INIT * torch.randn(H, 2 * H, generator=gen))
+        eh_proj.weight[:, :H] += torch.eye(H)
+        head.weight.copy_(model.lm_head.weight + 0.5 * HEAD_SCALE * INIT * torch.randn(V, H, generator=gen))
+
+    ids = torch.tensor([tokens])
+    T = len(tokens)
+    captured = {}
+    hook = model.model.layers[-1].register_forward_hook(
+        lambda m, i, o: captured.__setitem__("h", (o[0] if isinstance(o, tuple) else o).detach()))
+    with torch.no_grad():
+        main = model(ids).logits[0]
+    hook.remove()
+    prompt_logits = torch.tensor(exp["logits"])
+    drift = float((main[: len(exp["prompt"])] - prompt_logits).abs().max())
+    assert drift < 1e-4, f"the reloaded model differs from expected.json by {drift}"
+    h = captured["h"][0]                                           # [T, H], before model.norm
+
+    with torch.no_grad():
+        emb = model.model.embed_tokens(ids[:, 1:])                 # t_{i+1} for rows i = 0..T-2
+        x = eh_proj(torch.cat([enorm(emb), hnorm(h[None, :-1])], dim=-1))
+        pos = torch.arange(T - 1)[None]
+        cos_sin = model.model.rotary_emb(x, pos)
+        mask = torch.full((T - 1, T - 1), float("-inf")).triu(1)[None, None]
+        y = layer(x, attention_mask=mask, position_ids=pos, position_embeddings=cos_sin)
+        y = y[0] if isinstance(y, tuple) else y
+        logits = head(head_norm(y))[0]                             # [T-1, V]
+    hits = int((logits[:-1].argmax(-1) == ids[0, 2:]).sum())   # the last row predicts past the sequence
+
+    # The file as DeepSeek ships it: model.layers.{N}.{enorm,hnorm,eh_proj,embed_tokens,shared_head.*}
+    # next to the block's usual names (experts per matrix, the hub layout).
+    for k in [k for k in sd if k.startswith(f"model.layers.{N}.")]:
+        del sd[k]
+    p = f"model.layers.{N}."
+    blk = hub_layout({p + k: v.detach().clone() for k, v in layer.state_dict().items()}, "DeepseekV3ForCausalLM")
+    sd.update(blk)
+    sd[p + "enorm.weight"] = enorm.weight.detach().clone()
+    sd[p + "hnorm.weight"] = hnorm.weight.detach().clone()
+    sd[p + "eh_proj.weight"] = eh_proj.weight.detach().clone()
+    sd[p + "embed_tokens.weight"] = model.model.embed_tokens.weight.detach().clone()
+    sd[p + "shared_head.norm.weight"] = head_norm.weight.detach().clone()
+    sd[p + "shared_head.head.weight"] = head.weight.detach().clone()
+    save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    ref = {"tokens": tokens, "hidden": [[round(float(v), 7) for v in row] for row in h],
+           "logits": [[round(float(v), 7) for v in row] for row in logits], "argmax_hits": hits,
+           "transformers": transformers.__version__}
+    with open(os.path.join(out, "expected_mtp.json"), "w") as f:
+        json.dump(ref, f)
+    print(f"{out}: MTP layer {N} written; MTP argmax = t_(i+2) on {hits} of {T - 2} rows")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--mtp"]:   # only (re)write the MTP layer of fixtures/moe/deepseek-v3
+        add_mtp(os.path.join(ROOT, "deepseek-v3"))
+        sys.exit(0)
     only = sys.argv[1:]
     for name, (arch, cls, kw) in MODELS.items():
         if only and name not in only:
             continue
         build(name, arch, cls, kw, layout="fused" if name == "qwen3-moe" else "hub")
+        if name == "deepseek-v3":
+            add_mtp(os.path.join(ROOT, name))
     arch, cls, kw = MODELS["deepseek-v3"]
     if not only or "deepseek-v3-bf16" in only:
         build("deepseek-v3", arch, cls, kw, variant="bf16", out_name="deepseek-v3-bf16")

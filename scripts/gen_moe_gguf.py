@@ -16,6 +16,9 @@ Per architecture (as the converter does it):
       deepseek-v2-lite an older converter: attn_kv_b as is, key_length = qk_nope + qk_rope,
                        value_length = v_head_dim, head_count_kv = n_head, and no
                        expert_gating_func (which means softmax).
+deepseek-v3 also gets model-mtp-{f32,q8_0}.gguf: the same plus its multi-token-prediction layer as
+blk.3 (block_count 4, deepseek2.nextn_predict_layers 1, blk.3.nextn.{enorm,hnorm,eh_proj,
+embed_tokens,shared_head_norm,shared_head_head} next to the block's usual tensors).
 Q8_0 variant: like llama-quantize, 2-D+ weights become Q8_0 when rows are whole blocks; norms,
 biases and the router (ffn_gate_inp) stay F32.
 """
@@ -53,8 +56,21 @@ def llama_permute(w, n_head, n_head_kv):
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def convert(name, arch_name, cfg, sd):
-    """Returns (arch, metadata writer callback, [(gguf name, tensor)])."""
+def mtp_layers(cfg, sd):
+    """DeepSeek-V3's multi-token-prediction layers, when the file has complete ones (the bf16/fp8
+    twins carry placeholders): the converter appends them as blk.{L..} (block_count counts them,
+    nextn_predict_layers says how many) with the block's usual names plus nextn.* (llama.cpp's
+    gguf-py MODEL_TENSOR.NEXTN_*; written by name since older gguf packages lack them)."""
+    L, n = cfg["num_hidden_layers"], cfg.get("num_nextn_predict_layers") or 0
+    return n if n and f"model.layers.{L}.self_attn.kv_a_proj_with_mqa.weight" in sd else 0
+
+
+NEXTN = {"enorm": "enorm", "hnorm": "hnorm", "eh_proj": "eh_proj", "embed_tokens": "embed_tokens",
+         "shared_head.norm": "shared_head_norm", "shared_head.head": "shared_head_head"}
+
+
+def convert(name, arch_name, cfg, sd, mtp=False):
+    """[(gguf name, tensor)]; with `mtp`, DeepSeek-V3's MTP layers too."""
     L, H = cfg["num_hidden_layers"], cfg["hidden_size"]
     heads = cfg["num_attention_heads"]
     out = [(tname(K.TOKEN_EMBD), sd["model.embed_tokens.weight"]), (tname(K.OUTPUT_NORM), sd["model.norm.weight"])]
@@ -62,8 +78,10 @@ def convert(name, arch_name, cfg, sd):
         out.append((tname(K.OUTPUT), sd["lm_head.weight"]))
     E = cfg.get("n_routed_experts") or cfg.get("num_local_experts") or cfg.get("num_experts")
     mt = cfg["model_type"]
-    for i in range(L):
+    for i in range(L + (mtp_layers(cfg, sd) if mtp else 0)):
         p = f"model.layers.{i}."
+        if i >= L:
+            out += [(f"blk.{i}.nextn.{g}.weight", sd[p + hf + ".weight"]) for hf, g in NEXTN.items() if p + hf + ".weight" in sd]
         out += [(tname(K.ATTN_NORM, i), sd[p + "input_layernorm.weight"]),
                 (tname(K.FFN_NORM, i), sd[p + "post_attention_layernorm.weight"])]
         a = p + "self_attn."
@@ -111,12 +129,14 @@ def convert(name, arch_name, cfg, sd):
     return out
 
 
-def metadata(w, name, cfg):
+def metadata(w, name, cfg, nextn=0):
     mt = cfg["model_type"]
     L, H, heads = cfg["num_hidden_layers"], cfg["hidden_size"], cfg["num_attention_heads"]
     rp = cfg.get("rope_parameters") or {}
     w.add_name(name)
-    w.add_block_count(L)
+    w.add_block_count(L + nextn)
+    if nextn:
+        w.add_nextn_predict_layers(nextn)
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(H)
     w.add_feed_forward_length(cfg["intermediate_size"])
@@ -168,17 +188,19 @@ def keep_f32(gname, arr):
             or arr.shape[-1] % 32 != 0)
 
 
-def write(name, qtype):
+def write(name, qtype, mtp=False):
+    """model-{f32,q8_0}.gguf without the MTP layer (what llama.cpp's deepseek2 loader reads: it
+    would take blk.{L} for a decoder layer); with `mtp`, model-mtp-{f32,q8_0}.gguf with it."""
     d = os.path.join(ROOT, name)
     cfg = json.load(open(os.path.join(d, "config.json")))
     sd = {k: v.float() for k, v in load_file(os.path.join(d, "model.safetensors")).items()}
     arch = {"mixtral": gguf.MODEL_ARCH.LLAMA, "qwen3_moe": gguf.MODEL_ARCH.QWEN3MOE}.get(cfg["model_type"], gguf.MODEL_ARCH.DEEPSEEK2)
     suffix = "f32" if qtype == gguf.GGMLQuantizationType.F32 else "q8_0"
-    path = os.path.join(d, f"model-{suffix}.gguf")
+    path = os.path.join(d, f"model-mtp-{suffix}.gguf" if mtp else f"model-{suffix}.gguf")
     w = gguf.GGUFWriter(path, gguf.MODEL_ARCH_NAMES[arch])
-    metadata(w, name, cfg)
+    metadata(w, name, cfg, mtp_layers(cfg, sd) if mtp else 0)
     w.add_file_type(gguf.LlamaFileType.ALL_F32 if suffix == "f32" else gguf.LlamaFileType.MOSTLY_Q8_0)
-    for gname, t in convert(name, gguf.MODEL_ARCH_NAMES[arch], cfg, sd):
+    for gname, t in convert(name, gguf.MODEL_ARCH_NAMES[arch], cfg, sd, mtp):
         arr = t.float().contiguous().numpy().astype(np.float32)
         if qtype == gguf.GGMLQuantizationType.F32 or keep_f32(gname, arr):
             w.add_tensor(gname, arr)
@@ -193,3 +215,5 @@ if __name__ == "__main__":
     for n in names:
         for q in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.Q8_0):
             write(n, q)
+            if n == "deepseek-v3":
+                write(n, q, mtp=True)

@@ -23,7 +23,7 @@ enum BenchCommand {
 
     static let help = """
     usage: tiefsee bench [MODEL] [-p 128,512] [-n 64] [-t 1,2] [-r 5] [-b 4] [-d 4096] [--ttft 512]
-                         [--expert-cache-mb N] [--json] [--json-schema S | --grammar FILE] [--lookup]
+                         [--expert-cache-mb N] [--json] [--json-schema S | --grammar FILE] [--lookup] [--mtp]
                          [--compare-llama-cpp]
            tiefsee bench --kernels [-r 5] [--json]
 
@@ -51,6 +51,8 @@ enum BenchCommand {
     passage, code to edit) with prompt-lookup speculation and without; it prints both tokens/s,
     the speed-up and the share of drafted tokens accepted. With --draft MODEL (--draft-max N)
     they are "draft-rag" and "draft-code": the draft model proposes instead of prompt lookup.
+    --mtp (DeepSeek-V3/R1 files with their multi-token-prediction layer; --mtp-max N) runs them
+    as "mtp-rag" and "mtp-code": the MTP layer proposes, and the accepted share is its hit rate.
     --kernels measures the quantized dot kernels instead of a model (no MODEL): for each weight
     type and instruction set, ns per weight block on one thread, for one activation row (the row
     path: decode) and for 8 rows at once (the packed matrix kernel: prefill, batched decode), on a
@@ -97,6 +99,7 @@ enum BenchCommand {
         let V = model.config.vocabSize
         let json = a.has("json")
         let draft = try DraftFlags.load(a, target: engine)
+        let mtp = try DraftFlags.mtp(a, engine: engine)
         let name = URL(fileURLWithPath: engine.files.location.path).lastPathComponent
         let weightBytes = model.activeWeightBytesPerToken
         if !json {
@@ -176,9 +179,9 @@ enum BenchCommand {
                 peakRSS = max(peakRSS, ProcessMemory.peakResidentBytes)
                 results.append(reportTime("ttft\(ttftPrompt)", t, times, json: json))
             }
-            if a.has("lookup") {
+            if a.has("lookup") || mtp != nil {
                 for (label, question) in lookupPrompts {
-                    results.append(try lookupGain(engine, label, question, threads: t, reps: reps, json: json, draft: draft))
+                    results.append(try lookupGain(engine, label, question, threads: t, reps: reps, json: json, draft: draft, mtp: mtp))
                 }
             }
             if let grammar {
@@ -298,10 +301,10 @@ enum BenchCommand {
     ]
 
     /// Greedy generation of the same prompt with and without speculation: prompt lookup, or
-    /// the --draft model when given (then the test is "draft-LABEL").
+    /// the --draft model when given (then the test is "draft-LABEL"), or the --mtp layer ("mtp-LABEL").
     static func lookupGain(_ engine: Engine, _ label: String, _ question: String, threads: Int, reps: Int,
-                           json: Bool, draft: DraftModel? = nil) throws -> JSONValue {
-        let kind = draft == nil ? "lookup" : "draft"
+                           json: Bool, draft: DraftModel? = nil, mtp: MTPDraft? = nil) throws -> JSONValue {
+        let kind = mtp != nil ? "mtp" : draft == nil ? "lookup" : "draft"
         let prompt = engine.encodePrompt(try engine.renderChat([.object([("role", .string("user")), ("content", .string(question))])]))
         var options = GenerationOptions()
         options.sampling = .greedy
@@ -310,7 +313,7 @@ enum BenchCommand {
         var last = GenerationResult()
         for _ in 0..<reps {
             options.promptLookup = true
-            last = try Session(engine: engine, contextSize: prompt.count + 161, draft: draft).generate(prompt: prompt, options: options)
+            last = try Session(engine: engine, contextSize: prompt.count + 161, draft: draft, mtp: mtp).generate(prompt: prompt, options: options)
             fast.append(last.generatedTokensPerSecond)
             options.promptLookup = false
             plain.append(try Session(engine: engine, contextSize: prompt.count + 161).generate(prompt: prompt, options: options).generatedTokensPerSecond)
@@ -319,7 +322,7 @@ enum BenchCommand {
         let rate = last.draftedTokens > 0 ? Double(last.acceptedDraftTokens) / Double(last.draftedTokens) : 0
         if !json {
             print(String(format: "  %@-%@ threads %d: %8.2f tokens/s with %@, %.2f without (%.2fx); %d of %d drafted tokens accepted (%.0f%%) in %d checks, %d tokens",
-                         kind, label, threads, f, draft == nil ? "prompt lookup" : "the draft model", p, f / p, last.acceptedDraftTokens, last.draftedTokens, 100 * rate, last.verifySteps, last.tokens.count))
+                         kind, label, threads, f, mtp != nil ? "MTP drafts" : draft == nil ? "prompt lookup" : "the draft model", p, f / p, last.acceptedDraftTokens, last.draftedTokens, 100 * rate, last.verifySteps, last.tokens.count))
         }
         return .object([("test", .string("\(kind)-\(label)")), ("threads", .int(threads)), ("tokens_per_second", .double(f)),
                         ("plain_tokens_per_second", .double(p)), ("drafted", .int(last.draftedTokens)),

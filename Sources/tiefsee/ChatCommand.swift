@@ -22,7 +22,8 @@ enum ChatCommand {
         guard a.positional.count <= 1 else { throw CLIError("chat takes at most one MODEL argument (the conversation is read from standard input)") }
         let engine = try loadEngine(a.positional.first, verbose: f.verbose, options: f.engine)
         let session = Session(engine: engine, contextSize: f.contextSize ?? engine.defaultContextSize(),
-                              draft: try DraftFlags.load(a, target: engine, verbose: f.verbose))
+                              draft: try DraftFlags.load(a, target: engine, verbose: f.verbose),
+                              mtp: try DraftFlags.mtp(a, engine: engine, verbose: f.verbose))
         installInterruptWithoutRestart()
         let interactive = isatty(STDIN_FILENO) != 0
         if interactive {

@@ -1,5 +1,6 @@
 import Foundation
 import Tiefsee
+import TiefseeKnowledge
 
 enum EmbedCommand {
     static let help = """

@@ -167,6 +167,9 @@ enum DraftFlags {
         OptionSpec("draft", nil, .text, value: "MODEL",
                    help: "a smaller model with the same vocabulary proposes tokens that the\nmodel checks in one batched step (greedy requests; same text)"),
         OptionSpec("draft-max", nil, .int(1...64), value: "N", help: "most tokens the draft model proposes per check (default 8)"),
+        OptionSpec("mtp", nil, .flag,
+                   help: "the model's own multi-token-prediction layer (DeepSeek-V3/R1 files\nthat have one) proposes the next token, checked in the same\nbatched step (greedy requests; same text)"),
+        OptionSpec("mtp-max", nil, .int(1...8), value: "N", help: "tokens --mtp proposes per check, chaining the layer (default 1)"),
     ]
     static var names: Set<String> { Set(spec.map(\.long)) }
     static let help = OptionSpec.helpText(spec)
@@ -185,6 +188,26 @@ enum DraftFlags {
             if verbose { err("draft model \(engine.files.location.path), up to \(n) tokens per check") }
             return d
         } catch let e as DraftVocabularyMismatch { throw CLIError(e.description) }
+    }
+
+    /// `--mtp`: the model's MTP layer as the drafter, nil without the flag; a model without
+    /// the layer is an error.
+    static func mtp(_ a: Args, engine: Engine, verbose: Bool = false) throws -> MTPDraft? {
+        guard a.has("mtp") else {
+            guard a.string("mtp-max") == nil else { throw CLIError("--mtp-max needs --mtp") }
+            return nil
+        }
+        guard a.string("draft") == nil else { throw CLIError("--mtp and --draft are two drafters: choose one") }
+        let n = try a.int("mtp-max") ?? 1
+        do {
+            let d = try MTPDraft(model: engine.model, maxDraft: n)
+            if verbose {
+                let row = d.mtp.activeWeightBytesPerRow, step = engine.model.activeWeightBytesPerToken
+                err(String(format: "multi-token prediction: layer %d, up to %d token%@ per check; a proposal reads %@ of weights (%.1f%% of a model step's %@)",
+                           d.mtp.layerIndex, n, n == 1 ? "" : "s", formatBytes(row), 100 * Double(row) / Double(max(step, 1)), formatBytes(step)))
+            }
+            return d
+        } catch let e as ModelLoadError { throw CLIError("\(e)") }
     }
 }
 
@@ -241,7 +264,8 @@ enum RunCommand {
         }
         let engine = try loadEngine(a.positional.first, verbose: f.verbose, options: f.engine, contextTokens: f.contextSize)
         let session = Session(engine: engine, contextSize: f.contextSize ?? engine.defaultContextSize(),
-                              draft: try DraftFlags.load(a, target: engine, verbose: f.verbose))
+                              draft: try DraftFlags.load(a, target: engine, verbose: f.verbose),
+                              mtp: try DraftFlags.mtp(a, engine: engine, verbose: f.verbose))
         let text: String
         if a.has("raw") {
             text = promptText

@@ -52,6 +52,12 @@ enum InfoCommand {
             if let m = c.moe {
                 print("experts:       \(m.numExperts) routed, \(m.numExpertsPerToken) per token, \(m.numSharedExperts) shared, scoring \(m.scoring.rawValue), selection \(m.topKMethod.rawValue)")
             }
+            if c.numNextnPredictLayers > 0 {
+                let n = c.numLayers
+                let layer = files.weights.tensorNames.filter { ParameterCount.layerIndex($0).map { $0 >= n } ?? false }
+                let params = layer.reduce(0) { $0 + (files.weights.tensor($1)?.elementCount ?? 0) }
+                print("multi-token prediction: \(c.numNextnPredictLayers) layer(s) after layer \(n - 1), \(layer.count) tensors, \(formatCount(params)) parameters (drafts with --mtp)")
+            }
             if let v4 = c.v4 {
                 let mtp = files.weights.tensorNames.filter { $0.hasPrefix("mtp.") }.count
                 if v4.numNextnPredictLayers > 0 || mtp > 0 {

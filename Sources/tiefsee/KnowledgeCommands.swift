@@ -1,5 +1,6 @@
 import Foundation
 import Tiefsee
+import TiefseeKnowledge
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -221,6 +222,7 @@ enum AskCommand {
         if let m = try a.double("min-score") { answerer.minSimilarity = Float(m) }
         answerer.refuseWithoutKnowledge = !a.has("answer-anyway")
         answerer.draft = try DraftFlags.load(a, target: engine, verbose: f.verbose)
+        answerer.mtp = try DraftFlags.mtp(a, engine: engine, verbose: f.verbose)
         Interrupt.install()
         let ans = try answerer.ask(question, options: f.options, contextSize: f.contextSize ?? 4096) { _ in !Interrupt.requested }
         print(ans.text)

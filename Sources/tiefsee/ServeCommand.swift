@@ -1,5 +1,7 @@
 import Foundation
 import Tiefsee
+import TiefseeKnowledge
+import TiefseeServer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -104,6 +106,7 @@ enum ServeCommand {
         let reranker = try a.string("reranker-model").map { try Reranker.load($0) }
         if let dir = a.string("models-dir") {
             guard a.string("draft") == nil else { throw CLIError("--draft needs a single MODEL, not --models-dir") }
+            guard !a.has("mtp") else { throw CLIError("--mtp needs a single MODEL, not --models-dir") }
             guard a.positional.isEmpty, a.string("model-id") == nil else { throw CLIError("--models-dir serves a folder: give no MODEL or --model-id") }
             let maxLoaded = try a.int("models-max") ?? 1
             try serveFolder(dir, cfg, maxLoaded: maxLoaded, options: try EngineFlags.options(a), embedder: embedder, reranker: reranker)
@@ -113,6 +116,8 @@ enum ServeCommand {
         let engine = try Engine.load(a.positional.first, options: try EngineFlags.options(a))
         cfg.draft = try DraftFlags.load(a, target: engine)
         if let d = cfg.draft { err("tiefsee serve: draft model \(d.engine.files.location.path), up to \(d.maxDraft) tokens per check (greedy requests)") }
+        cfg.mtp = try DraftFlags.mtp(a, engine: engine)
+        if let m = cfg.mtp { err("tiefsee serve: multi-token prediction (layer \(m.mtp.layerIndex)) drafts up to \(m.maxDraft) token\(m.maxDraft == 1 ? "" : "s") per check (greedy requests)") }
         let knowledgeAvailable = embedder != nil || FileManager.default.fileExists(atPath: EmbeddingModel.defaultModelPath)
         var hooks = ServerKnowledge(engine: engine, embedder: embedder, reranker: reranker).hooks
         if !knowledgeAvailable { hooks.knowledge = nil }

@@ -1,5 +1,6 @@
 import Foundation
 import Tiefsee
+import TiefseeServer
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeKnowledge
+@testable import TiefseeServer
 
 /// The chat page in a real browser: scripts/browser_test.py drives headless Chromium (Debian's
 /// chromium + chromium-driver, Python Selenium; scripts/setup.sh installs them) against servers

@@ -80,6 +80,24 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(line("memory:").hasPrefix("memory: fits"), r.stdout)
     }
 
+    /// `run --mtp` on the DeepSeek-V3 fixture (its random MTP layer): the same text as without,
+    /// the drafts' acceptance in the stats, the proposal's cost with --verbose; a model without
+    /// the layer is refused in one line.
+    func testRunWithMTPDrafts() throws {
+        let args = ["run", fixturePath("moe/deepseek-v3"), "-p", "the cat sat", "--raw", "-n", "24", "--temp", "0"]
+        let plain = try run(args)
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        let mtp = try run(args + ["--mtp", "--verbose"])
+        XCTAssertEqual(mtp.status, 0, mtp.stderr)
+        XCTAssertEqual(mtp.stdout, plain.stdout)
+        XCTAssertTrue(mtp.stderr.contains("multi-token prediction: layer 3, up to 1 token per check; a proposal reads"), mtp.stderr)
+        XCTAssertNotNil(mtp.stderr.range(of: #"drafts: \d+ of \d+ proposed tokens accepted"#, options: .regularExpression), mtp.stderr)
+        let chained = try run(args + ["--mtp", "--mtp-max", "3"])
+        XCTAssertEqual(chained.stdout, plain.stdout, chained.stderr)
+        assertCleanError(try run(["run", fixturePath("moe/deepseek-v32"), "-p", "x", "-n", "2", "--mtp"]), mentions: "no multi-token-prediction layer")
+        assertCleanError(try run(args + ["--mtp-max", "2"]), mentions: "--mtp-max needs --mtp")
+    }
+
     /// `run` says before loading that a MoE larger than the memory available will stream its
     /// routed experts from disk (and still runs), and with --verbose that a model fits.
     func testRunEstimatesMemoryBeforeLoading() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeServer
 
 /// The Swift V3.2 / V4 encoders against DeepSeek's Python encoders (fixtures rendered by
 /// scripts/gen_deepseek_encoding_fixtures.py).

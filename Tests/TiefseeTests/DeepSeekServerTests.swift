@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeServer
 
 /// Deterministic models that answer every request with a DeepSeek tool call: the successor
 /// model of ReasoningFixture, wired so that `<think>` → reasoning → `</think>` → call → EOS.

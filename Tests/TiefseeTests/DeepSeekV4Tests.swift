@@ -1,5 +1,6 @@
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeServer
 
 /// A tiny random DeepSeek-V4 from transformers' deepseek_v4 (scripts/gen_dsv4_fixtures.py):
 /// sliding / CSA / HCA layers, a window shorter than the 140-token prompt, sinks, hc_mult 4

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeServer
 
 /// `--draft MODEL`: a draft model proposes, the target checks in one batched step; the greedy
 /// text is the target's own, in the CLI session and in the server's scheduler.

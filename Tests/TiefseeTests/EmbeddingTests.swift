@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeKnowledge
 
 /// The default embedding model (all-MiniLM-L6-v2), or a visible skip when it has not been fetched.
 func requireEmbeddingModel() throws -> EmbeddingModel {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeKnowledge
 
 /// Acceptance 3: with the knowledge base the default model answers as the company documents say
 /// (even against common knowledge) and cites them; without it, it does not give those answers.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeKnowledge
 
 /// Knowledge base: extraction, chunking, incremental ingest, crash safety and retrieval quality.
 /// Tests that embed need the embedding model (scripts/fetch-embedding-model.sh) and skip visibly without it.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeServer
 
 /// `/v1/messages` (Anthropic) and `/v1/responses` (OpenAI Responses): the wire format over raw
 /// HTTP, then the official `anthropic` and `openai` Python clients, unmodified

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeServer
 
 /// `serve --models-dir`: every model in a folder listed, loaded on demand by a request's
 /// `model`, least recently used unloaded past --models-max, too-large models refused clearly.

@@ -1,5 +1,6 @@
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeServer
 
 /// The server's RAM prompt cache (`--cache-ram`): states saved from slots, restored by the
 /// longest shared prefix, least recently used dropped at the budget.

@@ -47,14 +47,15 @@ final class QuantizeTests: XCTestCase {
     }
 
     /// Q8_0 is deterministic: our bytes must equal the `gguf` package's `quants.quantize` output,
-    /// which wrote fixtures/moe/deepseek-v3/model-q8_0.gguf (scripts/gen_moe_gguf.py).
+    /// which wrote fixtures/moe/deepseek-v3/model-mtp-q8_0.gguf (scripts/gen_moe_gguf.py; the
+    /// folder's MTP layer included, as blk.3 and blk.3.nextn.*).
     func testQ8_0BytesMatchGGUFPackage() throws {
         let dir = NSTemporaryDirectory() + "tiefsee-q8-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let out = dir + "/ds.gguf"
         _ = try quantizeModel(input: fixturePath("moe/deepseek-v3"), output: out, scheme: .q8_0)
-        let ours = try GGUFFile(path: out), ref = try GGUFFile(path: fixturePath("moe/deepseek-v3/model-q8_0.gguf"))
+        let ours = try GGUFFile(path: out), ref = try GGUFFile(path: fixturePath("moe/deepseek-v3/model-mtp-q8_0.gguf"))
         XCTAssertEqual(Set(ours.tensorInfos.map(\.name)), Set(ref.tensorInfos.map(\.name)))
         var compared = 0
         for i in ours.tensorInfos {
@@ -66,7 +67,9 @@ final class QuantizeTests: XCTestCase {
             XCTAssertEqual(memcmp(a.data, b.data, min(a.byteCount, b.byteCount)), 0, "\(i.name) bytes differ")
             compared += 1
         }
-        XCTAssertEqual(compared, 52)
+        XCTAssertEqual(compared, 76)
+        XCTAssertEqual(ours["deepseek2.block_count"]?.int, 4)
+        XCTAssertEqual(ours["deepseek2.nextn_predict_layers"]?.int, 1)
         XCTAssertEqual(ours["general.architecture"]?.string, "deepseek2")
         XCTAssertEqual(ours["general.file_type"]?.int, 7)
         XCTAssertEqual(ours["general.quantization_version"]?.int, 2)

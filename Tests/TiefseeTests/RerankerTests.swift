@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeKnowledge
 
 /// Cross-encoders (BERT, XLM-RoBERTa) and an XLM-RoBERTa embedding model against
 /// sentence-transformers on tiny random models (scripts/gen_reranker_fixtures.py).

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeKnowledge
+@testable import TiefseeServer
 
 /// `tiefsee serve --embedding-model`: POST /v1/embeddings and chat answers from a knowledge base
 /// (the `knowledge` field and the `MODEL@kb:NAME` alias), over loopback HTTP.

@@ -1,5 +1,6 @@
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeServer
 
 /// The server's pure parts: the json_object grammar, tool-call parsing, request reading.
 final class ServerUnitTests: XCTestCase {

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import Tiefsee
+@testable import TiefseeKnowledge
+@testable import TiefseeServer
 
 /// The user database (UserDatabase) on its own, and `tiefsee serve` with users: 2 users, 2
 /// groups, 3 knowledge bases, every user × base through every API that can name a base; a

@@ -410,7 +410,16 @@ public final class QuantizePlan {
                 let factors = QuantizePlan.llama3RopeFactors(c)
                 planned.append(("rope_freqs.weight", [factors.count], [(1, { factors })], nil))
             }
-            for i in 0..<c.numLayers {
+            // DeepSeek-V3's multi-token-prediction layers follow as blk.{N…}, with their nextn.*
+            // tensors (as llama.cpp's converters write them; placeholders are left out).
+            let mtp = c.family == .deepseekV3 && c.numNextnPredictLayers > 0
+                && w.has(n.nextn(c.numLayers, "eh_proj")) && w.has(n.layer(c.numLayers, "attn_kv_a_mqa")) ? c.numNextnPredictLayers : 0
+            for i in 0..<c.numLayers + mtp {
+                if i >= c.numLayers {
+                    for k in ["enorm", "hnorm", "eh_proj", "embed_tokens", "shared_head_norm", "shared_head_head"] {
+                        try addIfPresent("blk.\(i).nextn.\(k).weight", n.nextn(i, k))
+                    }
+                }
                 try add("blk.\(i).attn_norm.weight", n.layer(i, "attn_norm"))
                 try add("blk.\(i).ffn_norm.weight", n.layer(i, "ffn_norm"))
                 if let mla = c.mla {
@@ -505,7 +514,7 @@ public final class QuantizePlan {
             }
             try add("output_norm.weight", "model.norm.weight")
             if !c.tieWordEmbeddings && w.has("lm_head.weight") { try add("output.weight", "lm_head.weight") }
-            metadata = try QuantizePlan.hfMetadata(files: files, config: c, arch: arch)
+            metadata = try QuantizePlan.hfMetadata(files: files, config: c, arch: arch, nextnLayers: mtp)
             context = QuantizationContext(numLayers: c.numLayers, numExperts: c.moe?.numExperts ?? 0,
                                           hasOutput: planned.contains { $0.name == "output.weight" },
                                           gqa: c.mla != nil ? c.numHeads : c.numHeads / max(1, c.numKVHeads),
@@ -570,14 +579,15 @@ public final class QuantizePlan {
     }
 
     /// The `general.*`, `<arch>.*` and `tokenizer.*` keys llama.cpp's converter writes.
-    static func hfMetadata(files: ModelFiles, config c: ModelConfig, arch: String) throws -> [(String, GGUFValue)] {
+    static func hfMetadata(files: ModelFiles, config c: ModelConfig, arch: String, nextnLayers: Int = 0) throws -> [(String, GGUFValue)] {
         var m = [(String, GGUFValue)]()
         func u32(_ k: String, _ v: Int) { m.append(("\(arch).\(k)", .uint32(UInt32(v)))) }
         func f32(_ k: String, _ v: Double) { m.append(("\(arch).\(k)", .float32(Float(v)))) }
         m.append(("general.architecture", .string(arch)))
         m.append(("general.type", .string("model")))
         m.append(("general.name", .string(URL(fileURLWithPath: files.location.path).lastPathComponent)))
-        u32("block_count", c.numLayers)
+        u32("block_count", c.numLayers + nextnLayers)
+        if nextnLayers > 0 { u32("nextn_predict_layers", nextnLayers) }
         u32("context_length", c.maxPositionEmbeddings)
         u32("embedding_length", c.hiddenSize)
         u32("feed_forward_length", c.intermediateSize)

@@ -29,19 +29,20 @@ public struct DraftCounters: Sendable {
     mutating func add(drafted d: Int, accepted a: Int) { drafted += d; accepted += a; verifySteps += 1 }
 }
 
-/// `--draft` with prompt lookup in front: a match in the context is proposed first (it costs
-/// nothing, and it is what quoting answers repeat); the draft model is asked only when the
-/// context has none. Each check's outcome goes back to whichever drafter proposed.
+/// `--draft` (or `--mtp`) with prompt lookup in front: a match in the context is proposed first
+/// (it costs nothing, and it is what quoting answers repeat); the draft model or MTP layer is
+/// asked only when the context has none. Each check's outcome goes back to whichever drafter
+/// proposed.
 public struct LookupThenModel: Drafter {
     var lookup = PromptLookup()
-    var model: ModelDrafter
+    var model: any Drafter
     private var lastFromLookup = false
     private var counters = DraftCounters()
     public var drafted: Int { counters.drafted }
     public var accepted: Int { counters.accepted }
     public var verifySteps: Int { counters.verifySteps }
 
-    public init(model: ModelDrafter) { self.model = model }
+    public init(model: any Drafter) { self.model = model }
 
     public mutating func draft(_ history: [Int], limit: Int) throws -> [Int] {
         let d = lookup.draft(history, limit: limit)

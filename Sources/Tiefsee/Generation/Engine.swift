@@ -54,9 +54,6 @@ public final class Engine: @unchecked Sendable {
         deepSeekEncoding = options.chatEncoding ?? DeepSeekEncoding.forArchitecture(files.architectureName)
     }
 
-    /// How the model writes tool calls.
-    public var toolCallFormat: ToolCallFormat { .detect(templateSource: chatTemplateSource, encoding: deepSeekEncoding) }
-
     public static func load(_ modelArgument: String?, options: EngineOptions = EngineOptions()) throws -> Engine {
         try Engine(files: ModelFiles.open(ModelLocator.resolve(modelArgument)), options: options)
     }

@@ -21,7 +21,8 @@ public struct GenerationOptions: Sendable {
     /// generation ends when the grammar's sentence is complete.
     public var grammar: Grammar? = nil
     /// Speculation for greedy decoding: prompt lookup (PromptLookup.swift), or the session's
-    /// draft model when it has one (DraftModel.swift). The same text, fewer weight reads.
+    /// draft model (DraftModel.swift) or MTP layer (MTPDrafting.swift) when it has one. The
+    /// same text, fewer weight reads.
     public var promptLookup = true
     public init() {}
 }
@@ -69,10 +70,17 @@ public final class Session {
     /// The draft model's cache, kept across turns like the target's.
     private var draftState: DraftState?
 
-    public init(engine: Engine, contextSize: Int, draft: DraftModel? = nil) {
+    /// `--mtp`: the model's multi-token-prediction layer proposes instead (MTPDrafting.swift).
+    public let mtpDraft: MTPDraft?
+    private var mtpState: MTPState?
+
+    public init(engine: Engine, contextSize: Int, draft: DraftModel? = nil, mtp: MTPDraft? = nil) {
         self.engine = engine
         draftModel = draft
+        mtpDraft = mtp
         cache = engine.model.makeCache(capacity: contextSize)
+        // Attached from the start: the MTP rows need the hidden state of every position computed.
+        mtpState = mtp?.makeState(for: cache)
     }
 
     /// Greedy decoding without a grammar can take drafts (cut back when rejected: only caches
@@ -80,6 +88,7 @@ public final class Session {
     /// speculative sampling's acceptance rule, which is not implemented.
     private func makeDrafter(_ options: GenerationOptions, constrained: Bool) -> (any Drafter)? {
         guard options.promptLookup, options.sampling.temperature <= 0, !constrained, cache.canRewind else { return nil }
+        if let m = mtpDraft, let s = mtpState { return m.drafter(s) }
         guard let d = draftModel else { return PromptLookup() }
         if draftState == nil { draftState = d.makeState(contextSize: contextSize) }
         return d.drafter(draftState!)
@@ -102,6 +111,11 @@ public final class Session {
         // Reuse the cached prefix; always recompute at least the last prompt token for its logits.
         var common = 0
         while common < min(tokens.count, prompt.count) && tokens[common] == prompt[common] { common += 1 }
+        if let s = mtpState {
+            let drafting = options.promptLookup && options.sampling.temperature <= 0 && options.grammar == nil && cache.canRewind
+            s.prepare(drafting: drafting)
+            if drafting { common = s.reusableMainPrefix(prompt, common) }
+        }
         common = cache.reusablePrefix(min(common, prompt.count - 1))
         cache.truncate(to: common)
         tokens = Array(prompt[..<common])

@@ -76,7 +76,7 @@ public final class BertModel: @unchecked Sendable {
         try self.init(config: try BertConfig.load(folder: folder), weights: w, folder: folder)
     }
 
-    init(config: BertConfig, weights w: SafetensorsCollection, folder: String) throws {
+    package init(config: BertConfig, weights w: SafetensorsCollection, folder: String) throws {
         self.config = config
         // Checkpoints saved from BertForX / XLMRobertaForX carry the encoder under "bert." / "roberta.".
         let prefix = ["", "bert.", "roberta."].first { w.tensor($0 + "embeddings.word_embeddings.weight") != nil } ?? ""
@@ -225,7 +225,7 @@ public struct BertClassificationHead: Sendable {
     let out: Linear
     public var labels: Int { out.outFeatures }
 
-    init(family: BertConfig.Family, weights w: SafetensorsCollection, folder: String, hidden: Int) throws {
+    package init(family: BertConfig.Family, weights w: SafetensorsCollection, folder: String, hidden: Int) throws {
         func lin(_ n: String) throws -> Linear {
             guard let wt = w.tensor(n + ".weight") else { throw ModelLoadError.missingTensor(n + ".weight", file: folder) }
             guard let b = w.tensor(n + ".bias") else { throw ModelLoadError.missingTensor(n + ".bias", file: folder) }
@@ -241,7 +241,7 @@ public struct BertClassificationHead: Sendable {
     }
 
     /// Logits (`labels` per row) of the first row of each sequence in `hidden`.
-    func logits(_ hidden: FloatBuffer, offsets: [Int], hiddenSize h: Int, pool: ThreadPool) -> [[Float]] {
+    package func logits(_ hidden: FloatBuffer, offsets: [Int], hiddenSize h: Int, pool: ThreadPool) -> [[Float]] {
         let n = offsets.count - 1
         let cls = FloatBuffer(count: max(n, 1) * h, zeroed: false), pooled = FloatBuffer(count: max(n, 1) * h, zeroed: false)
         for i in 0..<n { (cls.p + i * h).update(from: hidden.p + offsets[i] * h, count: h) }

@@ -61,11 +61,19 @@ extension ModelConfig {
         // DeepSeek rotates adjacent pairs; transformers' V3 can be told otherwise (rope_interleave).
         ropeLayout = (family == .deepseekV3 && k.bool("rope_interleave") == false) ? .halves : .adjacentPairs
         numKVHeads = numHeads
+        numNextnPredictLayers = family == .deepseekV3 ? k.int("num_nextn_predict_layers") ?? 0 : 0
     }
 
     /// deepseek2 (V2 or V3, told apart by the router) and deepseek32's shared part from GGUF.
     mutating func readDeepSeek(gguf k: GGUFConfigKeys) throws {
         ropeLayout = .adjacentPairs
+        if family == .deepseekV3 {
+            // block_count includes the MTP blocks (llama.cpp's converter appends them as blk.{N}).
+            let nextn = k.v("nextn_predict_layers")?.int ?? 0
+            guard nextn >= 0, nextn < numLayers else { throw ConfigError(message: "\(k.file.path): nextn_predict_layers \(nextn) of \(numLayers) blocks") }
+            numLayers -= nextn
+            numNextnPredictLayers = nextn
+        }
         if var m = moe {
             if family == .deepseekV32 { m.topKMethod = .noauxTC }
             if family == .deepseekV3 {
@@ -375,8 +383,9 @@ public final class MultiHeadLatentAttention: AttentionBlock {
 }
 
 /// DeepSeek-V2 (and V2-Lite), V3 and R1: MLA + dense MLP for the first `first_k_dense_replace`
-/// layers, the MoE block after. The multi-token-prediction layer (`num_nextn_predict_layers`)
-/// some checkpoints carry after the last layer is not loaded.
+/// layers, the MoE block after. V3's multi-token-prediction layer (`num_nextn_predict_layers`,
+/// after the last layer) is loaded as `model.mtp` for drafting (MultiTokenPrediction.swift);
+/// plain decoding never runs it, and a file whose MTP layer is incomplete loads without one.
 public enum DeepSeekDecoder {
     public static func load(config c: ModelConfig, weights w: WeightLoader) throws -> TransformerModel {
         guard let mla = c.mla else { throw ModelLoadError.unsupported("DeepSeek config without MLA dimensions") }
@@ -386,8 +395,13 @@ public enum DeepSeekDecoder {
             let attention = try latentAttention(config: c, weights: w, layer: i, rope: rope)
             layers.append(try MoEDecoder.decoderLayer(config: c, weights: w, layer: i, attention: attention))
         }
-        return try DenseDecoder.assemble(config: c, weights: w, layers: layers,
-                                         cacheKWidth: mla.kvLoraRank + mla.qkRopeHeadDim, cacheVWidth: 0)
+        let model = try DenseDecoder.assemble(config: c, weights: w, layers: layers,
+                                              cacheKWidth: mla.kvLoraRank + mla.qkRopeHeadDim, cacheVWidth: 0)
+        if c.family == .deepseekV3 && c.numNextnPredictLayers > 0 {
+            do { model.mtp = try MultiTokenPrediction.load(config: c, weights: w, layer: c.numLayers, model: model, rope: rope) }
+            catch { model.mtpUnavailable = "\(error)" }
+        }
+        return model
     }
 
     /// The MLA block of layer i. MLA-internal norms use eps 1e-6 (transformers' default for

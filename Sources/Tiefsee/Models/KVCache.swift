@@ -52,6 +52,9 @@ public class KVCache: @unchecked Sendable {
     public let values: [FloatBuffer]
     /// Positions already filled.
     public internal(set) var length = 0
+    /// Set by an MTP drafter: receives the main model's last-layer output of every row computed
+    /// into this cache (MultiTokenPrediction.swift).
+    public var hiddenTap: HiddenStateTap?
 
     public init(layers: Int, capacity: Int, kWidth: Int, vWidth: Int, keyType: KVCacheType = .f32, valueType: KVCacheType = .f32) {
         precondition(kWidth % keyType.blockSize == 0 && vWidth % valueType.blockSize == 0,

@@ -44,9 +44,14 @@ public struct WeightFootprint: Sendable {
     public func part(_ k: TensorKind) -> Part { parts[k] ?? Part() }
 
     /// Every tensor of `weights`. Block-scaled FP8 scales (`*_scale_inv`) add their bytes to the
-    /// weight they scale and no weights.
-    public init(_ weights: WeightSource) {
+    /// weight they scale and no weights. With `decoderLayers`, the layers past them (DeepSeek's
+    /// multi-token-prediction layers, V4's `mtp.*`) are left out: plain decoding never reads them.
+    public init(_ weights: WeightSource, decoderLayers: Int? = nil) {
         for name in weights.tensorNames {
+            if let n = decoderLayers {
+                if name.hasPrefix("mtp.") { continue }
+                if let l = ParameterCount.layerIndex(name), l >= n { continue }
+            }
             guard let t = weights.tensor(name) else { continue }
             let scale = name.hasSuffix("_scale_inv")
             let base = scale ? String(name.dropLast("_scale_inv".count)) : name
@@ -152,7 +157,7 @@ public struct MemoryPlan: Sendable {
     public static func estimate(_ files: ModelFiles, contextTokens: Int? = nil, options: EngineOptions = EngineOptions(),
                                 availableBytes: Int = MemoryPlan.availableMemory()) -> MemoryPlan? {
         guard let c = files.config else { return nil }
-        let footprint = WeightFootprint(files.weights)
+        let footprint = WeightFootprint(files.weights, decoderLayers: c.numLayers)
         // The KV cache per token: MLA keeps one latent row (kv_lora_rank + rope) per layer,
         // otherwise keys and values of every KV head, in the chosen storage types.
         let perToken: Int

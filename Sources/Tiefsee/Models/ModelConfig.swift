@@ -130,6 +130,9 @@ public struct ModelConfig: Equatable, Sendable {
     public var v4: DeepSeekV4Config?
     /// Block size of FP8 weights (`quantization_config.weight_block_size`; DeepSeek uses 128).
     public var fp8BlockSize = 128
+    /// DeepSeek-V3's multi-token-prediction layers after the decoder's `numLayers`
+    /// (`num_nextn_predict_layers`; GGUF `nextn_predict_layers`, counted in its block_count).
+    public var numNextnPredictLayers = 0
 
     public init(family: ModelFamily, vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numLayers: Int,
                 numHeads: Int, numKVHeads: Int, headDim: Int? = nil) {

@@ -22,7 +22,7 @@ public struct ParameterCount: Equatable, Sendable {
         return ParameterCount(total: total, activePerToken: max(0, total - idle))
     }
 
-    static func layerIndex(_ name: String) -> Int? {
+    public static func layerIndex(_ name: String) -> Int? {
         for prefix in ["model.layers.", "layers.", "blk."] where name.hasPrefix(prefix) {
             return Int(name.dropFirst(prefix.count).prefix { $0.isNumber })
         }

@@ -110,6 +110,19 @@ public final class DecoderLayer {
         self.attentionNorm = attentionNorm; self.attention = attention
         self.ffnNorm = ffnNorm; self.feedForward = feedForward
     }
+
+    /// The pre-norm residual block on `rows` rows of `x` (width values each), in place:
+    /// x += attention(norm(x)); x += feedForward(norm(x)). `scratch`: two rows × width buffers.
+    public func forward(_ x: UnsafeMutablePointer<Float>, segments: [BatchSegment], layer i: Int, rows T: Int, width H: Int,
+                        scratch: (h: FloatBuffer, y: FloatBuffer)? = nil) {
+        let (h, y) = scratch ?? (FloatBuffer(count: T * H, zeroed: false), FloatBuffer(count: T * H, zeroed: false))
+        attentionNorm.forward(x, rows: T, out: h.p)
+        attention.forward(h.p, segments: segments, layer: i, out: y.p)
+        VectorOps.add(y.p, into: x, T * H)
+        ffnNorm.forward(x, rows: T, out: h.p)
+        feedForward.forward(h.p, count: T, out: y.p)
+        VectorOps.add(y.p, into: x, T * H)
+    }
 }
 
 /// A cache that is not one K/V row per position and layer (DeepSeek-V4: sliding windows and
@@ -148,6 +161,11 @@ public final class TransformerModel: @unchecked Sendable {
     public var cacheLayout: CacheLayout?
     /// DeepSeek-V4's hc_head: collapses the hyper-connection streams after the last layer.
     public var hyperHead: HyperHead?
+    /// DeepSeek-V3's multi-token-prediction layer (MultiTokenPrediction.swift), when the file
+    /// has one; it drafts for `--mtp` and is never part of plain decoding.
+    public var mtp: MultiTokenPrediction?
+    /// Why a file that declares an MTP layer has none loaded (missing or placeholder tensors).
+    public var mtpUnavailable: String?
 
     public init(config: ModelConfig, embedding: Tensor, layers: [DecoderLayer], finalNorm: RMSNorm, outputHead: Linear,
                 cacheKWidth: Int, cacheVWidth: Int) {
@@ -285,13 +303,10 @@ public final class TransformerModel: @unchecked Sendable {
             return
         }
         for (i, layer) in layers.enumerated() {
-            layer.attentionNorm.forward(x.p, rows: T, out: h.p)
-            layer.attention.forward(h.p, segments: active, layer: i, out: y.p)
-            VectorOps.add(y.p, into: x.p, T * H)
-            layer.ffnNorm.forward(x.p, rows: T, out: h.p)
-            layer.feedForward.forward(h.p, count: T, out: y.p)
-            VectorOps.add(y.p, into: x.p, T * H)
+            layer.forward(x.p, segments: active, layer: i, rows: T, width: H, scratch: (h, y))
         }
+        // An MTP drafter reads the last layer's output before the final norm.
+        for s in active { if let tap = s.cache.hiddenTap, tap.recording { for r in s.rows { tap.store(position: s.position(ofRow: r), x.p + r * H) } } }
     }
 }
 
