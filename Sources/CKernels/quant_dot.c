@@ -136,6 +136,8 @@ static inline __m256i ld256(const void *p) { return _mm256_loadu_si256((const __
  * shared by every row of the call: the blocks' scales d and scaled sums s side by side (one vector
  * load instead of eight strided ones), and the sums of each 16 values (Q6_K's -32 offset). */
 typedef struct { float d[8]; float s[8]; int16_t bs[16]; } tf_side;
+/* The most activation rows the row kernels take at once (rows_q_n). */
+#define TF_NT 4
 
 static void act_side(int n, const tf_block_q8a *x, tf_side *side) {
     const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
@@ -456,6 +458,15 @@ int tf_vec_dot_rows(int type, int n, int nrows, const void *wrows, size_t stride
         return tf_kernel_isa() == TF_ISA_AVX512_VNNI ? rows_q_vnni(type, n, nrows, w, stride, x, out)
                                                      : rows_q_avx2(type, n, nrows, w, stride, x, out);
     }
+}
+
+static int rows_q_n_avx2(int, int, int, const uint8_t *, size_t, const void *, size_t, int, float *, size_t);
+static int rows_q_n_vnni(int, int, int, const uint8_t *, size_t, const void *, size_t, int, float *, size_t);
+
+int tf_vec_dot_rows_n(int type, int n, int nrows, const void *wrows, size_t stride,
+                      const void *x, size_t xstride, int ntok, float *out, size_t ostride) {
+    return tf_kernel_isa() == TF_ISA_AVX512_VNNI ? rows_q_n_vnni(type, n, nrows, wrows, stride, x, xstride, ntok, out, ostride)
+                                                 : rows_q_n_avx2(type, n, nrows, wrows, stride, x, xstride, ntok, out, ostride);
 }
 
 /* ---------------------------------------------------------------- matrix products (prefill, batches) */

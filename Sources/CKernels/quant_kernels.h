@@ -21,65 +21,95 @@ TF_INLINE __m256i KFN(dec32)(int type, const uint8_t *b, float *d, float *m) {
     default: *d = h2f(b); return ld256(b + 2);
     }
 }
-TF_INLINE float KFN(dot32)(int type, int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side) {
+/* Row kernels for nt = 1..TF_NT activation rows at once (batched decode: a few sequences, one
+ * token each): each weight block is loaded and decoded once and multiplied with every row's
+ * activations. Every row's float steps are exactly those of the single-row kernel (nt = 1), in
+ * the same order into the same accumulators, so a token decoded in a batch of 2..4 gets
+ * bit-identical results to decoding it alone. Inlined with a constant nt, the per-row arrays
+ * below stay in registers. */
+TF_INLINE void KFN(dot32_n)(int type, int nt, int n, const uint8_t *w, const tf_block_q8a *const *xs, const tf_side *const *sides,
+                            float *out) {
     const int bb = bytes32(type), nb = n / 32, zp = type == TF_TYPE_Q4_1 || type == TF_TYPE_Q5_1;
     const int off = offset32(type);
     /* four accumulators hide the FMA latency; AVX2's Q5 decode needs so many of its 16 registers
      * that two leave fewer spills (ns per block: Q5_0 1.38 -> 1.30, Q5_1 1.52 -> 1.22; the other
      * types are faster with four). The VNNI form does the same, for the same sums. */
     const int two = type == TF_TYPE_Q5_0 || type == TF_TYPE_Q5_1, A2 = two ? 0 : 2, A3 = two ? 1 : 3;
-    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
-    __m256 accm = _mm256_setzero_ps();
-    _Alignas(32) float fs[8];
+    __m256 acc[TF_NT][4], accm[TF_NT];
+    const tf_block_q8a *x[TF_NT];
+    const tf_side *side[TF_NT];
+    for (int t = 0; t < nt; t++) {
+        for (int c = 0; c < 4; c++) acc[t][c] = _mm256_setzero_ps();
+        accm[t] = _mm256_setzero_ps(); x[t] = xs[t]; side[t] = sides[t];
+    }
+    _Alignas(32) float fs[TF_NT][8];
 #define DOT32_BLOCK(b, A)                                                                           \
     do {                                                                                            \
         float d_, m_;                                                                               \
         __m256i q_ = KFN(dec32)(type, w + (size_t)(b) * bb, &d_, &m_);                             \
-        __m256i p_ = type == TF_TYPE_Q8_0 ? DOT_SS(q_, ld256(x[b].qs)) : DOT_US(q_, ld256(x[b].qs)); \
-        A = _mm256_fmadd_ps(_mm256_broadcast_ss(&fs[b]), _mm256_cvtepi32_ps(p_), A);               \
+        for (int t = 0; t < nt; t++) {                                                              \
+            __m256i p_ = type == TF_TYPE_Q8_0 ? DOT_SS(q_, ld256(x[t][b].qs)) : DOT_US(q_, ld256(x[t][b].qs)); \
+            acc[t][A] = _mm256_fmadd_ps(_mm256_broadcast_ss(&fs[t][b]), _mm256_cvtepi32_ps(p_), acc[t][A]); \
+        }                                                                                           \
     } while (0)
     int g = 0;
-    for (; g + 8 <= nb; g += 8, side++, w += 8 * bb, x += 8) {
+    for (; g + 8 <= nb; g += 8, w += 8 * bb) {
         __m256 dw = f16x8_strided(w, bb);
-        _mm256_store_ps(fs, _mm256_mul_ps(dw, _mm256_loadu_ps(side->d)));
-        /* the zero point: m * s_x (Q4_1/Q5_1), or the offset's d * s_x (Q4_0/Q5_0, scaled at the end) */
-        if (zp) accm = _mm256_fmadd_ps(f16x8_strided(w + 2, bb), _mm256_loadu_ps(side->s), accm);
-        else if (off) accm = _mm256_fmadd_ps(dw, _mm256_loadu_ps(side->s), accm);
-        DOT32_BLOCK(0, acc[0]); DOT32_BLOCK(1, acc[1]); DOT32_BLOCK(2, acc[A2]); DOT32_BLOCK(3, acc[A3]);
-        DOT32_BLOCK(4, acc[0]); DOT32_BLOCK(5, acc[1]); DOT32_BLOCK(6, acc[A2]); DOT32_BLOCK(7, acc[A3]);
+        for (int t = 0; t < nt; t++) {
+            _mm256_store_ps(fs[t], _mm256_mul_ps(dw, _mm256_loadu_ps(side[t]->d)));
+            /* the zero point: m * s_x (Q4_1/Q5_1), or the offset's d * s_x (Q4_0/Q5_0, scaled at the end) */
+            if (zp) accm[t] = _mm256_fmadd_ps(f16x8_strided(w + 2, bb), _mm256_loadu_ps(side[t]->s), accm[t]);
+            else if (off) accm[t] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(side[t]->s), accm[t]);
+        }
+        DOT32_BLOCK(0, 0); DOT32_BLOCK(1, 1); DOT32_BLOCK(2, A2); DOT32_BLOCK(3, A3);
+        DOT32_BLOCK(4, 0); DOT32_BLOCK(5, 1); DOT32_BLOCK(6, A2); DOT32_BLOCK(7, A3);
+        for (int t = 0; t < nt; t++) { side[t]++; x[t] += 8; }
     }
     if (g < nb) {   /* the last 1..7 blocks, one at a time */
         _Alignas(32) float m[8] = { 0 };
         int cnt = nb - g;
         for (int b = 0; b < cnt; b++) {
             float d = h2f(w + b * bb);
-            fs[b] = d * side->d[b];
+            for (int t = 0; t < nt; t++) fs[t][b] = d * side[t]->d[b];
             m[b] = zp ? h2f(w + b * bb + 2) : off ? d : 0.0f;
         }
-        if (zp || off) accm = _mm256_fmadd_ps(_mm256_load_ps(m), _mm256_loadu_ps(side->s), accm);
-        for (int b = 0; b < cnt; b++) DOT32_BLOCK(b, acc[0]);
+        for (int t = 0; t < nt; t++)
+            if (zp || off) accm[t] = _mm256_fmadd_ps(_mm256_load_ps(m), _mm256_loadu_ps(side[t]->s), accm[t]);
+        for (int b = 0; b < cnt; b++) DOT32_BLOCK(b, 0);
     }
 #undef DOT32_BLOCK
-    __m256 a = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    return hsum_ps(off ? _mm256_fnmadd_ps(_mm256_set1_ps((float)off), accm, a) : _mm256_add_ps(a, accm));
+    for (int t = 0; t < nt; t++) {
+        __m256 a = _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3]));
+        out[t] = hsum_ps(off ? _mm256_fnmadd_ps(_mm256_set1_ps((float)off), accm[t], a) : _mm256_add_ps(a, accm[t]));
+    }
+}
+TF_INLINE float KFN(dot32)(int type, int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side) {
+    float r;
+    KFN(dot32_n)(type, 1, n, w, &x, &side, &r);
+    return r;
 }
 
 /* ---------------------------------------------------------------- K-quant rows */
 
 /* Q4_K / Q5_K rows: 8 sub-blocks of 32, value = d*sc_j*q - dmin*m_j. Sub-block pair k: 32 bytes
  * of nibbles, low nibbles = sub-block 2k, high nibbles = 2k+1; Q5_K adds bit j of qh[l]. */
-TF_INLINE float KFN(dot_q45_K)(int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side, int five) {
+TF_INLINE void KFN(dot_q45_K_n)(int nt, int n, const uint8_t *w, const tf_block_q8a *const *xs, const tf_side *const *sides,
+                                float *out, int five) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
     const int bb = five ? 176 : 144;
-    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
-    __m256 accm = _mm256_setzero_ps();
-    _Alignas(32) float fs[8];
-    for (int i = 0; i < n / 256; i++, w += bb, x += 8, side++) {
+    __m256 acc[TF_NT][4], accm[TF_NT];
+    for (int t = 0; t < nt; t++) {
+        for (int c = 0; c < 4; c++) acc[t][c] = _mm256_setzero_ps();
+        accm[t] = _mm256_setzero_ps();
+    }
+    _Alignas(32) float fs[TF_NT][8];
+    for (int i = 0; i < n / 256; i++, w += bb) {
         __m128i scv, mnv;
         k_scales16(w + 4, &scv, &mnv);
         /* d * sc_j * (activation scale j) for the 8 sub-blocks, read back one at a time */
-        _mm256_store_ps(fs, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(scv)), _mm256_loadu_ps(side->d)),
-                                          _mm256_set1_ps(h2f(w))));
+        __m256 dsc = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(scv));
+        for (int t = 0; t < nt; t++)
+            _mm256_store_ps(fs[t], _mm256_mul_ps(_mm256_mul_ps(dsc, _mm256_loadu_ps(sides[t][i].d)), _mm256_set1_ps(h2f(w))));
         const uint8_t *qs = w + (five ? 48 : 16);
         __m256i qh = five ? ld256(w + 16) : _mm256_setzero_si256();
         for (int k = 0; k < 4; k++) {
@@ -90,13 +120,26 @@ TF_INLINE float KFN(dot_q45_K)(int n, const uint8_t *w, const tf_block_q8a *x, c
                 hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * k + 1), 4), b16));
             }
             int j = 2 * k;
-            acc[j & 3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_US(lo, ld256(x[j].qs))), _mm256_broadcast_ss(&fs[j]), acc[j & 3]);
-            acc[(j + 1) & 3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_US(hi, ld256(x[j + 1].qs))), _mm256_broadcast_ss(&fs[j + 1]), acc[(j + 1) & 3]);
+            for (int t = 0; t < nt; t++) {
+                const tf_block_q8a *x = xs[t] + 8 * i;
+                acc[t][j & 3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_US(lo, ld256(x[j].qs))), _mm256_broadcast_ss(&fs[t][j]), acc[t][j & 3]);
+                acc[t][(j + 1) & 3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_US(hi, ld256(x[j + 1].qs))), _mm256_broadcast_ss(&fs[t][j + 1]),
+                                                      acc[t][(j + 1) & 3]);
+            }
         }
-        __m256 mf = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(mnv)), _mm256_loadu_ps(side->s));
-        accm = _mm256_fmadd_ps(mf, _mm256_set1_ps(h2f(w + 2)), accm);
+        __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(mnv));
+        for (int t = 0; t < nt; t++) {
+            __m256 mf = _mm256_mul_ps(mn, _mm256_loadu_ps(sides[t][i].s));
+            accm[t] = _mm256_fmadd_ps(mf, _mm256_set1_ps(h2f(w + 2)), accm[t]);
+        }
     }
-    return hsum_ps(_mm256_sub_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])), accm));
+    for (int t = 0; t < nt; t++)
+        out[t] = hsum_ps(_mm256_sub_ps(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])), accm[t]));
+}
+TF_INLINE float KFN(dot_q45_K)(int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side, int five) {
+    float r;
+    KFN(dot_q45_K_n)(1, n, w, &x, &side, &r, five);
+    return r;
 }
 
 /* Q6_K sub-block pair j: integer dot with the two int16 scales (madd), weighted by the activation
@@ -109,13 +152,16 @@ TF_INLINE float KFN(dot_q45_K)(int n, const uint8_t *w, const tf_block_q8a *x, c
  * low bits (ql) and 2 high bits (qh). Each 32-value activation block covers two sub-blocks
  * (low 128 bits: sub-block g, high: g+1). q stays unsigned in the integer dot; the -32 offset is
  * -32 * sum over sub-blocks of sc_g * (activation sum of g), one madd per superblock. */
-TF_INLINE float KFN(dot_q6_K)(int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side) {
+TF_INLINE void KFN(dot_q6_K_n)(int nt, int n, const uint8_t *w, const tf_block_q8a *const *xs, const tf_side *const *sides,
+                               float *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
-    __m256 acc = _mm256_setzero_ps();
-    for (int i = 0; i < n / 256; i++, w += 210, x += 8, side++) {
+    __m256 acc[TF_NT];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++, w += 210) {
         const uint8_t *ql = w, *qhp = w + 128;
         __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 192)));
-        __m256 t0 = _mm256_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
+        __m256 tt[TF_NT][4];
+        for (int t = 0; t < nt; t++) for (int c = 0; c < 4; c++) tt[t][c] = _mm256_setzero_ps();
         for (int h = 0; h < 2; h++) {
             /* the half's 8 scales in both lanes */
             __m256i sh = h ? _mm256_permute2x128_si256(s16, s16, 0x11) : _mm256_permute2x128_si256(s16, s16, 0x00);
@@ -124,16 +170,28 @@ TF_INLINE float KFN(dot_q6_K)(int n, const uint8_t *w, const tf_block_q8a *x, co
             __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m3));
             __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m3));
             __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m3));
-            t0 = Q6_SUB(t0, q0, 4 * h, sh, k6_sc_pick[0]);
-            t1 = Q6_SUB(t1, q1, 4 * h + 1, sh, k6_sc_pick[1]);
-            t2 = Q6_SUB(t2, q2, 4 * h + 2, sh, k6_sc_pick[2]);
-            t3 = Q6_SUB(t3, q3, 4 * h + 3, sh, k6_sc_pick[3]);
+            for (int t = 0; t < nt; t++) {
+                const tf_block_q8a *x = xs[t] + 8 * i;
+                const tf_side *side = sides[t] + i;
+                tt[t][0] = Q6_SUB(tt[t][0], q0, 4 * h, sh, k6_sc_pick[0]);
+                tt[t][1] = Q6_SUB(tt[t][1], q1, 4 * h + 1, sh, k6_sc_pick[1]);
+                tt[t][2] = Q6_SUB(tt[t][2], q2, 4 * h + 2, sh, k6_sc_pick[2]);
+                tt[t][3] = Q6_SUB(tt[t][3], q3, 4 * h + 3, sh, k6_sc_pick[3]);
+            }
         }
-        __m256 t = _mm256_add_ps(_mm256_add_ps(t0, t1), _mm256_add_ps(t2, t3));
-        __m256 off = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ld256(side->bs))), _mm256_loadu_ps(side->d));
-        acc = _mm256_fmadd_ps(_mm256_fmadd_ps(off, _mm256_set1_ps(-32.0f), t), _mm256_set1_ps(h2f(w + 208)), acc);
+        for (int t = 0; t < nt; t++) {
+            const tf_side *side = sides[t] + i;
+            __m256 s = _mm256_add_ps(_mm256_add_ps(tt[t][0], tt[t][1]), _mm256_add_ps(tt[t][2], tt[t][3]));
+            __m256 off = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ld256(side->bs))), _mm256_loadu_ps(side->d));
+            acc[t] = _mm256_fmadd_ps(_mm256_fmadd_ps(off, _mm256_set1_ps(-32.0f), s), _mm256_set1_ps(h2f(w + 208)), acc[t]);
+        }
     }
-    return hsum_ps(acc);
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(acc[t]);
+}
+TF_INLINE float KFN(dot_q6_K)(int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side) {
+    float r;
+    KFN(dot_q6_K_n)(1, n, w, &x, &side, &r);
+    return r;
 }
 
 #undef Q6_SUB
@@ -167,6 +225,70 @@ static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stri
     if (side != stack) free(side);
     return 0;
 }
+
+/* nt = 2..TF_NT activation rows (Q8A records xstride bytes apart) against nrows weight rows:
+ * out[t * ostride + r]. Each weight row is read and decoded once for all nt rows (the *_n
+ * kernels), with each activation row's results bit-identical to rows_q's for it alone. For the
+ * few rows of batched decode, where the packed matrix kernel's 8-token (or 4 x 2-group) lanes
+ * would stay partly empty. */
+#define RQN_ROW(T, CALL)                                                                    \
+    case T:                                                                                 \
+        for (int r = 0; r < nrows; r++) {                                                   \
+            const uint8_t *row = w + (size_t)r * stride;                                    \
+            float o[TF_NT];                                                                 \
+            prefetch_ahead(row, stride, ahead);                                             \
+            CALL;                                                                           \
+            for (int t = 0; t < NT; t++) out[(size_t)t * ostride + r] = o[t];               \
+        }                                                                                   \
+        break;
+#define RQN_LB(T) RQN_ROW(T, KFN(dot_lb_n)(T, NT, n, row, xs, sides, o))
+#define RQN_TYPES                                                                           \
+    switch (type) {                                                                         \
+    RQN_ROW(TF_TYPE_Q4_0, KFN(dot32_n)(TF_TYPE_Q4_0, NT, n, row, xs, sides, o))             \
+    RQN_ROW(TF_TYPE_Q4_1, KFN(dot32_n)(TF_TYPE_Q4_1, NT, n, row, xs, sides, o))             \
+    RQN_ROW(TF_TYPE_Q5_0, KFN(dot32_n)(TF_TYPE_Q5_0, NT, n, row, xs, sides, o))             \
+    RQN_ROW(TF_TYPE_Q5_1, KFN(dot32_n)(TF_TYPE_Q5_1, NT, n, row, xs, sides, o))             \
+    RQN_ROW(TF_TYPE_Q8_0, KFN(dot32_n)(TF_TYPE_Q8_0, NT, n, row, xs, sides, o))             \
+    RQN_ROW(TF_TYPE_Q4_K, KFN(dot_q45_K_n)(NT, n, row, xs, sides, o, 0))                    \
+    RQN_ROW(TF_TYPE_Q5_K, KFN(dot_q45_K_n)(NT, n, row, xs, sides, o, 1))                    \
+    RQN_ROW(TF_TYPE_Q6_K, KFN(dot_q6_K_n)(NT, n, row, xs, sides, o))                        \
+    RQN_LB(TF_TYPE_Q2_K) RQN_LB(TF_TYPE_Q3_K) RQN_LB(TF_TYPE_IQ2_XXS) RQN_LB(TF_TYPE_IQ2_XS)  \
+    RQN_LB(TF_TYPE_IQ2_S) RQN_LB(TF_TYPE_IQ3_XXS) RQN_LB(TF_TYPE_IQ3_S) RQN_LB(TF_TYPE_IQ1_S) \
+    RQN_LB(TF_TYPE_IQ1_M) RQN_LB(TF_TYPE_IQ4_XS) RQN_LB(TF_TYPE_IQ4_NL) RQN_LB(TF_TYPE_MXFP4) \
+    RQN_LB(TF_TYPE_TQ1_0) RQN_LB(TF_TYPE_TQ2_0)                                             \
+    default: rc = -1; break;                                                                \
+    }
+static int KFN(rows_q_n)(int type, int n, int nrows, const uint8_t *w, size_t stride, const void *vx, size_t xstride,
+                         int nt, float *out, size_t ostride) {
+    if (nt < 2 || nt > TF_NT) return -1;
+    size_t records = (size_t)((n / 32 + 7) / 8);
+    tf_side stack[TF_NT * 64], *buf = records <= 64 ? stack : aligned_alloc(32, sizeof(tf_side) * records * TF_NT);
+    const tf_block_q8a *xs[TF_NT];
+    const tf_side *sides[TF_NT];
+    for (int t = 0; t < nt; t++) {
+        xs[t] = (const tf_block_q8a *)((const uint8_t *)vx + (size_t)t * xstride);
+        act_side(n, xs[t], buf + (size_t)t * records);
+        sides[t] = buf + (size_t)t * records;
+    }
+    const int ahead = rows_ahead(stride);
+    int rc = 0;
+    switch (nt) {
+#define NT 2
+    case 2: RQN_TYPES break;
+#undef NT
+#define NT 3
+    case 3: RQN_TYPES break;
+#undef NT
+#define NT 4
+    default: RQN_TYPES break;
+#undef NT
+    }
+    if (buf != stack) free(buf);
+    return rc;
+}
+#undef RQN_TYPES
+#undef RQN_LB
+#undef RQN_ROW
 
 /* ---------------------------------------------------------------- packed matrix kernel */
 

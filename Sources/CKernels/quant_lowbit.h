@@ -274,30 +274,41 @@ TF_INLINE void KFN(lb_decode)(int type, const uint8_t *w, int cnt, KFN(lb_t) *L)
  * one vector (lane j = group j), then one FMA with D_j * d_x (see the top of this file). Inlined
  * with a constant type into rows_lb, so each type gets its own loop (no per-group branches on
  * the scale layout, the decoded groups kept in registers). */
-TF_INLINE float KFN(dot_lb)(int type, int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side) {
+TF_INLINE void KFN(dot_lb_n)(int type, int nt, int n, const uint8_t *w, const tf_block_q8a *const *xs, const tf_side *const *sides,
+                             float *out) {
     const int cls = lb_scale_class(type), is32 = lb_is32(type), bb = lb_bytes(type), nb = n / 32;
-    __m256 acc = _mm256_setzero_ps();
-    for (int g = 0; g < nb; g += 8, side++, x += 8) {
+    __m256 acc[TF_NT];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (int g = 0; g < nb; g += 8) {
         int cnt = nb - g < 8 ? nb - g : 8;   /* < 8 only in the last 32-blocks of a row */
         KFN(lb_t) L;
         KFN(lb_decode)(type, w, cnt, &L);
         w += is32 ? (size_t)cnt * bb : (size_t)bb;
-        __m256i v[8];
-        for (int j = 0; j < 8; j++) {
-            __m256i a = j < cnt ? ld256(x[j].qs) : _mm256_setzero_si256();
-            __m256i aq = _mm256_abs_epi8(L.q[j]), sa = _mm256_sign_epi8(a, L.q[j]);
-            v[j] = cls == LB_PER16 ? _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sa), lb_pick16(L.sc, j)) : DOT_US(aq, sa);
-        }
-        __m256i S = lb_tree(v);
-        if (cls == LB_PER32) S = _mm256_mullo_epi32(S, L.sc);
-        __m256 dx = _mm256_loadu_ps(side->d);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(L.D, dx), acc);
-        if (type == TF_TYPE_Q2_K) {
-            __m256i M = _mm256_madd_epi16(L.mn, _mm256_loadu_si256((const __m256i *)side->bs));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(M), _mm256_mul_ps(_mm256_set1_ps(-L.dmin), dx), acc);
+        for (int t = 0; t < nt; t++) {   /* the decoded groups serve every row's activations */
+            const tf_block_q8a *x = xs[t] + g;
+            const tf_side *side = sides[t] + g / 8;
+            __m256i v[8];
+            for (int j = 0; j < 8; j++) {
+                __m256i a = j < cnt ? ld256(x[j].qs) : _mm256_setzero_si256();
+                __m256i aq = _mm256_abs_epi8(L.q[j]), sa = _mm256_sign_epi8(a, L.q[j]);
+                v[j] = cls == LB_PER16 ? _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sa), lb_pick16(L.sc, j)) : DOT_US(aq, sa);
+            }
+            __m256i S = lb_tree(v);
+            if (cls == LB_PER32) S = _mm256_mullo_epi32(S, L.sc);
+            __m256 dx = _mm256_loadu_ps(side->d);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(L.D, dx), acc[t]);
+            if (type == TF_TYPE_Q2_K) {
+                __m256i M = _mm256_madd_epi16(L.mn, _mm256_loadu_si256((const __m256i *)side->bs));
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(M), _mm256_mul_ps(_mm256_set1_ps(-L.dmin), dx), acc[t]);
+            }
         }
     }
-    return hsum_ps(acc);
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(acc[t]);
+}
+TF_INLINE float KFN(dot_lb)(int type, int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side) {
+    float r;
+    KFN(dot_lb_n)(type, 1, n, w, &x, &side, &r);
+    return r;
 }
 
 /* Rows of a low-bit type, prefetching ahead as rows_q does: one specialised loop per type. */

@@ -375,6 +375,59 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    /// The row kernels for 2-4 activation rows at once (batched decode) give each row exactly
+    /// what the single-row kernel gives it alone, for every quantized type and both instruction
+    /// sets, so a sequence decoded alongside others gets its own tokens bit for bit.
+    func testRowKernelsForSeveralRowsAreBitIdenticalToOneRow() throws {
+        var rng = SplitMix(seed: 31)
+        let rows = 13
+        let standard: [TensorType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+        var checked = 0
+        for type in standard + lowBitTypes {
+            // whole groups of eight 32-blocks, and a last partial group
+            for n in type.blockSize == 32 ? [256, 288] : [512, 768] {
+                let rowBytes = type.byteCount(elements: n)!
+                let w = standard.contains(type) ? randomQuantRows(type, n: n, rows: rows, rng: &rng)
+                                                : randomLowBitRows(type, n: n, rows: rows, rng: &rng)
+                let (xq, aBytes, _) = randomQ8A(n: n, ntok: 4, rng: &rng)
+                try forEachKernelISA { isa in
+                    var single = [Float](repeating: .nan, count: 4 * rows)
+                    w.withUnsafeBytes { wp in
+                        xq.withUnsafeBytes { qp in
+                            single.withUnsafeMutableBufferPointer { o in
+                                for t in 0..<4 {
+                                    XCTAssertEqual(tf_vec_dot_rows(Int32(type.ggmlID!), Int32(n), Int32(rows), wp.baseAddress!, rowBytes,
+                                                                   qp.baseAddress! + t * aBytes, o.baseAddress! + t * rows), 0)
+                                }
+                            }
+                        }
+                    }
+                    for ntok in 2...4 {
+                        var multi = [Float](repeating: .nan, count: ntok * rows)
+                        w.withUnsafeBytes { wp in
+                            xq.withUnsafeBytes { qp in
+                                multi.withUnsafeMutableBufferPointer { o in
+                                    XCTAssertEqual(tf_vec_dot_rows_n(Int32(type.ggmlID!), Int32(n), Int32(rows), wp.baseAddress!, rowBytes,
+                                                                     qp.baseAddress!, aBytes, Int32(ntok), o.baseAddress!, rows), 0)
+                                }
+                            }
+                        }
+                        XCTAssertEqual(multi, Array(single[0..<ntok * rows]), "\(type) n=\(n) ntok=\(ntok) \(isa)")
+                        XCTAssertFalse(multi.contains { !$0.isFinite }, "\(type) n=\(n) ntok=\(ntok) \(isa)")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThanOrEqual(checked, (8 + lowBitTypes.count) * 2 * 3)
+        // Unquantized weights and a row count outside 2...4 are refused, not guessed at.
+        var o = [Float](repeating: 0, count: 8)
+        XCTAssertEqual(tf_vec_dot_rows_n(Int32(TensorType.f16.ggmlID!), 32, 1, [UInt8](repeating: 0, count: 64), 64,
+                                         [UInt8](repeating: 0, count: 160), 40, 2, &o, 1), -1)
+        XCTAssertEqual(tf_vec_dot_rows_n(Int32(TensorType.q8_0.ggmlID!), 32, 1, [UInt8](repeating: 0, count: 34), 34,
+                                         [UInt8](repeating: 0, count: 240), 40, 5, &o, 1), -1)
+    }
+
     /// `ntok` rows of random activations in [-2, 2] prepared for `type` (Q8A, or f32 for
     /// unquantized weights): the bytes and the bytes per row.
     func randomActivations(_ type: TensorType, n: Int, ntok: Int, rng: inout SplitMix) -> ([UInt8], Int) {

@@ -16,6 +16,9 @@ static inline void tf_cpu_relax(void) { __builtin_ia32_pause(); }
 /* Thread-pool nesting depth of the calling thread (threading.c). */
 int tf_pool_depth(void);
 void tf_pool_depth_add(int delta);
+/* Whether the calling thread is inside a decode step (threading.c); the setter returns the old value. */
+int tf_decode_step(void);
+int tf_set_decode_step(int on);
 /* glibc: keep up to `bytes` of freed heap memory for reuse (mmap and trim thresholds). */
 void tf_keep_freed_memory(int bytes);
 
@@ -145,6 +148,11 @@ int tf_is_lowbit(int type);
  * Returns 0, or -1 for an unsupported type. */
 int tf_vec_dot_rows(int type, int n, int nrows, const void *wrows, size_t row_stride,
                     const void *x, float *out);
+/* The same for ntok = 2..4 quantized activation rows (xstride bytes apart) at once, each weight
+ * row read and decoded once: out[t*ostride + r] = dot(row r, x_t), bit-identical to
+ * tf_vec_dot_rows on x_t alone. Quantized weight types only; -1 otherwise. */
+int tf_vec_dot_rows_n(int type, int n, int nrows, const void *wrows, size_t row_stride,
+                      const void *x, size_t xstride, int ntok, float *out, size_t ostride);
 
 /* Elementwise kernels and attention (vector_ops.c). */
 void tf_axpy(int n, float a, const float *x, float *y);            /* y += a*x */

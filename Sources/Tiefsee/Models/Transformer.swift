@@ -262,14 +262,9 @@ public final class TransformerModel: @unchecked Sendable {
             try dequantizeRow(embedding.type, embedding.data + id * rowBytes, x.p + t * H, count: H)
         }
         let active = segments.filter { $0.count > 0 }
-        if let head = hyperHead {
-            try forwardHyperConnected(x.p, tokens: all, segments: active, head: head)
-        } else {
-            for (i, layer) in layers.enumerated() {
-                layer.forward(x.p, segments: active, layer: i, rows: T, width: H, scratch: (h, y))
-            }
-            // An MTP drafter reads the last layer's output before the final norm.
-            for s in active { if let tap = s.cache.hiddenTap, tap.recording { for r in s.rows { tap.store(position: s.position(ofRow: r), x.p + r * H) } } }
+        // One token per sequence: a decode step, whose few rows take the row kernels.
+        try Linear.decodeStep(active.allSatisfy { $0.count == 1 }) {
+            try forwardLayers(x, h, y, tokens: all, segments: active)
         }
         for s in active { s.cache.length += s.count }
         // Output head only for the rows whose logits are wanted.
@@ -284,7 +279,9 @@ public final class TransformerModel: @unchecked Sendable {
         finalNorm.forward(h.p, rows: wanted.count, out: y.p)
         let V = outputHead.outFeatures
         let logits = FloatBuffer(count: wanted.count * V, zeroed: false)
-        outputHead.forward(y.p, rows: wanted.count, out: logits.p)
+        Linear.decodeStep(wanted.count == active.count) {
+            outputHead.forward(y.p, rows: wanted.count, out: logits.p)
+        }
         outputHead.refineTop(y.p, rows: wanted.count, out: logits.p, topK: TransformerModel.refinedLogits)
         var results = [FloatBuffer]()
         var off = 0
@@ -295,6 +292,21 @@ public final class TransformerModel: @unchecked Sendable {
             off += k
         }
         return results
+    }
+
+    /// The decoder layers over the batch's T rows (x: the residual stream, h and y: scratch).
+    private func forwardLayers(_ x: FloatBuffer, _ h: FloatBuffer, _ y: FloatBuffer, tokens all: [Int],
+                               segments active: [BatchSegment]) throws {
+        let H = config.hiddenSize, T = all.count
+        if let head = hyperHead {
+            try forwardHyperConnected(x.p, tokens: all, segments: active, head: head)
+            return
+        }
+        for (i, layer) in layers.enumerated() {
+            layer.forward(x.p, segments: active, layer: i, rows: T, width: H, scratch: (h, y))
+        }
+        // An MTP drafter reads the last layer's output before the final norm.
+        for s in active { if let tap = s.cache.hiddenTap, tap.recording { for r in s.rows { tap.store(position: s.position(ofRow: r), x.p + r * H) } } }
     }
 }
 

@@ -120,9 +120,10 @@ extension Linear {
 }
 
 /// Q8A activation rows repacked with the tokens in the vector lanes for `tf_gemm_packed`, the
-/// matrix kernel for 2 or more rows. Its result for a token does not depend on the other rows
-/// in the batch (same float operations in every tile shape), so a prompt token gives the same
-/// logits whether it is processed with its whole prompt or with only its predecessor.
+/// matrix kernel for 2 or more rows (in a decode step, for more than `Linear.rowKernelMaxRows`).
+/// Its result for a token does not depend on the other rows in the batch (same float operations
+/// in every tile shape), so a prompt token gives the same logits whether it is processed with its
+/// whole prompt or with only its predecessor.
 final class PackedActivations {
     let data: UnsafeMutableRawPointer
 
