@@ -67,7 +67,7 @@ public final class ServerMetrics: @unchecked Sendable {
             o += "tiefsee_requests_total{endpoint=\"\(p[0])\",status=\"\(p[1])\"} \(requests[k]!)\n"
         }
         o += ServerMetrics.sample("tiefsee_prompt_tokens_total", "Prompt tokens processed.", "counter", promptTokens)
-        o += ServerMetrics.sample("tiefsee_draft_tokens_total", "Tokens proposed by prompt lookup or the draft model.", "counter", draftTokens)
+        o += ServerMetrics.sample("tiefsee_draft_tokens_total", "Tokens proposed by prompt lookup, the draft model or the MTP layer.", "counter", draftTokens)
         o += ServerMetrics.sample("tiefsee_draft_tokens_accepted_total", "Proposed tokens the model agreed with.", "counter", acceptedDraftTokens)
         o += ServerMetrics.sample("tiefsee_prompt_cache_hits_total", "Requests that started from a state kept in RAM (--cache-ram).", "counter", promptCacheHits)
         o += ServerMetrics.sample("tiefsee_prompt_cache_tokens_total", "Prompt tokens restored from RAM instead of being read.", "counter", promptCacheTokens)
