@@ -55,9 +55,10 @@ enum BenchCommand {
     as "mtp-rag" and "mtp-code": the MTP layer proposes, and the accepted share is its hit rate.
     --kernels measures the quantized dot kernels instead of a model (no MODEL): for each weight
     type and instruction set, ns per weight block on one thread, for one activation row (the row
-    path: decode) and for 8 rows at once (the packed matrix kernel: prefill, batched decode), on a
+    path: decode), for 2 rows at once (the row kernels of a decode step of 2-3 sequences) and for
+    8 rows at once (the packed matrix kernel: prefill, batched decode of 4 or more), on a
     1024 x 2048 matrix of random blocks; best of -r runs. --json prints [{"type", "isa",
-    "bits_per_weight", "block_values", "row_ns_per_block", "batch8_ns_per_block"}].
+    "bits_per_weight", "block_values", "row_ns_per_block", "rows2_ns_per_block", "batch8_ns_per_block"}].
     Every run starts with the machine line (CPU model, cores, cache sizes, kernel set, load average).
     --compare-llama-cpp also runs llama.cpp on the same file (through the llama-cpp-python package
     and scripts/compare_llama_cpp.py, developers' tools that must be installed) for each thread
@@ -370,20 +371,22 @@ enum BenchCommand {
     static func kernels(reps: Int, json: Bool) {
         var results = [JSONValue]()
         if !json {
-            print("kernels: ns per weight block, 1 thread, 1024 x 2048 random blocks (row: 1 activation row; batch-8: 8 rows at once)")
-            print("type      bits/w  block  isa            row ns/block  batch-8 ns/block  (per token)")
+            print("kernels: ns per weight block, 1 thread, 1024 x 2048 random blocks (row: 1 activation row; rows-2: 2 rows at once, a decode step of 2 sequences; batch-8: 8 rows at once, packed)")
+            print("type      bits/w  block  isa            row ns/block  rows-2 ns/block  batch-8 ns/block  (per token)")
         }
         for type in KernelBench.types {
             for k in KernelBench.measure(type, reps: reps) {
                 if json {
                     results.append(.object([("type", .string(type.rawValue)), ("isa", .string(k.isa)),
                                             ("bits_per_weight", .double(type.bitsPerWeight)), ("block_values", .int(type.blockSize)),
-                                            ("row_ns_per_block", .double(k.rowNsPerBlock)), ("batch8_ns_per_block", .double(k.batch8NsPerBlock))]))
+                                            ("row_ns_per_block", .double(k.rowNsPerBlock)), ("rows2_ns_per_block", .double(k.rows2NsPerBlock)),
+                                            ("batch8_ns_per_block", .double(k.batch8NsPerBlock))]))
                 } else {
                     print(type.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
                           + String(format: " %6.3f  %5d  ", type.bitsPerWeight, type.blockSize)
                           + k.isa.padding(toLength: 13, withPad: " ", startingAt: 0)
-                          + String(format: " %12.2f  %16.2f  (%.2f)", k.rowNsPerBlock, k.batch8NsPerBlock, k.batch8NsPerBlock / 8))
+                          + String(format: " %12.2f  %15.2f  %16.2f  (%.2f)", k.rowNsPerBlock, k.rows2NsPerBlock, k.batch8NsPerBlock,
+                                   k.batch8NsPerBlock / 8))
                 }
             }
         }

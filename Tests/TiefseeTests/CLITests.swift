@@ -59,6 +59,7 @@ final class CLITests: XCTestCase {
         for row in rows {
             XCTAssertGreaterThan(row["row_ns_per_block"]?.double ?? 0, 0, "\(row)")
             XCTAssertGreaterThan(row["batch8_ns_per_block"]?.double ?? 0, 0, "\(row)")
+            XCTAssertGreaterThan(row["rows2_ns_per_block"]?.double ?? 0, 0, "\(row)")
         }
         XCTAssertEqual(rows.first { $0["type"]?.string == "IQ2_XXS" }?["bits_per_weight"]?.double, 2.0625)
         assertCleanError(try run(["bench", "--kernels", "model.gguf"]), mentions: "takes no model")

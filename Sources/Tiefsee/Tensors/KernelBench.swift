@@ -2,14 +2,16 @@ import Foundation
 import CKernels
 
 /// Time per weight block of the quantized kernels (`tiefsee bench --kernels`), one thread, on a
-/// matrix of random rows with valid scales: the row path (`dotRows`, decode) and the packed
-/// matrix kernel with 8 activation rows (prefill, batched decode), for each instruction set the
-/// CPU has.
+/// matrix of random rows with valid scales: the row path (`dotRows`, decode), the row kernels
+/// with 2 activation rows (a decode step of 2 sequences) and the packed matrix kernel with 8
+/// activation rows (prefill, batched decode of 4+), for each instruction set the CPU has.
 public struct KernelTiming: Sendable {
     public let type: TensorType
     public let isa: String
     /// Nanoseconds per weight block dotted with one activation row.
     public let rowNsPerBlock: Double
+    /// Nanoseconds per weight block dotted with 2 activation rows at once (`tf_vec_dot_rows_n`).
+    public let rows2NsPerBlock: Double
     /// Nanoseconds per weight block multiplied with 8 activation rows (all 8 together).
     public let batch8NsPerBlock: Double
 }
@@ -95,10 +97,15 @@ public enum KernelBench {
                         let row = best(reps) {
                             _ = tf_vec_dot_rows(code, Int32(n), Int32(rows), wp.baseAddress!, rowBytes, xp.baseAddress!, o.baseAddress!)
                         }
+                        let rows2 = best(reps) {
+                            _ = tf_vec_dot_rows_n(code, Int32(n), Int32(rows), wp.baseAddress!, rowBytes, xp.baseAddress!, aBytes, 2,
+                                                  o.baseAddress!, rows)
+                        }
                         let batch = best(reps) {
                             _ = tf_gemm_packed(code, Int32(n), Int32(rows), wp.baseAddress!, rowBytes, packed, Int32(ntok), o.baseAddress!, rows)
                         }
-                        return KernelTiming(type: type, isa: isa.name, rowNsPerBlock: row * 1e9 / blocks, batch8NsPerBlock: batch * 1e9 / blocks)
+                        return KernelTiming(type: type, isa: isa.name, rowNsPerBlock: row * 1e9 / blocks,
+                                            rows2NsPerBlock: rows2 * 1e9 / blocks, batch8NsPerBlock: batch * 1e9 / blocks)
                     }
                 }
             }
