@@ -17,7 +17,7 @@ OUT=${1:-/tmp/bench-suite}; shift || true
 SECTIONS=${*:-default depth moe-q4 moe-q8 v4f-q4 v4f-q8 lowbit-moe lowbit-stream ttft server}
 M=$HOME_DIR/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
 B=$HOME_DIR/bench
-LOWBIT_MOE=$(ls "$HOME_DIR"/lowbit/moe*/*R1-llama*.gguf "$HOME_DIR"/lowbit/moe*llama*R1*.gguf 2>/dev/null | head -1)
+LOWBIT_MOE=$(ls "$HOME_DIR"/lowbit/moe*/*R1-llama.gguf 2>/dev/null | head -1)
 mkdir -p "$OUT"
 export TIEFSEE_BIN=$BIN
 
