@@ -18,15 +18,15 @@ final class RealModelTests: XCTestCase {
         return (RealModelTests.engine!, RealModelTests.reference!)
     }
 
-    /// A decode step of 2 or 3 sequences (one token each, `Linear.decodeStep`: the row kernels
+    /// A decode step of 2 to 4 sequences (one token each, `Linear.decodeStep`: the row kernels
     /// for several rows) gives every sequence bit-identical logits to decoding it alone, on the
-    /// real Q4_K_M/Q6_K/Q8_0 file; a step of 4 takes the packed kernel (its float order differs:
-    /// measured max logit difference 0.18-0.29 over 24 layers) and keeps the argmax.
+    /// real Q4_K_M/Q6_K/Q8_0 file; a step of 5 takes the packed kernel (its float order differs:
+    /// a few tenths of a logit over 24 layers) and keeps the argmax.
     func testBatchedDecodeMatchesDecodingAlone() throws {
         let (engine, _) = try setUpEngine()
         let model = engine.model
-        let prompts: [[Int]] = [[9707, 11, 1879, 0], [785, 6722, 315], [40, 1079, 264, 5458, 13], [3838, 374]]
-        let next = [374, 3283, 1079, 279]
+        let prompts: [[Int]] = [[9707, 11, 1879, 0], [785, 6722, 315], [40, 1079, 264, 5458, 13], [3838, 374], [1986, 2038, 374]]
+        let next = [374, 3283, 1079, 279, 1667]
         func prefilled(_ p: [Int]) throws -> KVCache {
             let c = model.makeCache(capacity: 32)
             _ = try model.forward(p, cache: c)
@@ -37,16 +37,16 @@ final class RealModelTests: XCTestCase {
             let c = try prefilled(p)
             alone.append(try model.forward([t], cache: c).array)
         }
-        for B in 2...4 {
+        for B in 2...5 {
             let caches = try prompts[0..<B].map(prefilled)
             let out = try model.forwardBatch((0..<B).map { ([next[$0]], caches[$0], 1) })
             for i in 0..<B {
                 let got = out[i].array
-                if B <= 3 {
+                if B <= Linear.rowKernelMaxRows {
                     XCTAssertEqual(got, alone[i], "batch of \(B), sequence \(i): logits differ from decoding it alone")
                 } else {
                     let d = zip(got, alone[i]).map { abs($0 - $1) }.max()!
-                    XCTAssertLessThan(d, 0.5, "batch of 4 (packed kernel: other float order), sequence \(i)")
+                    XCTAssertLessThan(d, 0.5, "batch of \(B) (packed kernel: other float order), sequence \(i)")
                     XCTAssertEqual(got.firstIndex(of: got.max()!), alone[i].firstIndex(of: alone[i].max()!))
                 }
             }
