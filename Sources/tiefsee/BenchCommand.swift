@@ -55,7 +55,7 @@ enum BenchCommand {
     as "mtp-rag" and "mtp-code": the MTP layer proposes, and the accepted share is its hit rate.
     --kernels measures the quantized dot kernels instead of a model (no MODEL): for each weight
     type and instruction set, ns per weight block on one thread, for one activation row (the row
-    path: decode), for 2 rows at once (the row kernels of a decode step of 2-4 sequences) and for
+    path: decode), for 2 rows at once (the row kernels of a decode step of 2-4 sequences with VNNI, 2-3 with AVX2) and for
     8 rows at once (the packed matrix kernel: prefill, batched decode of 4 or more), on a
     1024 x 2048 matrix of random blocks; best of -r runs. --json prints [{"type", "isa",
     "bits_per_weight", "block_values", "row_ns_per_block", "rows2_ns_per_block", "batch8_ns_per_block"}].

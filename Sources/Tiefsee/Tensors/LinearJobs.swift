@@ -23,21 +23,22 @@ extension Linear {
     /// collects activation statistics with it); nil in normal use.
     public nonisolated(unsafe) static var activationObserver: ((Linear, LinearInput) -> Void)?
 
-    /// In a decode step (`Linear.decodeStep`), up to this many quantized activation rows (2-4
-    /// sequences, or two sequences' two-level activations) go through the row kernels, which read
+    /// In a decode step (`Linear.decodeStep`), up to this many quantized activation rows (a few
+    /// sequences, or one token's two-level activations) go through the row kernels, which read
     /// and decode each weight block once for all rows (`tf_vec_dot_rows_n`); more rows, and any
     /// prompt chunk, go through the packed matrix kernel. The packed kernel's tiles hold 4 or 8
     /// tokens, so with 2 rows half its lanes are empty and a step costs what 4 tokens cost:
     /// measured on AVX2 (ns per weight block, Q4_K, 2048-wide rows, 1 thread), 1 row 11.6,
-    /// 2 rows 17.2 (row kernels) vs 24.9 (packed), 3 rows 22.8 vs 25.0, 4 rows 29.3 vs 25.1 (Q6_K
-    /// 30.6 vs 32.6, Q8_0 3.7 vs 4.9). With the VNNI kernels a whole decode step of 4 sequences
-    /// on the default model is faster through the row kernels (BENCHMARKS.md, 2026-12-07), so 4
-    /// is the limit on both paths.
+    /// 2 rows 17.2 (row kernels) vs 24.9 (packed), 3 rows 22.8 vs 25.0, 4 rows 29.3 vs 25.1.
+    /// Whole decode steps of 4 sequences on the default model (`bench -b 4`, tokens/s at 1 / 2
+    /// threads, BENCHMARKS.md 2026-12-07): VNNI kernels 51.2 / 95.0 packed vs 74.9 / 117.9 row
+    /// kernels; AVX2 kernels 72.1 / 127.4 packed vs 62.1 / 116.1 row kernels. So the limit is 4
+    /// with VNNI and 3 with AVX2.
     /// Each row's result is then bit-identical to the single-row kernel's, so a sequence decoded
-    /// alongside up to three others gets exactly the tokens it gets alone. Prompt chunks keep the
-    /// packed kernel whatever their length, so a prompt token's logits stay the same whether a
+    /// alongside others (up to the limit) gets exactly the tokens it gets alone. Prompt chunks keep
+    /// the packed kernel whatever their length, so a prompt token's logits stay the same whether a
     /// cached prefix left 2 or 200 tokens to read.
-    static let rowKernelMaxRows = 4
+    static var rowKernelMaxRows: Int { tf_kernel_isa() == TF_ISA_AVX512_VNNI ? 4 : 3 }
 
     /// Runs `body` as one decode step (every sequence brings one token) when `on`: see
     /// `rowKernelMaxRows`. Thread-local, so models running on other threads are not affected.
