@@ -25,7 +25,7 @@ public struct ServerConfig: Sendable {
     public var users: UserDatabase? = nil
     /// `--draft MODEL`: proposes tokens for greedy requests (checked by the model, same text).
     public var draft: DraftModel? = nil
-    /// `--mtp`: the model's multi-token-prediction layer proposes instead (DeepSeek-V3/R1).
+    /// `--mtp`: the model's multi-token-prediction layer proposes instead (DeepSeek-V3/R1, V4).
     public var mtp: MTPDraft? = nil
     public init() {}
 }

@@ -130,10 +130,11 @@ public final class BatchScheduler: @unchecked Sendable {
             self.promptDone = promptDone
             if Sequence.drafts(job, slot) { lookup = slot.drafter(draft, mtp: mtp) }
         }
-        /// Greedy requests without a grammar or log-probabilities, on a cache that can rewind.
+        /// Greedy requests without a grammar or log-probabilities, on a cache that can take back
+        /// a rejected draft.
         static func drafts(_ job: GenerationJob, _ slot: Slot) -> Bool {
             let o = job.options
-            return o.promptLookup && o.sampling.temperature <= 0 && o.grammar == nil && job.topLogprobs == nil && slot.cache.canRewind
+            return o.promptLookup && o.sampling.temperature <= 0 && o.grammar == nil && job.topLogprobs == nil && slot.cache.takeBackLimit > 1
         }
         var prefilling: Bool { promptDone < job.prompt.count }
     }
@@ -256,7 +257,8 @@ public final class BatchScheduler: @unchecked Sendable {
                 batch.append((Array(s.job.prompt[s.promptDone..<s.promptDone + n]), s.slot.cache, 1))
                 members.append((s, n))
             } else {
-                let room = min(s.job.options.maxTokens - s.generated, s.slot.cache.capacity - s.slot.cache.length - 1)
+                let room = min(s.job.options.maxTokens - s.generated, s.slot.cache.capacity - s.slot.cache.length - 1,
+                               s.slot.cache.takeBackLimit - 1)
                 // A draft model that fails (its context full) only means no draft this step.
                 s.draft = (try? s.lookup?.draft(s.history, limit: room)) ?? []
                 batch.append(([s.lastToken] + s.draft, s.slot.cache, 1 + s.draft.count))

@@ -51,7 +51,7 @@ enum BenchCommand {
     passage, code to edit) with prompt-lookup speculation and without; it prints both tokens/s,
     the speed-up and the share of drafted tokens accepted. With --draft MODEL (--draft-max N)
     they are "draft-rag" and "draft-code": the draft model proposes instead of prompt lookup.
-    --mtp (DeepSeek-V3/R1 files with their multi-token-prediction layer; --mtp-max N) runs them
+    --mtp (DeepSeek-V3/R1 and V4 files with their multi-token-prediction layer; --mtp-max N) runs them
     as "mtp-rag" and "mtp-code": the MTP layer proposes, and the accepted share is its hit rate.
     --kernels measures the quantized dot kernels instead of a model (no MODEL): for each weight
     type and instruction set, ns per weight block on one thread, for one activation row (the row

@@ -168,7 +168,7 @@ enum DraftFlags {
                    help: "a smaller model with the same vocabulary proposes tokens that the\nmodel checks in one batched step (greedy requests; same text)"),
         OptionSpec("draft-max", nil, .int(1...64), value: "N", help: "most tokens the draft model proposes per check (default 8)"),
         OptionSpec("mtp", nil, .flag,
-                   help: "the model's own multi-token-prediction layer (DeepSeek-V3/R1 files\nthat have one) proposes the next token, checked in the same\nbatched step (greedy requests; same text)"),
+                   help: "the model's own multi-token-prediction layer (DeepSeek-V3/R1 and V4\nfiles that have one) proposes the next token, checked in the same\nbatched step (greedy requests; same text)"),
         OptionSpec("mtp-max", nil, .int(1...8), value: "N", help: "tokens --mtp proposes per check, chaining the layer (default 1)"),
     ]
     static var names: Set<String> { Set(spec.map(\.long)) }

@@ -61,7 +61,7 @@ enum InfoCommand {
             if let v4 = c.v4 {
                 let mtp = files.weights.tensorNames.filter { $0.hasPrefix("mtp.") }.count
                 if v4.numNextnPredictLayers > 0 || mtp > 0 {
-                    print("multi-token prediction: \(v4.numNextnPredictLayers) layer(s), \(mtp) mtp.* tensors (not used for decoding)")
+                    print("multi-token prediction: \(v4.numNextnPredictLayers) layer(s), \(mtp) mtp.* tensors (drafts with --mtp; plain decoding never reads them)")
                 }
                 printCacheKinds(DeepSeekV4CacheLayout(v4: v4),
                                 uncompressed: c.numLayers * v4.headDim * 4, what: "one shared key = value row per layer")

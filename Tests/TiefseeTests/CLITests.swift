@@ -41,11 +41,12 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let lines = r.stdout.split(separator: "\n").map(String.init)
         func line(_ s: String) -> String { lines.first { $0.contains(s) } ?? "" }
-        XCTAssertTrue(line("KV cache:").contains("113 B per token (f32) + 47.0 KiB fixed"), r.stdout)
-        XCTAssertTrue(line("sliding window 16").contains("1 layer          0 B per token per layer, 2.0 KiB fixed"), r.stdout)
+        XCTAssertTrue(line("KV cache:").contains("113 B per token (f32) + 55.0 KiB fixed"), r.stdout)
+        XCTAssertTrue(line("sliding window 16").contains("1 layer          0 B per token per layer, 4.0 KiB fixed"), r.stdout)
         XCTAssertTrue(line("compressed_sparse_attention").contains("2 layers        56 B per token per layer"), r.stdout)
-        XCTAssertTrue(line("heavily_compressed_attention").contains("1 layer          1 B per token per layer, 34.0 KiB fixed"), r.stdout)
+        XCTAssertTrue(line("heavily_compressed_attention").contains("1 layer          1 B per token per layer, 36.0 KiB fixed"), r.stdout)
         XCTAssertTrue(line("multi-token prediction").contains("1 layer(s)"), r.stdout)
+        XCTAssertTrue(line("multi-token prediction").contains("drafts with --mtp"), r.stdout)
     }
 
     /// `bench --kernels --json`: a timing per weight type (the low-bit ones included) and

@@ -173,7 +173,7 @@ final class DeepSeekV4Tests: XCTestCase {
                     XCTAssertEqual(l.compressedReads, (n + 1) / 128, "layer \(i) at \(n): HCA entries read")
                     XCTAssertEqual(l.indexKeyReads, 0)
                 }
-                XCTAssertEqual(l.ring.count, v.slidingWindow * v.headDim)
+                XCTAssertEqual(l.ring.count, (v.slidingWindow + DeepSeekV4Cache.stepTakeBack) * v.headDim)
                 XCTAssertEqual(l.compressor?.entryCount ?? 0, v.compressRatios[i] > 0 ? (n + 1) / v.compressRatios[i] : 0)
             }
         }
@@ -224,7 +224,7 @@ final class DeepSeekV4Tests: XCTestCase {
         let kinds = try XCTUnwrap(model.cacheLayout?.kinds)
         XCTAssertEqual(kinds.map(\.layers), [1, 2, 1])
         XCTAssertEqual(kinds.map(\.bytesPerToken), [0, Double((v.headDim + v.indexHeadDim) * 4) / 4, Double(v.headDim * 4) / 128])
-        XCTAssertEqual(kinds[0].fixedBytes, v.slidingWindow * v.headDim * 4)
+        XCTAssertEqual(kinds[0].fixedBytes, (v.slidingWindow + DeepSeekV4Cache.stepTakeBack) * v.headDim * 4)
         XCTAssertEqual(model.cacheBytesPerToken, Int((2 * 56.0 + 1.0).rounded(.up)))
         // A cache for 1,024 positions is the windows, the entries and the open windows, nothing per position beyond.
         let cache = model.makeCache(capacity: 1024)

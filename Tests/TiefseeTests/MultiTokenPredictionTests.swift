@@ -25,7 +25,7 @@ final class MultiTokenPredictionTests: XCTestCase {
         let model = try MoETests.load("deepseek-v3")
         XCTAssertEqual(model.config.numNextnPredictLayers, 1)
         XCTAssertEqual(model.layers.count, 3)
-        let mtp = try XCTUnwrap(model.mtp, model.mtpUnavailable ?? "")
+        let mtp = try XCTUnwrap(model.mtp as? MultiTokenPrediction, model.mtpUnavailable ?? "")
         XCTAssertEqual(mtp.layerIndex, 3)
         XCTAssertTrue(mtp.ownHead)
         XCTAssertTrue(mtp.block.feedForward is MoEBlock, "layer 3 is past first_k_dense_replace: MoE")
@@ -166,7 +166,7 @@ final class MultiTokenPredictionTests: XCTestCase {
         XCTAssertEqual(f32.config.numLayers, 3)
         XCTAssertEqual(f32.config.numNextnPredictLayers, 1)
         XCTAssertEqual(f32.layers.count, 3)
-        XCTAssertEqual(f32.mtp?.ownHead, true)
+        XCTAssertEqual((f32.mtp as? MultiTokenPrediction)?.ownHead, true)
         var worst: Float = 0
         for (got, want) in zip(try Self.batchedLogits(f32, ref.tokens), ref.logits) {
             worst = max(worst, zip(got, want).map { abs($0 - $1) }.max()!)

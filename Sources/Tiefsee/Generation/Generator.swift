@@ -87,7 +87,7 @@ public final class Session {
     /// that can rewind take them). Sampled requests are not drafted: their text would need
     /// speculative sampling's acceptance rule, which is not implemented.
     private func makeDrafter(_ options: GenerationOptions, constrained: Bool) -> (any Drafter)? {
-        guard options.promptLookup, options.sampling.temperature <= 0, !constrained, cache.canRewind else { return nil }
+        guard options.promptLookup, options.sampling.temperature <= 0, !constrained, cache.takeBackLimit > 1 else { return nil }
         if let m = mtpDraft, let s = mtpState { return m.drafter(s) }
         guard let d = draftModel else { return PromptLookup() }
         if draftState == nil { draftState = d.makeState(contextSize: contextSize) }
@@ -112,7 +112,7 @@ public final class Session {
         var common = 0
         while common < min(tokens.count, prompt.count) && tokens[common] == prompt[common] { common += 1 }
         if let s = mtpState {
-            let drafting = options.promptLookup && options.sampling.temperature <= 0 && options.grammar == nil && cache.canRewind
+            let drafting = options.promptLookup && options.sampling.temperature <= 0 && options.grammar == nil && cache.takeBackLimit > 1
             s.prepare(drafting: drafting)
             if drafting { common = s.reusableMainPrefix(prompt, common) }
         }
@@ -171,7 +171,8 @@ public final class Session {
             }
             // A full context ends generation with `length`; it never aborts.
             if cache.length >= cache.capacity { result.finishReason = .length; break }
-            let room = min(options.maxTokens - result.tokens.count, cache.capacity - cache.length - 1)
+            // (a draft is at most what the cache can take back after the step: 1 + draft tokens)
+            let room = min(options.maxTokens - result.tokens.count, cache.capacity - cache.length - 1, cache.takeBackLimit - 1)
             let draft = try lookup?.draft(history, limit: room) ?? []
             let base = cache.length
             logits = try model.forward([next] + draft, cache: cache, lastK: 1 + draft.count)

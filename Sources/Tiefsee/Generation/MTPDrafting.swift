@@ -7,7 +7,7 @@ import Foundation
 /// block and one head, not a second model, and needs no second tokenizer or cache of 61 layers.
 public final class MTPDraft: @unchecked Sendable {
     public let model: TransformerModel
-    public let mtp: MultiTokenPrediction
+    public let mtp: any MTPLayer
     /// Most tokens proposed per check: 1 is what the layer was trained for (t_{i+2}); more chain
     /// the block on its own output in place of the model's hidden state (as vLLM does), each
     /// only while the previous proposal's probability is at least `minConfidence`.
@@ -22,8 +22,8 @@ public final class MTPDraft: @unchecked Sendable {
             throw ModelLoadError.unsupported("--mtp: the model has no multi-token-prediction layer"
                                              + (model.mtpUnavailable.map { " (\($0))" } ?? " (num_nextn_predict_layers is 0)"))
         }
-        guard model.makeCache(capacity: 1).canRewind else {
-            throw ModelLoadError.unsupported("--mtp: the model's cache cannot rewind, so it cannot take back rejected proposals")
+        guard model.makeCache(capacity: 1).takeBackLimit > 1 else {
+            throw ModelLoadError.unsupported("--mtp: the model's cache cannot take back positions, so it cannot undo rejected proposals")
         }
         self.model = model
         self.mtp = mtp
@@ -35,7 +35,7 @@ public final class MTPDraft: @unchecked Sendable {
     /// The MTP state of one conversation or server slot, attached to its main cache (whose
     /// forward passes then record their hidden states for the MTP rows).
     public func makeState(for cache: KVCache) -> MTPState {
-        let tap = HiddenStateTap(width: model.config.hiddenSize)
+        let tap = HiddenStateTap(width: mtp.hiddenWidth)
         cache.hiddenTap = tap
         return MTPState(cache: mtp.makeCache(capacity: cache.capacity), tap: tap)
     }
@@ -55,12 +55,15 @@ public final class MTPState {
     var tokens: [Int] = []
     init(cache: KVCache, tap: HiddenStateTap) { self.cache = cache; self.tap = tap }
 
-    /// MTP rows still valid for `history`: row i needs history[0...i+1] unchanged.
+    /// MTP rows still valid for `history`: row i needs history[0...i+1] unchanged (and a cache
+    /// that can be cut back to them: DeepSeek-V4's takes back only its newest positions, else
+    /// the rows are recomputed from the start).
     func validRows(_ history: [Int]) -> Int {
         var common = 0
         let n = min(tokens.count, history.count)
         while common < n && tokens[common] == history[common] { common += 1 }
-        return max(0, min(tokens.count - 1, common - 1))
+        let v = max(0, min(tokens.count - 1, common - 1))
+        return cache.canTruncate(to: v) ? v : 0
     }
 
     /// The main cache's rows were replaced from elsewhere (a --cache-ram restore): the hidden
@@ -102,7 +105,7 @@ public struct MTPDrafter: Drafter {
     /// just picked): MTP rows up to n-2 are brought in (the ones not yet computed, from the
     /// tapped hidden states), and the last row's prediction is the proposal.
     public mutating func draft(_ history: [Int], limit: Int) throws -> [Int] {
-        let n = history.count, H = draft.model.config.hiddenSize
+        let n = history.count, H = draft.mtp.hiddenWidth
         guard n >= 2, limit > 0, n - 1 + draft.maxDraft <= state.cache.capacity else { return [] }
         let valid = state.validRows(history)
         state.cache.truncate(to: valid)

@@ -33,8 +33,12 @@ import Foundation
 //
 // The cache follows the layer kinds: a ring of `sliding_window` key rows per layer, compressed
 // entries (and the indexer's keys) appended as windows close, and the open window's projected
-// tokens. It cannot be cut back to an earlier position (`canRewind` is false): whoever reuses a
-// prefix keeps all of it or starts again. The multi-token-prediction block (`mtp.*`) is not loaded.
+// tokens. It cannot be cut back to any earlier position (`canRewind` is false): whoever reuses a
+// prefix keeps all of it or starts again. It can take back the positions of its last step
+// (`takeBackLimit`), which is what speculative decoding's rejected drafts need.
+//
+// The multi-token-prediction block (`mtp.0.*`, DeepSeek's MTPBlock) is loaded for drafting:
+// DeepSeekV4MTP.swift.
 
 // MARK: - Config
 
@@ -218,15 +222,26 @@ extension DeepSeekV4Config {
 /// a mix with a `model.` prefix; llama.cpp's `deepseek4` GGUFs use blk.N.* names. The loader asks
 /// for transformers' module names for V4's own tensors (the shared MoE and norm loaders use the
 /// file's naming), and this finds each under whichever name the file uses.
+///
+/// The MTP block is asked for as layer `mtpLayer` (the main model's layer count): DeepSeek's
+/// checkpoint has it as `mtp.0.*` with the layers' own names inside (`mtp.0.attn.wq_a.weight`).
 final class DeepSeekV4Checkpoint: WeightSource {
     let base: WeightSource
     let gguf: Bool
-    init(_ base: WeightSource, gguf: Bool) { self.base = base; self.gguf = gguf }
+    let mtpLayer: Int?
+    init(_ base: WeightSource, gguf: Bool, mtpLayer: Int? = nil) { self.base = base; self.gguf = gguf; self.mtpLayer = mtpLayer }
     var tensorNames: [String] { base.tensorNames }
 
     func tensor(_ name: String) -> Tensor? {
-        for n in gguf ? DeepSeekV4Checkpoint.ggufCandidates(name) : DeepSeekV4Checkpoint.candidates(name) {
+        let names = gguf ? DeepSeekV4Checkpoint.ggufCandidates(name) : DeepSeekV4Checkpoint.candidates(name)
+        for n in names {
             if let t = base.tensor(n) { return t }
+        }
+        if let m = mtpLayer, !gguf {
+            let p = "layers.\(m)."
+            for n in names where n.hasPrefix(p) {
+                if let t = base.tensor("mtp.0." + n.dropFirst(p.count)) { return t }
+            }
         }
         return nil
     }
@@ -439,8 +454,61 @@ public final class CompressorState {
     }
 
     func entry(_ i: Int) -> UnsafeMutablePointer<Float> { entries.p + i * headDim }
-    func reset() { entryCount = 0; pending = 0; hasPrevious = false }
+    func reset() { entryCount = 0; pending = 0; hasPrevious = false; undo = nil }
     var bytes: Int { 4 * (entries.count + 2 * pendingKV.count + 2 * (previousKV?.count ?? 0)) }
+
+    /// What the last step changed, so that `takeBack` can return to any position inside it:
+    /// the counters before it, the open window's rows that an emit would overwrite (copied only
+    /// when the step closes a window), and the rows the step fed (re-fed up to the position
+    /// kept: emitting is deterministic, so the entries come out the same).
+    struct Undo {
+        let base: Int, count: Int
+        let entryCount: Int, pending: Int, hasPrevious: Bool
+        let saved: (kv: [Float], gate: [Float], previousKV: [Float], previousGate: [Float])?
+        unowned let compressor: DeepSeekV4Compressor
+        var fedKV: [Float] = [], fedGate: [Float] = []
+    }
+    var undo: Undo?
+
+    /// Before a step of `count` rows from position `base` (no record for a longer step).
+    func beginStep(base: Int, count: Int, by compressor: DeepSeekV4Compressor) {
+        guard count <= DeepSeekV4Cache.stepTakeBack else { undo = nil; return }
+        var saved: (kv: [Float], gate: [Float], previousKV: [Float], previousGate: [Float])? = nil
+        if pending + count >= ratio {
+            let n = pending * width
+            saved = (Array(UnsafeBufferPointer(start: pendingKV.p, count: n)), Array(UnsafeBufferPointer(start: pendingGate.p, count: n)),
+                     previousKV.map { Array(UnsafeBufferPointer(start: $0.p, count: $0.count)) } ?? [],
+                     previousGate.map { Array(UnsafeBufferPointer(start: $0.p, count: $0.count)) } ?? [])
+        }
+        undo = Undo(base: base, count: count, entryCount: entryCount, pending: pending, hasPrevious: hasPrevious,
+                    saved: saved, compressor: compressor)
+    }
+
+    /// Whether the state can return to `position` (inside the last recorded step).
+    func canTakeBack(to position: Int) -> Bool {
+        guard let u = undo else { return false }
+        return position >= u.base && position <= u.base + u.count
+    }
+
+    /// Returns to the state after `position - base` of the last step's rows.
+    func takeBack(to position: Int) {
+        guard let u = undo, canTakeBack(to: position) else { preconditionFailure("compressor state cannot return to position \(position)") }
+        undo = nil
+        entryCount = u.entryCount; pending = u.pending; hasPrevious = u.hasPrevious
+        if let sv = u.saved {
+            sv.kv.withUnsafeBufferPointer { pendingKV.p.update(from: $0.baseAddress!, count: $0.count) }
+            sv.gate.withUnsafeBufferPointer { pendingGate.p.update(from: $0.baseAddress!, count: $0.count) }
+            if let pk = previousKV { sv.previousKV.withUnsafeBufferPointer { pk.p.update(from: $0.baseAddress!, count: $0.count) } }
+            if let pg = previousGate { sv.previousGate.withUnsafeBufferPointer { pg.p.update(from: $0.baseAddress!, count: $0.count) } }
+        }
+        let w = width
+        for r in 0..<(position - u.base) {
+            u.fedKV.withUnsafeBufferPointer { kv in
+                u.fedGate.withUnsafeBufferPointer { g in u.compressor.feed(kv: kv.baseAddress! + r * w, gate: g.baseAddress! + r * w, into: self) }
+            }
+        }
+        undo = nil
+    }
 }
 
 /// One compressor's weights (CSA's and HCA's `compressor`, CSA's `compressor.indexer`): kv and
@@ -465,6 +533,10 @@ final class DeepSeekV4Compressor {
     /// Feeds one token's projections; when its window closes, emits the window's entry.
     func feed(kv: UnsafePointer<Float>, gate: UnsafePointer<Float>, into s: CompressorState) {
         let w = width, slot = s.pending
+        if s.undo != nil {
+            s.undo!.fedKV.append(contentsOf: UnsafeBufferPointer(start: kv, count: w))
+            s.undo!.fedGate.append(contentsOf: UnsafeBufferPointer(start: gate, count: w))
+        }
         (s.pendingKV.p + slot * w).update(from: kv, count: w)
         for d in 0..<w { s.pendingGate.p[slot * w + d] = gate[d] + positionBias[slot * w + d] }
         s.pending += 1
@@ -645,10 +717,12 @@ public final class DeepSeekV4Attention: AttentionBlock {
                 side: CompressedInputs, out: UnsafeMutablePointer<Float>) {
         let hd = headDim, base = seg.cache.length
         if let c = compressor, let s = state.compressor, let ck = side.kv, let cg = side.gate {
+            s.beginStep(base: base, count: seg.count, by: c)
             for r in seg.rows { c.feed(kv: ck.p + r * c.width, gate: cg.p + r * c.width, into: s) }
         }
         if let ix = indexer, let s = state.indexer, let ik = side.indexKV, let ig = side.indexGate {
             let w = ix.compressor.width
+            s.beginStep(base: base, count: seg.count, by: ix.compressor)
             for r in seg.rows { ix.compressor.feed(kv: ik.p + r * w, gate: ig.p + r * w, into: s) }
         }
         var reads = [RowReads](repeating: RowReads(), count: seg.count)
@@ -663,8 +737,7 @@ public final class DeepSeekV4Attention: AttentionBlock {
         }
         for c in reads { state.windowReads += c.window; state.compressedReads += c.compressed; state.indexKeyReads += c.indexKeys }
         if state.recordIndexerPicks && indexer != nil { state.indexerPicks += reads.map { $0.picks.sorted() } }
-        let sw = slidingWindow
-        for pos in max(base, base + seg.count - sw)..<(base + seg.count) {
+        for pos in max(base, base + seg.count - state.ringRows)..<(base + seg.count) {
             state.window(pos).update(from: kv + (seg.row + pos - base) * hd, count: hd)
         }
     }
@@ -742,6 +815,9 @@ public final class DeepSeekV4Cache: KVCache {
     public final class Layer {
         public let type: DeepSeekV4Config.LayerType
         let slidingWindow: Int, headDim: Int
+        /// The ring holds `stepTakeBack` rows more than the window, so that taking back that
+        /// many positions leaves the window whole.
+        let ringRows: Int
         let ring: FloatBuffer
         public let compressor: CompressorState?
         public let indexer: CompressorState?
@@ -753,14 +829,15 @@ public final class DeepSeekV4Cache: KVCache {
 
         init(config v: DeepSeekV4Config, layer i: Int, capacity: Int) {
             type = v.layerTypes[i]; slidingWindow = v.slidingWindow; headDim = v.headDim
-            ring = FloatBuffer(count: v.slidingWindow * v.headDim, zeroed: false)
+            ringRows = v.slidingWindow + DeepSeekV4Cache.stepTakeBack
+            ring = FloatBuffer(count: ringRows * v.headDim, zeroed: false)
             let m = v.compressRatios[i]
             compressor = m > 0 ? CompressorState(ratio: m, headDim: v.headDim, overlap: type == .compressedSparseAttention, capacity: capacity) : nil
             indexer = type == .compressedSparseAttention ? CompressorState(ratio: m, headDim: v.indexHeadDim, overlap: true, capacity: capacity) : nil
         }
 
         /// Where position `pos`'s key row lives (valid for the last `sliding_window` positions).
-        func window(_ pos: Int) -> UnsafeMutablePointer<Float> { ring.p + (pos % slidingWindow) * headDim }
+        func window(_ pos: Int) -> UnsafeMutablePointer<Float> { ring.p + (pos % ringRows) * headDim }
         public func resetReads() { windowReads = 0; compressedReads = 0; indexKeyReads = 0 }
         var bytes: Int { ring.count * 4 + (compressor?.bytes ?? 0) + (indexer?.bytes ?? 0) }
     }
@@ -775,13 +852,33 @@ public final class DeepSeekV4Cache: KVCache {
     public override var bytes: Int { layerStates.reduce(0) { $0 + $1.bytes } }
     public override var canRewind: Bool { false }
 
-    /// Keeps everything (a position at or past the end) or starts again (0): the window has
-    /// overwritten older rows and closed windows are folded into entries.
+    /// The most positions a truncate takes back: those of a last step of at most this many
+    /// tokens (a verification step of speculative decoding: 1 + draft). The ring keeps this
+    /// many rows beyond the window; the compressors keep an undo record of such a step.
+    public static let stepTakeBack = 16
+    public override var takeBackLimit: Int { DeepSeekV4Cache.stepTakeBack }
+
+    public override func canTruncate(to position: Int) -> Bool {
+        if position >= length || position <= 0 { return true }
+        guard length - position <= DeepSeekV4Cache.stepTakeBack else { return false }
+        return layerStates.allSatisfy { l in
+            [l.compressor, l.indexer].allSatisfy { s in s.map { $0.canTakeBack(to: position) } ?? true }
+        }
+    }
+
+    /// Keeps everything (a position at or past the end), starts again (0), or takes back
+    /// positions of the last step (`canTruncate`): older rows have left the ring and closed
+    /// windows are folded into entries, so nothing further back can return.
     public override func truncate(to position: Int) {
         if position >= length { return }
-        precondition(position == 0, "the DeepSeek-V4 cache holds \(length) positions and cannot be cut back to \(position): ask reusablePrefix first and re-read the prompt")
-        length = 0
-        for l in layerStates { l.compressor?.reset(); l.indexer?.reset() }
+        if position <= 0 {
+            length = 0
+            for l in layerStates { l.compressor?.reset(); l.indexer?.reset() }
+            return
+        }
+        precondition(canTruncate(to: position), "the DeepSeek-V4 cache holds \(length) positions and cannot be cut back to \(position): only the last step's positions can be taken back (ask reusablePrefix, or re-read the prompt)")
+        for l in layerStates { l.compressor?.takeBack(to: position); l.indexer?.takeBack(to: position) }
+        length = position
     }
 
     public override func snapshotBytes(count n: Int) -> Int { 0 }
@@ -801,7 +898,7 @@ public struct DeepSeekV4CacheLayout: CacheLayout {
 
     /// Per layer: (bytes per position, fixed bytes) — entries grow by one per `ratio` positions.
     func perLayer(_ i: Int) -> (perToken: Double, fixed: Int) {
-        let hd = v4.headDim, m = v4.compressRatios[i], window = v4.slidingWindow * hd * 4
+        let hd = v4.headDim, m = v4.compressRatios[i], window = (v4.slidingWindow + DeepSeekV4Cache.stepTakeBack) * hd * 4
         switch v4.layerTypes[i] {
         case .slidingAttention: return (0, window)
         case .heavilyCompressedAttention: return (Double(hd * 4) / Double(m), window + 2 * m * hd * 4)
@@ -838,21 +935,36 @@ extension TransformerModel {
         for t in 0..<T { for n in 0..<N { (streams.p + (t * N + n) * H).update(from: x + t * H, count: H) } }
         let h = FloatBuffer(count: T * H, zeroed: false), y = FloatBuffer(count: T * H, zeroed: false)
         for (i, layer) in layers.enumerated() {
-            guard let hc = layer.hyperConnections else { throw ModelLoadError.unsupported("layer \(i) has no hyper-connections") }
-            let a = hc.attention.collapse(streams.p, count: T, into: h.p)
-            layer.attentionNorm.forward(h.p, rows: T, out: h.p)
-            layer.attention.forward(h.p, segments: segments, layer: i, out: y.p)
-            hc.attention.merge(y.p, into: streams.p, count: T, a)
-            let f = hc.feedForward.collapse(streams.p, count: T, into: h.p)
-            layer.ffnNorm.forward(h.p, rows: T, out: h.p)
-            if let moe = layer.feedForward as? MoEBlock {
-                moe.forward(h.p, count: T, tokens: tokens, out: y.p)
-            } else {
-                layer.feedForward.forward(h.p, count: T, out: y.p)
-            }
-            hc.feedForward.merge(y.p, into: streams.p, count: T, f)
+            try layer.forwardHyperConnected(streams.p, tokens: tokens, segments: segments, layer: i, scratch: (h, y))
+        }
+        // An MTP drafter reads the streams after the last layer (DeepSeek's MTPBlock input).
+        for s in segments {
+            if let tap = s.cache.hiddenTap, tap.recording { for r in s.rows { tap.store(position: s.position(ofRow: r), streams.p + r * N * H) } }
         }
         head.collapse(streams.p, count: T, into: x)
+    }
+}
+
+extension DecoderLayer {
+    /// One V4 block on the hyper-connection streams ([T, hc_mult, hidden], updated in place):
+    /// `attn_hc` collapses them into the attention's input and merges its output back, then
+    /// `ffn_hc` does the same around the MoE block. `layer` indexes the cache's layers.
+    func forwardHyperConnected(_ streams: UnsafeMutablePointer<Float>, tokens: [Int], segments: [BatchSegment], layer i: Int,
+                               scratch: (h: FloatBuffer, y: FloatBuffer)) throws {
+        guard let hc = hyperConnections else { throw ModelLoadError.unsupported("layer \(i) has no hyper-connections") }
+        let T = tokens.count, h = scratch.h.p, y = scratch.y.p
+        let a = hc.attention.collapse(streams, count: T, into: h)
+        attentionNorm.forward(h, rows: T, out: h)
+        attention.forward(h, segments: segments, layer: i, out: y)
+        hc.attention.merge(y, into: streams, count: T, a)
+        let f = hc.feedForward.collapse(streams, count: T, into: h)
+        ffnNorm.forward(h, rows: T, out: h)
+        if let moe = feedForward as? MoEBlock {
+            moe.forward(h, count: T, tokens: tokens, out: y)
+        } else {
+            feedForward.forward(h, count: T, out: y)
+        }
+        hc.feedForward.merge(y, into: streams, count: T, f)
     }
 }
 
@@ -860,7 +972,8 @@ extension TransformerModel {
 public enum DeepSeekV4Decoder {
     public static func load(config c: ModelConfig, weights w0: WeightLoader) throws -> TransformerModel {
         guard let v = c.v4 else { throw ModelLoadError.unsupported("DeepSeek-V4 config without its attention settings") }
-        var w = WeightLoader(source: DeepSeekV4Checkpoint(w0.source, gguf: w0.naming == .gguf), naming: w0.naming, fileName: w0.fileName)
+        var w = WeightLoader(source: DeepSeekV4Checkpoint(w0.source, gguf: w0.naming == .gguf, mtpLayer: c.numLayers),
+                             naming: w0.naming, fileName: w0.fileName)
         w.fp8BlockSize = w0.fp8BlockSize
         let main = Rope(dim: v.qkRopeHeadDim, theta: v.ropeTheta, scaling: RopeScaling(), layout: .adjacentPairs,
                         maxPositionEmbeddings: c.maxPositionEmbeddings)
@@ -880,6 +993,10 @@ public enum DeepSeekV4Decoder {
         model.hyperHead = try HyperHead(fn: w.linear("model.hc_head.hc_fn"), base: w.floats("model.hc_head.hc_base"),
                                         scale: w.floats("model.hc_head.hc_scale"), config: c)
         model.cacheLayout = DeepSeekV4CacheLayout(v4: v)
+        if v.numNextnPredictLayers > 0 {
+            do { model.mtp = try DeepSeekV4MTP.load(config: c, weights: w, model: model, rope: main, compressRope: compress) }
+            catch { model.mtpUnavailable = "\(error)" }
+        }
         return model
     }
 

@@ -79,9 +79,18 @@ public class KVCache: @unchecked Sendable {
 
     /// Whether `truncate` can cut back to any earlier position. Caches that fold positions
     /// away (DeepSeek-V4's sliding windows and compressed entries) can only keep everything
-    /// they hold or start again: callers then re-read the prefix, and draft-and-rewind
-    /// speculation (prompt lookup) is off.
+    /// they hold or start again (callers then re-read the prefix), or take back the newest
+    /// positions of their last step (`takeBackLimit`).
     public var canRewind: Bool { true }
+
+    /// How many of the newest positions `truncate` can take back right after a step, which is
+    /// what speculative decoding needs for rejected drafts (a step of 1 + d tokens takes back
+    /// at most d): any number for a cache that can rewind; for DeepSeek-V4's, the positions of
+    /// a last step of at most this many tokens. Drafts are capped to `takeBackLimit - 1`.
+    public var takeBackLimit: Int { canRewind ? Int.max : 0 }
+
+    /// Whether `truncate(to: position)` is possible now.
+    public func canTruncate(to position: Int) -> Bool { canRewind || position >= length || position <= 0 }
 
     /// The longest prefix of at most `position` positions this cache can be cut back to.
     public final func reusablePrefix(_ position: Int) -> Int {

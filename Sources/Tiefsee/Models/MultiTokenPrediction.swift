@@ -43,7 +43,34 @@ extension WeightNaming {
     }
 }
 
-public final class MultiTokenPrediction: @unchecked Sendable {
+/// What a drafter needs of an MTP block, whatever the architecture: DeepSeek-V3's
+/// (`MultiTokenPrediction`, below) and DeepSeek-V4's (`DeepSeekV4MTP`, over hyper-connection
+/// streams).
+public protocol MTPLayer: AnyObject, Sendable {
+    /// The layer's index in the file (the main model's layer count).
+    var layerIndex: Int { get }
+    var head: Linear { get }
+    /// Floats per position of the main model's state the block reads (`HiddenStateTap` rows):
+    /// the hidden size, or V4's hc_mult streams of it.
+    var hiddenWidth: Int { get }
+    /// Weight bytes one MTP row reads.
+    var activeWeightBytesPerRow: Int { get }
+    func makeCache(capacity: Int) -> KVCache
+    /// MTP rows for positions cache.length ..< cache.length + tokens.count: row r takes
+    /// `tokens[r]` (t_{i+1}) and `hidden` row r (h_i, `hiddenWidth` floats). Appends the rows to
+    /// `cache` and returns the last `lastK` rows' logits (predictions of t_{i+2}) and every row's
+    /// block output (`hiddenWidth` floats: what a chained proposal uses in place of the model's
+    /// next h).
+    func forward(tokens: [Int], hidden: UnsafePointer<Float>, cache: KVCache, lastK: Int) throws -> (logits: FloatBuffer, output: FloatBuffer)
+}
+
+extension MTPLayer {
+    public func forward(tokens: [Int], hidden: UnsafePointer<Float>, cache: KVCache) throws -> (logits: FloatBuffer, output: FloatBuffer) {
+        try forward(tokens: tokens, hidden: hidden, cache: cache, lastK: 1)
+    }
+}
+
+public final class MultiTokenPrediction: MTPLayer, @unchecked Sendable {
     public let config: ModelConfig
     /// The layer's index in the file (the main model's layer count).
     public let layerIndex: Int
@@ -105,17 +132,16 @@ public final class MultiTokenPrediction: @unchecked Sendable {
         return ehProj.weight.byteCount + attention + ffn + head.weight.byteCount + embedding.rowBytes
     }
 
+    public var hiddenWidth: Int { config.hiddenSize }
+
     /// The block's own cache: one MLA layer, one [c_KV | k_rope] row per MTP position.
     public func makeCache(capacity: Int) -> KVCache {
         KVCache(layers: 1, capacity: capacity, kWidth: cacheWidth, vWidth: 0)
     }
 
-    /// MTP rows for positions cache.length ..< cache.length + tokens.count: row r takes
-    /// `tokens[r]` (t_{i+1}) and `hidden` row r (h_i, hiddenSize floats). Appends the rows to
-    /// `cache` and returns the last `lastK` rows' logits (predictions of t_{i+2}) and every row's
-    /// block output y (which a chained proposal uses in place of the model's next h).
+    /// See `MTPLayer.forward`: h_i is the residual stream (hiddenSize floats), the output y.
     public func forward(tokens: [Int], hidden: UnsafePointer<Float>, cache: KVCache,
-                        lastK: Int = 1) throws -> (logits: FloatBuffer, output: FloatBuffer) {
+                        lastK: Int) throws -> (logits: FloatBuffer, output: FloatBuffer) {
         let T = tokens.count, H = config.hiddenSize
         guard T > 0 else { return (FloatBuffer(count: 0), FloatBuffer(count: 0)) }
         guard cache.length + T <= cache.capacity else { throw ContextFullError(needed: cache.length + T, capacity: cache.capacity) }
@@ -173,16 +199,21 @@ extension TransformerModel {
     /// Main-model logits and, per row, the last-layer output before the final norm (what the
     /// MTP module reads): runs `tokens` after `cache` like `forward`.
     public func forwardWithHidden(_ tokens: [Int], cache: KVCache, lastK: Int = 1) throws -> (logits: FloatBuffer, hidden: FloatBuffer) {
-        let tap = HiddenStateTap(width: config.hiddenSize)
+        let W = tappedWidth
+        let tap = HiddenStateTap(width: W)
         let before = cache.hiddenTap, start = cache.length
         cache.hiddenTap = tap
         defer { cache.hiddenTap = before }
         let logits = try forward(tokens, cache: cache, lastK: lastK)
-        let hidden = FloatBuffer(count: tokens.count * config.hiddenSize, zeroed: false)
+        let hidden = FloatBuffer(count: tokens.count * W, zeroed: false)
         for r in 0..<tokens.count {
-            (hidden.p + r * config.hiddenSize).update(from: tap.row(start + r)!, count: config.hiddenSize)
-            if let b = before { b.store(position: start + r, hidden.p + r * config.hiddenSize) }
+            (hidden.p + r * W).update(from: tap.row(start + r)!, count: W)
+            if let b = before { b.store(position: start + r, hidden.p + r * W) }
         }
         return (logits, hidden)
     }
+
+    /// Floats per position a hidden-state tap records: the residual stream, or DeepSeek-V4's
+    /// hyper-connection streams (before `hc_head` collapses them).
+    public var tappedWidth: Int { config.hiddenSize * (hyperHead?.hcMult ?? 1) }
 }

@@ -161,9 +161,10 @@ public final class TransformerModel: @unchecked Sendable {
     public var cacheLayout: CacheLayout?
     /// DeepSeek-V4's hc_head: collapses the hyper-connection streams after the last layer.
     public var hyperHead: HyperHead?
-    /// DeepSeek-V3's multi-token-prediction layer (MultiTokenPrediction.swift), when the file
-    /// has one; it drafts for `--mtp` and is never part of plain decoding.
-    public var mtp: MultiTokenPrediction?
+    /// The multi-token-prediction block (DeepSeek-V3's MultiTokenPrediction.swift, V4's
+    /// DeepSeekV4MTP.swift), when the file has one; it drafts for `--mtp` and is never part of
+    /// plain decoding.
+    public var mtp: (any MTPLayer)?
     /// Why a file that declares an MTP layer has none loaded (missing or placeholder tensors).
     public var mtpUnavailable: String?
 
