@@ -270,12 +270,88 @@ TF_INLINE void KFN(lb_decode)(int type, const uint8_t *w, int cnt, KFN(lb_t) *L)
 
 /* ------------------------------------------------------------------ row kernel */
 
+/* IQ1_S rows, the same sums by a shorter road: the grid's -1/0/1 taken as u = g + 1 (0..2), so a
+ * group's exact sum  S_j = sum (8 g + delta_j) a = 8 sum u a + (delta_j - 8) sum a  needs no
+ * magnitude or sign step per group (sum a per 32 values comes from the activation side record),
+ * and the 32 grid indices of a superblock are computed in SIMD instead of one by one. The
+ * integers are those of the generic loop, so the results are bit-identical to it. */
+TF_INLINE void KFN(dot_iq1s_n)(int nt, int n, const uint8_t *w, const tf_block_q8a *const *xs, const tf_side *const *sides,
+                               float *out) {
+    const __m256i one8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1), m7 = _mm256_set1_epi32(7);
+    const __m256i sh = _mm256_setr_epi32(0, 3, 6, 9, 0, 3, 6, 9);
+    __m256 acc[TF_NT];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++, w += 50) {
+        const uint8_t *qs = w + 2, *qh = w + 34;
+        /* index k of group j: qs[4j + k] | ((qh_j >> 3k) & 7) << 8, eight at a time (groups 2m, 2m + 1) */
+        _Alignas(32) int32_t idx[32];
+        for (int m = 0; m < 4; m++) {
+            int h0 = rd16(qh + 4 * m), h1 = rd16(qh + 4 * m + 2);
+            __m256i h = _mm256_setr_epi32(h0, h0, h0, h0, h1, h1, h1, h1);
+            __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(h, sh), m7), 8);
+            __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * m)));
+            _mm256_store_si256((__m256i *)(idx + 8 * m), _mm256_or_si256(lo, hi));
+        }
+        __m256i h32 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)qh));
+        __m256i sc = _mm256_add_epi32(_mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h32, 12), m7), 1), _mm256_set1_epi32(1));
+        __m256i c = _mm256_sub_epi32(_mm256_set1_epi32(-7), _mm256_slli_epi32(_mm256_srli_epi32(h32, 15), 1));   /* delta - 8 */
+        __m256i u[8];
+        for (int j = 0; j < 8; j++)
+            u[j] = _mm256_add_epi8(LB_GRID8(tf_iq1s_grid, idx[4 * j], idx[4 * j + 1], idx[4 * j + 2], idx[4 * j + 3]), one8);
+        __m256 D = _mm256_set1_ps(h2f(w) * 0.125f);
+        for (int t = 0; t < nt; t++) {
+            const tf_block_q8a *x = xs[t] + 8 * i;
+            const tf_side *side = sides[t] + i;
+            __m256i v[8];
+            for (int j = 0; j < 8; j++) v[j] = DOT_US(u[j], ld256(x[j].qs));
+            __m256i asum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)side->bs), ones16);
+            __m256i S = _mm256_add_epi32(_mm256_slli_epi32(lb_tree(v), 3), _mm256_mullo_epi32(c, asum));
+            S = _mm256_mullo_epi32(S, sc);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(D, _mm256_loadu_ps(side->d)), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(acc[t]);
+}
+
+/* IQ2_XXS rows: the grid rows are the magnitudes already (8, 25, 43), so the signs go onto the
+ * activations (-a where the weight is negative) and the group's sum is one unsigned dot, with
+ * no magnitude or sign step on the weights. The same integers as the generic loop. */
+TF_INLINE void KFN(dot_iq2xxs_n)(int nt, int n, const uint8_t *w, const tf_block_q8a *const *xs, const tf_side *const *sides,
+                                 float *out) {
+    __m256 acc[TF_NT];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++, w += 66) {
+        _Alignas(32) int32_t scv[8];
+        __m256i g[8], neg[8];
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *q = w + 2 + 8 * j;
+            uint32_t aux = rd32(q + 4);
+            g[j] = LB_GRID8(tf_iq2xxs_grid, q[0], q[1], q[2], q[3]);
+            neg[j] = lb_ksigns_mask(aux);
+            scv[j] = 2 * (int)(aux >> 28) + 1;
+        }
+        __m256i sc = _mm256_load_si256((const __m256i *)scv);
+        __m256 D = _mm256_set1_ps(h2f(w) * 0.125f);
+        for (int t = 0; t < nt; t++) {
+            const tf_block_q8a *x = xs[t] + 8 * i;
+            const tf_side *side = sides[t] + i;
+            __m256i v[8];
+            for (int j = 0; j < 8; j++) v[j] = DOT_US(g[j], lb_negate(ld256(x[j].qs), neg[j]));
+            __m256i S = _mm256_mullo_epi32(lb_tree(v), sc);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), _mm256_mul_ps(D, _mm256_loadu_ps(side->d)), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(acc[t]);
+}
+
 /* One weight row against Q8A activations: per superblock the eight groups' exact integer sums in
  * one vector (lane j = group j), then one FMA with D_j * d_x (see the top of this file). Inlined
  * with a constant type into rows_lb, so each type gets its own loop (no per-group branches on
  * the scale layout, the decoded groups kept in registers). */
 TF_INLINE void KFN(dot_lb_n)(int type, int nt, int n, const uint8_t *w, const tf_block_q8a *const *xs, const tf_side *const *sides,
                              float *out) {
+    if (type == TF_TYPE_IQ1_S) { KFN(dot_iq1s_n)(nt, n, w, xs, sides, out); return; }
+    if (type == TF_TYPE_IQ2_XXS) { KFN(dot_iq2xxs_n)(nt, n, w, xs, sides, out); return; }
     const int cls = lb_scale_class(type), is32 = lb_is32(type), bb = lb_bytes(type), nb = n / 32;
     __m256 acc[TF_NT];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();

@@ -811,7 +811,7 @@ extension DeepSeekV4Attention: ActiveWeights {
 
 /// Per layer: the ring of the last `sliding_window` key rows, and for compressed layers the
 /// compressor's (and CSA's indexer's) state. Counts the rows attention reads, by kind.
-public final class DeepSeekV4Cache: KVCache {
+public final class DeepSeekV4Cache: KVCache, @unchecked Sendable {
     public final class Layer {
         public let type: DeepSeekV4Config.LayerType
         let slidingWindow: Int, headDim: Int
