@@ -18,6 +18,19 @@ static inline int lb_scale_class(int type) {
     default: return LB_UNIT;
     }
 }
+/* The packed kernel takes these per-32-scaled types' weights as unsigned bytes q + z (z: the
+ * largest |q|), like Q4_0's, and subtracts z * (sum of the activations) in the integer sum: no
+ * sign step per token. 0: signed, with the sign moved onto the activations. (|q| + z stays small
+ * enough for AVX2's pairwise maddubs: 2 * 124 * 127 < 32768.) */
+static inline int lb_zero_point(int type) {
+    switch (type) {
+    case TF_TYPE_IQ1_S: return 9;
+    case TF_TYPE_IQ2_XXS: return 43;
+    case TF_TYPE_IQ3_XXS: return 62;
+    case TF_TYPE_IQ3_S: return 15;
+    default: return 0;
+    }
+}
 static inline int lb_is32(int type) { return type == TF_TYPE_IQ4_NL || type == TF_TYPE_MXFP4; }
 /* Bytes per block (0 for a type that is not low-bit). */
 static inline int lb_bytes(int type) {

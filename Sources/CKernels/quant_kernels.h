@@ -417,6 +417,7 @@ TF_INLINE int KFN(zp_of)(int type, int nq16) {
 /* zp_of for the 8 lanes of a pack group */
 TF_INLINE __m256i KFN(zp_init)(int type, const tf_pack_group *P) {
     __m256i n16 = ldp((const int8_t *)P->nq16);
+    if (lb_zero_point(type)) return _mm256_mullo_epi32(_mm256_srai_epi32(n16, 4), _mm256_set1_epi32(lb_zero_point(type)));
     if (type == TF_TYPE_Q5_0) return n16;
     if (type == TF_TYPE_Q4_0) return _mm256_srai_epi32(n16, 1);
     if (type == TF_TYPE_Q8_0 && K_VNNI) return _mm256_slli_epi32(n16, 3);
@@ -442,6 +443,15 @@ TF_INLINE __m256i KFN(pk_step)(const tf_group *g, const tf_pack_group *P, int k)
 TF_INLINE __m256i KFN(pk_dot)(int type, const tf_group *g, const tf_pack_group *P, __m256i sc01) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i r = _mm256_setzero_si256(), r1 = KFN(zp_init)(type, P);
+    if (lb_zero_point(type)) {
+        /* unsigned weights q + z, one integer scale for the group: sum (q + z) a - z sum a, times it */
+#if K_VNNI
+        for (int k = 0; k < 4; k++) { r = _mm256_dpbusd_epi32(r, WB4(g, k), ldp(P->q[k])); r1 = _mm256_dpbusd_epi32(r1, WB4(g, k + 4), ldp(P->q[k + 4])); }
+#else
+        for (int k = 0; k < 8; k++) r = _mm256_add_epi32(r, _mm256_madd_epi16(KFN(pk_step)(g, P, k), ones));
+#endif
+        return _mm256_mullo_epi32(_mm256_add_epi32(r, r1), _mm256_set1_epi32(g->sc16[0]));
+    }
     if (tf_is_lowbit(type)) {
         /* signed weights (the sign moves onto the activations), values 0..15 (steps 0-3) times
          * sc16[0], 16..31 times sc16[1]; VNNI: the two halves' sums by vpdpbusd, then scaled */
@@ -491,6 +501,19 @@ TF_INLINE __m256i KFN(pk4_dot)(int type, const tf_group *g0, const tf_group *g1,
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i lo = _mm256_unpacklo_epi32(g0->q, g1->q), hi = _mm256_unpackhi_epi32(g0->q, g1->q);
     __m256i r = _mm256_setzero_si256(), r1 = KFN(zp_init)(type, P);
+    if (lb_zero_point(type)) {   /* as pk_dot's: unsigned q + z, then each group's integer scale */
+        __m256i c = _mm256_set1_epi64x((int64_t)((uint64_t)(uint32_t)g1->sc16[0] << 32 | (uint32_t)g0->sc16[0]));
+#if K_VNNI
+#define U_STEP(j) r = _mm256_dpbusd_epi32(r, PK4_W(lo, hi, j), ldp(P->q[j])); r1 = _mm256_dpbusd_epi32(r1, PK4_W(lo, hi, j + 1), ldp(P->q[j + 1]))
+        U_STEP(0); U_STEP(2); U_STEP(4); U_STEP(6);
+#undef U_STEP
+#else
+#define Z_STEP(j) r = _mm256_add_epi32(r, _mm256_madd_epi16(PK4_STEP(j), ones))
+        Z_STEP(0); Z_STEP(1); Z_STEP(2); Z_STEP(3); Z_STEP(4); Z_STEP(5); Z_STEP(6); Z_STEP(7);
+#undef Z_STEP
+#endif
+        return _mm256_mullo_epi32(_mm256_add_epi32(r, r1), c);
+    }
     if (tf_is_lowbit(type)) {
         /* as pk_dot's low-bit form; steps 0,1,4,5 are values 0..15 of both groups, 2,3,6,7 16..31 */
         __m256i alo = _mm256_unpacklo_epi32(g0->aq, g1->aq), ahi = _mm256_unpackhi_epi32(g0->aq, g1->aq);

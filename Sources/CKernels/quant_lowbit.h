@@ -142,14 +142,26 @@ TF_INLINE void KFN(lb_iq3_s)(const uint8_t *b, KFN(lb_t) *L) {
 TF_INLINE __m256i KFN(lb_iq1_q)(__m256i grid, __m256i delta) {
     return _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), grid), delta);
 }
+/* The 32 grid indices of an IQ1_S superblock (b: its first byte): index k of group j is
+ * qs[4j + k] | ((qh_j >> 3k) & 7) << 8, eight at a time (groups 2m, 2m + 1) in SIMD. */
+TF_INLINE void KFN(lb_iq1s_index)(const uint8_t *b, int32_t idx[32]) {
+    const __m256i m7 = _mm256_set1_epi32(7), sh = _mm256_setr_epi32(0, 3, 6, 9, 0, 3, 6, 9);
+    const uint8_t *qs = b + 2, *qh = b + 34;
+    for (int m = 0; m < 4; m++) {
+        int h0 = rd16(qh + 4 * m), h1 = rd16(qh + 4 * m + 2);
+        __m256i h = _mm256_setr_epi32(h0, h0, h0, h0, h1, h1, h1, h1);
+        __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(h, sh), m7), 8);
+        __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * m)));
+        _mm256_store_si256((__m256i *)(idx + 8 * m), _mm256_or_si256(lo, hi));
+    }
+}
 TF_INLINE void KFN(lb_iq1_s)(const uint8_t *b, KFN(lb_t) *L) {
-    _Alignas(32) int32_t sc[8];
+    _Alignas(32) int32_t sc[8], idx[32];
     L->D = _mm256_set1_ps(h2f(b) * 0.125f);
+    KFN(lb_iq1s_index)(b, idx);
     for (int j = 0; j < 8; j++) {
-        const uint8_t *qs = b + 2 + 4 * j;
         uint16_t h = rd16(b + 34 + 2 * j);
-        __m256i g = LB_GRID8(tf_iq1s_grid, qs[0] | (h & 7) << 8, qs[1] | ((h >> 3) & 7) << 8,
-                             qs[2] | ((h >> 6) & 7) << 8, qs[3] | ((h >> 9) & 7) << 8);
+        __m256i g = LB_GRID8(tf_iq1s_grid, idx[4 * j], idx[4 * j + 1], idx[4 * j + 2], idx[4 * j + 3]);
         L->q[j] = KFN(lb_iq1_q)(g, _mm256_set1_epi8(h & 0x8000 ? -1 : 1));
         sc[j] = 2 * ((h >> 12) & 7) + 1;
     }
@@ -278,20 +290,12 @@ TF_INLINE void KFN(lb_decode)(int type, const uint8_t *w, int cnt, KFN(lb_t) *L)
 TF_INLINE void KFN(dot_iq1s_n)(int nt, int n, const uint8_t *w, const tf_block_q8a *const *xs, const tf_side *const *sides,
                                float *out) {
     const __m256i one8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1), m7 = _mm256_set1_epi32(7);
-    const __m256i sh = _mm256_setr_epi32(0, 3, 6, 9, 0, 3, 6, 9);
     __m256 acc[TF_NT];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     for (int i = 0; i < n / 256; i++, w += 50) {
-        const uint8_t *qs = w + 2, *qh = w + 34;
-        /* index k of group j: qs[4j + k] | ((qh_j >> 3k) & 7) << 8, eight at a time (groups 2m, 2m + 1) */
+        const uint8_t *qh = w + 34;
         _Alignas(32) int32_t idx[32];
-        for (int m = 0; m < 4; m++) {
-            int h0 = rd16(qh + 4 * m), h1 = rd16(qh + 4 * m + 2);
-            __m256i h = _mm256_setr_epi32(h0, h0, h0, h0, h1, h1, h1, h1);
-            __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(h, sh), m7), 8);
-            __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * m)));
-            _mm256_store_si256((__m256i *)(idx + 8 * m), _mm256_or_si256(lo, hi));
-        }
+        KFN(lb_iq1s_index)(w, idx);
         __m256i h32 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)qh));
         __m256i sc = _mm256_add_epi32(_mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h32, 12), m7), 1), _mm256_set1_epi32(1));
         __m256i c = _mm256_sub_epi32(_mm256_set1_epi32(-7), _mm256_slli_epi32(_mm256_srli_epi32(h32, 15), 1));   /* delta - 8 */
@@ -422,8 +426,11 @@ TF_INLINE int KFN(dec_lb)(int type, const uint8_t *blk, tf_group *g) {
     if (cls == LB_PER16) _mm256_store_si256((__m256i *)sc, L.sc);
     if (cls == LB_PER32) _mm256_store_si256((__m256i *)sc32, L.sc);
     if (type == TF_TYPE_Q2_K) _mm256_store_si256((__m256i *)mn, L.mn);
+    const int z = lb_zero_point(type);
     for (int j = 0; j < ng; j++) {
-        g[j].q = L.q[j]; g[j].aq = _mm256_abs_epi8(L.q[j]); g[j].scale = D[j]; g[j].offset = 0;
+        if (z) { g[j].q = _mm256_add_epi8(L.q[j], _mm256_set1_epi8((char)z)); g[j].aq = g[j].q; }
+        else { g[j].q = L.q[j]; g[j].aq = _mm256_abs_epi8(L.q[j]); }
+        g[j].scale = D[j]; g[j].offset = 0;
         int s0 = 1, s1 = 1;
         if (cls == LB_PER16) { s0 = sc[2 * j]; s1 = sc[2 * j + 1]; }
         if (cls == LB_PER32) s0 = s1 = sc32[j];
