@@ -17,9 +17,11 @@ final class LowBitModelTests: XCTestCase {
     }
 
     /// Runs `seq` teacher-forced (prompt path: packed kernel) and greedy-decodes `steps` tokens
-    /// after it (row kernel), in fast or exact mode.
-    private func run(_ model: TransformerModel, _ seq: [Int], steps: Int, exact: Bool, precise: Bool = false) throws
-        -> (prompt: [Float], decode: [[Float]], tokens: [Int]) {
+    /// after it (row kernel), in fast or exact mode. With `forced`, the decode steps are fed those
+    /// tokens (the reference's greedy ones) instead of their own argmax, so that both runs' logits
+    /// are compared on the same history; `tokens` still holds each step's own argmax.
+    private func run(_ model: TransformerModel, _ seq: [Int], steps: Int, exact: Bool, precise: Bool = false,
+                     forced: [Int]? = nil) throws -> (prompt: [Float], decode: [[Float]], tokens: [Int]) {
         let saved = (Linear.exactActivations, Linear.preciseAllActivations)
         Linear.exactActivations = exact
         Linear.preciseAllActivations = precise
@@ -31,7 +33,7 @@ final class LowBitModelTests: XCTestCase {
         var next = Sampler.argmax(logits.p + (seq.count - 1) * V, V)
         var tokens = [next], decode: [[Float]] = []
         while tokens.count < steps {
-            let l = try model.forward([next], cache: cache)
+            let l = try model.forward([forced?[tokens.count - 1] ?? next], cache: cache)
             decode.append(Array(UnsafeBufferPointer(start: l.p, count: V)))
             next = Sampler.argmax(l.p, V)
             tokens.append(next)
@@ -52,8 +54,8 @@ final class LowBitModelTests: XCTestCase {
         var rows: [([Float], [Float])] = []
         for _ in 0..<4 {
             let seq = (0..<24).map { _ in Int.random(in: 3..<V, using: &rng) }
-            let fast = try run(model, seq, steps: 12, exact: false, precise: precise)
             let ref = try run(model, seq, steps: 12, exact: true)
+            let fast = try run(model, seq, steps: 12, exact: false, precise: precise, forced: ref.tokens)
             greedySame += fast.tokens == ref.tokens ? 1 : 0
             for (a, b) in [(fast.prompt, ref.prompt)] + zip(fast.decode, ref.decode).map({ ($0, $1) }) {
                 for i in a.indices { worst = max(worst, abs(a[i] - b[i])) }
@@ -75,12 +77,14 @@ final class LowBitModelTests: XCTestCase {
     }
 
     /// The default path: 8-bit activations. Measured: max abs diff 0.093 for a logit range of 5.8
-    /// (1.6%), 137/140 top-1 (the 3 others near-ties), every greedy sequence identical.
+    /// (1.6%), 136/140 top-1 (the 4 others near-ties). The greedy steps are compared on the
+    /// reference's history: a greedy token may differ only where the reference's top two are
+    /// within the measured logit difference (counted with the top-1 ties above), since after a
+    /// flipped near-tie two free-running sequences no longer compare.
     func testLogitsMatchDequantizedWeights() throws {
         let r = try compare(precise: false)
         XCTAssertLessThanOrEqual(r.worst, 0.02 * r.spread, "logits differ by more than 2% of their range")
-        XCTAssertEqual(r.agree + r.ties, r.positions, "top-1 disagreements beyond near-ties")
-        XCTAssertEqual(r.greedySame, 4, "greedy tokens")
+        XCTAssertEqual(r.agree + r.ties, r.positions, "top-1 (and greedy) disagreements beyond near-ties")
     }
 
     /// Two-level activations take the 8-bit rounding out: what is left is float order, so the

@@ -280,6 +280,9 @@ public final class MultiHeadLatentAttention: AttentionBlock {
     }
 
     static let rowsPerChunk = 64
+    /// Query rows from which dense attention takes `sharedRowAttention` (tests set it to compare
+    /// the two loops).
+    nonisolated(unsafe) static var sharedRowsFrom = 4
 
     func absorbedAttention(q: UnsafeMutablePointer<Float>, rows: Range<Int>, segments: [BatchSegment], segOfRow: [Int],
                            latents: [UnsafePointer<Float>], selection: [[Int32]]?, out: UnsafeMutablePointer<Float>) {
@@ -295,7 +298,7 @@ public final class MultiHeadLatentAttention: AttentionBlock {
         // 2. Scores on the latent cache, softmax, and the softmax-weighted latent per (head, token).
         let maxLen = rows.map { Self.attended(selection, row: $0, position: segments[segOfRow[$0]].position(ofRow: $0)) }.max() ?? 0
         let ctx = FloatBuffer(count: H * T * lora, zeroed: true)
-        if selection == nil && T >= 4 {
+        if selection == nil && T >= MultiHeadLatentAttention.sharedRowsFrom {
             sharedRowAttention(q: q, qLatent: qLatent.p, rows: rows, segments: segments, segOfRow: segOfRow, latents: latents,
                                maxLen: maxLen, ctx: ctx.p)
         } else {
