@@ -60,10 +60,11 @@ CONFIG = dict(
 )
 
 
-def randomize(model, gen):
-    cfg = model.config
+def randomize_parameters(module, gen, matrix_std=None):
+    """Random norms, sinks, position biases and hyper-connection base/scale/fn (transformers
+    initialises them to 1 or 0); with matrix_std, every other matrix from N(0, matrix_std)."""
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for name, p in module.named_parameters():
             if name.endswith("norm.weight"):
                 p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=gen))
             elif name.endswith(".sinks"):
@@ -76,6 +77,14 @@ def randomize(model, gen):
                 p.copy_(1.0 + 0.5 * torch.randn(p.shape, generator=gen))
             elif name.endswith("_hc.fn") or name.endswith("hc_fn"):
                 p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+            elif matrix_std is not None and p.dim() >= 2:
+                p.copy_(matrix_std * torch.randn(p.shape, generator=gen))
+
+
+def randomize(model, gen):
+    cfg = model.config
+    randomize_parameters(model, gen)
+    with torch.no_grad():
         for name, b in model.named_buffers():
             if name.endswith("e_score_correction_bias"):
                 b.copy_(0.1 * torch.randn(b.shape, generator=gen))

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from transformers.masking_utils import create_sliding_window_causal_mask
 from transformers.models.deepseek_v4 import modeling_deepseek_v4 as m4
 
-from gen_dsv4_fixtures import OUT, SEED, checkpoint_layout, randomize
+from gen_dsv4_fixtures import OUT, SEED, checkpoint_layout, randomize_parameters
 
 
 class MTP(torch.nn.Module):
@@ -55,20 +55,8 @@ def main():
     gen = torch.Generator().manual_seed(3000 + SEED)
     torch.manual_seed(3000 + SEED)
     mtp = MTP(cfg2, n).eval()
+    randomize_parameters(mtp, gen, matrix_std=cfg.initializer_range)
     with torch.no_grad():
-        for name, p in mtp.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=gen))
-            elif name.endswith(".sinks"):
-                p.copy_(0.8 * torch.randn(p.shape, generator=gen))
-            elif name.endswith("hc.base") or name.endswith("hc_base"):
-                p.copy_(0.5 * torch.randn(p.shape, generator=gen))
-            elif name.endswith("hc.scale") or name.endswith("hc_scale"):
-                p.copy_(1.0 + 0.5 * torch.randn(p.shape, generator=gen))
-            elif name.endswith("hc.fn") or name.endswith("hc_fn"):
-                p.copy_(0.3 * torch.randn(p.shape, generator=gen))
-            elif p.dim() >= 2:
-                p.copy_(cfg.initializer_range * torch.randn(p.shape, generator=gen))
         # e_proj near the identity, so the block sees the next token and proposes something
         # correlated with the model's choice (random weights otherwise propose noise).
         mtp.e_proj.weight.add_(torch.eye(cfg.hidden_size))

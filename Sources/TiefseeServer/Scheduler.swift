@@ -134,7 +134,7 @@ public final class BatchScheduler: @unchecked Sendable {
         /// a rejected draft.
         static func drafts(_ job: GenerationJob, _ slot: Slot) -> Bool {
             let o = job.options
-            return o.promptLookup && o.sampling.temperature <= 0 && o.grammar == nil && job.topLogprobs == nil && slot.cache.takeBackLimit > 1
+            return o.promptLookup && o.sampling.temperature <= 0 && o.grammar == nil && job.topLogprobs == nil && slot.cache.takesDrafts
         }
         var prefilling: Bool { promptDone < job.prompt.count }
     }

@@ -87,7 +87,7 @@ public final class Session {
     /// that can rewind take them). Sampled requests are not drafted: their text would need
     /// speculative sampling's acceptance rule, which is not implemented.
     private func makeDrafter(_ options: GenerationOptions, constrained: Bool) -> (any Drafter)? {
-        guard options.promptLookup, options.sampling.temperature <= 0, !constrained, cache.takeBackLimit > 1 else { return nil }
+        guard options.promptLookup, options.sampling.temperature <= 0, !constrained, cache.takesDrafts else { return nil }
         if let m = mtpDraft, let s = mtpState { return m.drafter(s) }
         guard let d = draftModel else { return PromptLookup() }
         if draftState == nil { draftState = d.makeState(contextSize: contextSize) }
@@ -112,7 +112,7 @@ public final class Session {
         var common = 0
         while common < min(tokens.count, prompt.count) && tokens[common] == prompt[common] { common += 1 }
         if let s = mtpState {
-            let drafting = options.promptLookup && options.sampling.temperature <= 0 && options.grammar == nil && cache.takeBackLimit > 1
+            let drafting = options.promptLookup && options.sampling.temperature <= 0 && options.grammar == nil && cache.takesDrafts
             s.prepare(drafting: drafting)
             if drafting { common = s.reusableMainPrefix(prompt, common) }
         }

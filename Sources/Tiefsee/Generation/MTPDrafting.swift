@@ -22,7 +22,7 @@ public final class MTPDraft: @unchecked Sendable {
             throw ModelLoadError.unsupported("--mtp: the model has no multi-token-prediction layer"
                                              + (model.mtpUnavailable.map { " (\($0))" } ?? " (num_nextn_predict_layers is 0)"))
         }
-        guard model.makeCache(capacity: 1).takeBackLimit > 1 else {
+        guard model.makeCache(capacity: 1).takesDrafts else {
             throw ModelLoadError.unsupported("--mtp: the model's cache cannot take back positions, so it cannot undo rejected proposals")
         }
         self.model = model

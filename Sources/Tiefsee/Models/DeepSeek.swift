@@ -286,8 +286,8 @@ public final class MultiHeadLatentAttention: AttentionBlock {
 
     func absorbedAttention(q: UnsafeMutablePointer<Float>, rows: Range<Int>, segments: [BatchSegment], segOfRow: [Int],
                            latents: [UnsafePointer<Float>], selection: [[Int32]]?, out: UnsafeMutablePointer<Float>) {
-        let H = nHeads, qkd = qkHeadDim, nope = qkNopeHeadDim, rd = qkRopeHeadDim, lora = kvLoraRank, vd = vHeadDim
-        let qw = H * qkd, cw = cacheWidth, scale = softmaxScale
+        let H = nHeads, qkd = qkHeadDim, nope = qkNopeHeadDim, lora = kvLoraRank, vd = vHeadDim
+        let qw = H * qkd
         let T = rows.count, r0 = rows.lowerBound
         // 1. W_UK folded into the queries, every head in one loop: q_latent[h][t] = W_UK[h]ᵀ q_nope[t][h].
         let qNope = FloatBuffer(count: H * T * nope, zeroed: false)
@@ -297,11 +297,30 @@ public final class MultiHeadLatentAttention: AttentionBlock {
                        inputs: (0..<H).map { LinearInput(qNope.p + $0 * T * nope, rows: T) })
         // 2. Scores on the latent cache, softmax, and the softmax-weighted latent per (head, token).
         let maxLen = rows.map { Self.attended(selection, row: $0, position: segments[segOfRow[$0]].position(ofRow: $0)) }.max() ?? 0
-        let ctx = FloatBuffer(count: H * T * lora, zeroed: true)
-        if selection == nil && T >= MultiHeadLatentAttention.sharedRowsFrom {
+        let shared = selection == nil && T >= MultiHeadLatentAttention.sharedRowsFrom
+        let ctx = FloatBuffer(count: H * T * lora, zeroed: !shared)
+        if shared {
             sharedRowAttention(q: q, qLatent: qLatent.p, rows: rows, segments: segments, segOfRow: segOfRow, latents: latents,
                                maxLen: maxLen, ctx: ctx.p)
         } else {
+            perHeadAttention(q: q, qLatent: qLatent.p, rows: rows, segments: segments, segOfRow: segOfRow, latents: latents,
+                             selection: selection, maxLen: maxLen, ctx: ctx.p)
+        }
+        // 3. W_UV after attention, every head in one loop: o[h][t] = W_UV[h] ctx[h][t].
+        let o = FloatBuffer(count: H * T * vd, zeroed: false)
+        Linear.forward(jobs: (0..<H).map { LinearJob(uv[$0], input: $0, out: o.p + $0 * T * vd) },
+                       inputs: (0..<H).map { LinearInput(ctx.p + $0 * T * lora, rows: T) })
+        for t in 0..<T { for h in 0..<H { (out + (r0 + t) * H * vd + h * vd).update(from: o.p + (h * T + t) * vd, count: vd) } }
+    }
+
+    /// Step 2 of absorbed attention, one (head, query row) pair at a time: a dot and an axpy per
+    /// cached position. Sparse attention (a selection of positions per row) and decode take it.
+    func perHeadAttention(q: UnsafeMutablePointer<Float>, qLatent: UnsafeMutablePointer<Float>, rows: Range<Int>,
+                          segments: [BatchSegment], segOfRow: [Int], latents: [UnsafePointer<Float>], selection: [[Int32]]?,
+                          maxLen: Int, ctx: UnsafeMutablePointer<Float>) {
+        let H = nHeads, qkd = qkHeadDim, nope = qkNopeHeadDim, rd = qkRopeHeadDim, lora = kvLoraRank
+        let qw = H * qkd, cw = cacheWidth, scale = softmaxScale
+        let T = rows.count, r0 = rows.lowerBound
         ThreadPool.shared.parallelFor(T * H) { range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxLen)
             defer { scores.deallocate() }
@@ -310,25 +329,19 @@ public final class MultiHeadLatentAttention: AttentionBlock {
                 let t = item / H, h = item % H, r = r0 + t
                 let seg = segments[segOfRow[r]]
                 let cache = latents[segOfRow[r]]
-                let qLat = qLatent.p + (h * T + t) * lora, qRope = q + r * qw + h * qkd + nope
+                let qLat = qLatent + (h * T + t) * lora, qRope = q + r * qw + h * qkd + nope
                 let n = Self.attended(selection, row: r, position: seg.position(ofRow: r))  // causal, or the selection
                 for i in 0..<n {
                     let c = cache + Self.key(selection, row: r, i) * cw
                     scores[i] = (VectorOps.dot(qLat, c, lora) + VectorOps.dot(qRope, c + lora, rd)) * scale
                 }
                 VectorOps.softmax(scores, n)
-                let cx = ctx.p + (h * T + t) * lora
+                let cx = ctx + (h * T + t) * lora
                 for i in 0..<n { VectorOps.axpy(scores[i], cache + Self.key(selection, row: r, i) * cw, cx, lora) }
                 if h == 0 { read += n }
             }
             self.countRowsRead(read)
         }
-        }
-        // 3. W_UV after attention, every head in one loop: o[h][t] = W_UV[h] ctx[h][t].
-        let o = FloatBuffer(count: H * T * vd, zeroed: false)
-        Linear.forward(jobs: (0..<H).map { LinearJob(uv[$0], input: $0, out: o.p + $0 * T * vd) },
-                       inputs: (0..<H).map { LinearInput(ctx.p + $0 * T * lora, rows: T) })
-        for t in 0..<T { for h in 0..<H { (out + (r0 + t) * H * vd + h * vd).update(from: o.p + (h * T + t) * vd, count: vd) } }
     }
 
     /// Step 2 of absorbed attention for dense (causal) MLA: every head reads the same latent rows,
@@ -339,7 +352,7 @@ public final class MultiHeadLatentAttention: AttentionBlock {
     /// whose last qk_rope_head_dim sums are computed and dropped. Replaces one dot and one axpy per
     /// (head, position) pair; used from 4 query rows on (prefill, drafts checked together): in a
     /// 512-token prompt at V2-Lite's shape attention went from 11.2% to 6.8% of the time (perf).
-    /// Fewer rows (decode) keep the per-(head, row) loop below, which spreads one row's heads
+    /// Fewer rows (decode) keep perHeadAttention, which spreads one row's heads
     /// over the threads.
     func sharedRowAttention(q: UnsafeMutablePointer<Float>, qLatent: UnsafeMutablePointer<Float>, rows: Range<Int>,
                             segments: [BatchSegment], segOfRow: [Int], latents: [UnsafePointer<Float>], maxLen: Int,

@@ -464,7 +464,8 @@ public final class CompressorState {
     struct Undo {
         let base: Int, count: Int
         let entryCount: Int, pending: Int, hasPrevious: Bool
-        let saved: (kv: [Float], gate: [Float], previousKV: [Float], previousGate: [Float])?
+        /// The open window's filled rows and the previous window, when the step closes a window.
+        let saved: [(buffer: FloatBuffer, values: [Float])]
         unowned let compressor: DeepSeekV4Compressor
         var fedKV: [Float] = [], fedGate: [Float] = []
     }
@@ -473,15 +474,16 @@ public final class CompressorState {
     /// Before a step of `count` rows from position `base` (no record for a longer step).
     func beginStep(base: Int, count: Int, by compressor: DeepSeekV4Compressor) {
         guard count <= DeepSeekV4Cache.stepTakeBack else { undo = nil; return }
-        var saved: (kv: [Float], gate: [Float], previousKV: [Float], previousGate: [Float])? = nil
+        var saved: [(buffer: FloatBuffer, values: [Float])] = []
         if pending + count >= ratio {
-            let n = pending * width
-            saved = (Array(UnsafeBufferPointer(start: pendingKV.p, count: n)), Array(UnsafeBufferPointer(start: pendingGate.p, count: n)),
-                     previousKV.map { Array(UnsafeBufferPointer(start: $0.p, count: $0.count)) } ?? [],
-                     previousGate.map { Array(UnsafeBufferPointer(start: $0.p, count: $0.count)) } ?? [])
+            let open = [(pendingKV, pending * width), (pendingGate, pending * width)]
+            let previous = [previousKV, previousGate].compactMap { $0.map { ($0, $0.count) } }
+            saved = (open + previous).map { ($0.0, Array(UnsafeBufferPointer(start: $0.0.p, count: $0.1))) }
         }
         undo = Undo(base: base, count: count, entryCount: entryCount, pending: pending, hasPrevious: hasPrevious,
                     saved: saved, compressor: compressor)
+        undo!.fedKV.reserveCapacity(count * width)
+        undo!.fedGate.reserveCapacity(count * width)
     }
 
     /// Whether the state can return to `position` (inside the last recorded step).
@@ -495,19 +497,13 @@ public final class CompressorState {
         guard let u = undo, canTakeBack(to: position) else { preconditionFailure("compressor state cannot return to position \(position)") }
         undo = nil
         entryCount = u.entryCount; pending = u.pending; hasPrevious = u.hasPrevious
-        if let sv = u.saved {
-            sv.kv.withUnsafeBufferPointer { pendingKV.p.update(from: $0.baseAddress!, count: $0.count) }
-            sv.gate.withUnsafeBufferPointer { pendingGate.p.update(from: $0.baseAddress!, count: $0.count) }
-            if let pk = previousKV { sv.previousKV.withUnsafeBufferPointer { pk.p.update(from: $0.baseAddress!, count: $0.count) } }
-            if let pg = previousGate { sv.previousGate.withUnsafeBufferPointer { pg.p.update(from: $0.baseAddress!, count: $0.count) } }
-        }
+        for s in u.saved { s.buffer.p.update(from: s.values, count: s.values.count) }
         let w = width
-        for r in 0..<(position - u.base) {
-            u.fedKV.withUnsafeBufferPointer { kv in
-                u.fedGate.withUnsafeBufferPointer { g in u.compressor.feed(kv: kv.baseAddress! + r * w, gate: g.baseAddress! + r * w, into: self) }
+        u.fedKV.withUnsafeBufferPointer { kv in
+            u.fedGate.withUnsafeBufferPointer { g in
+                for r in 0..<(position - u.base) { u.compressor.feed(kv: kv.baseAddress! + r * w, gate: g.baseAddress! + r * w, into: self) }
             }
         }
-        undo = nil
     }
 }
 

@@ -89,6 +89,10 @@ public class KVCache: @unchecked Sendable {
     /// a last step of at most this many tokens. Drafts are capped to `takeBackLimit - 1`.
     public var takeBackLimit: Int { canRewind ? Int.max : 0 }
 
+    /// Whether a step of 1 + draft tokens can be cut back after verification: what every drafter
+    /// (prompt lookup, a draft model, an MTP layer) needs of the target's cache.
+    public final var takesDrafts: Bool { takeBackLimit > 1 }
+
     /// Whether `truncate(to: position)` is possible now.
     public func canTruncate(to position: Int) -> Bool { canRewind || position >= length || position <= 0 }
 
