@@ -581,6 +581,7 @@ static inline __m256i signs_avx2(__m256i v, uint32_t bits) {
 #define SIGNS(v, bits) signs_avx2(v, bits)
 #include "quant_lowbit.h"
 #include "quant_kernels.h"
+#include "gemm_q8a.h"
 #undef KFN
 #undef K_VNNI
 #undef DOT_US
@@ -613,6 +614,7 @@ static inline __m512i hibits2_vnni(__m512i q, const uint8_t *a, const uint8_t *b
 #define SIGNS(v, bits) _mm256_mask_sub_epi8(v, (__mmask32)(bits), _mm256_setzero_si256(), v)
 #include "quant_lowbit.h"
 #include "quant_kernels.h"
+#include "gemm_q8a.h"
 #pragma clang attribute pop
 
 /* Which kernels run: AVX-512 VNNI where the CPU has it (and TIEFSEE_KERNELS is not "avx2"),
@@ -638,4 +640,60 @@ int tf_gemm_packed(int type, int n, int nrows, const void *wrows, size_t stride,
                    const void *packed, int ntok, float *out, size_t ostride) {
     return tf_kernel_isa() == TF_ISA_AVX512_VNNI ? gemm_packed_vnni(type, n, nrows, wrows, stride, packed, ntok, out, ostride)
                                                  : gemm_packed_avx2(type, n, nrows, wrows, stride, packed, ntok, out, ostride);
+}
+
+/* ---------------------------------------------------------------- panel matrix kernel (gemm_q8a.h) */
+
+int tf_gemm_q8a_supports(int type) { return gq_supported(type); }
+size_t tf_gemm_q8a_sums_bytes(int n, int ntok) { return (size_t)ntok * 3 * (size_t)(n / 32) * sizeof(int32_t); }
+void tf_gemm_q8a_sums(int n, const void *x, size_t xstride, int ntok, int32_t *z) {
+    const int G = n / 32;
+    for (int t = 0; t < ntok; t++) {
+        const tf_block_q8a *row = (const tf_block_q8a *)((const uint8_t *)x + (size_t)t * xstride);
+        int32_t *zt = z + (size_t)t * 3 * G;
+        for (int g = 0; g < G; g++) {
+            int lo = 0, hi = 0;
+            for (int j = 0; j < 16; j++) { lo += row[g].qs[j]; hi += row[g].qs[j + 16]; }
+            zt[3 * g] = -128 * (lo + hi); zt[3 * g + 1] = -128 * lo; zt[3 * g + 2] = -128 * hi;
+        }
+    }
+}
+int tf_gemm_q8a(int type, int n, int nrows, const void *wrows, size_t stride, const void *x, size_t xstride,
+                const int32_t *sums, int ntok, float *out, size_t ostride) {
+    return tf_kernel_isa() == TF_ISA_AVX512_VNNI ? gemm_q8a_vnni(type, n, nrows, wrows, stride, x, xstride, sums, ntok, out, ostride)
+                                                 : gemm_q8a_avx2(type, n, nrows, wrows, stride, x, xstride, sums, ntok, out, ostride);
+}
+/* The same sums and float steps one (row, token) at a time, from the same block decoder. */
+int tf_gemm_q8a_ref(int type, int n, int nrows, const void *wrows, size_t stride, const void *vx, size_t xstride,
+                    int ntok, float *out, size_t ostride) {
+    if (!gq_supported(type) || n % gq_block_values(type) != 0 || n <= 0) return -1;
+    const int bv = gq_block_values(type), bb = gq_block_bytes(type), halves = gq_halves(type), hasmin = gq_has_min(type);
+    for (int r = 0; r < nrows; r++) {
+        for (int t = 0; t < ntok; t++) {
+            const tf_block_q8a *x = (const tf_block_q8a *)((const uint8_t *)vx + (size_t)t * xstride);
+            float f = 0;
+            for (int g0 = 0; g0 < n / 32; g0 += 8) {
+                _Alignas(32) int8_t qq[8][32];
+                float S[8 * 32] = { 0 }, M[8 * 16] = { 0 };
+                const gq_block_avx2 B = { S, M };
+                int cnt = bv == 256 ? 8 : (n / 32 - g0 < 8 ? n / 32 - g0 : 8);
+                int ng = gq_decode_avx2(type, (const uint8_t *)wrows + (size_t)r * stride + (size_t)(g0 * 32 / bv) * bb, cnt, qq, &B);
+                for (int j = 0; j < ng; j++) {
+                    const int8_t *q = qq[j];
+                    const tf_block_q8a *a = x + g0 + j;
+                    int i0 = 0, i1 = 0;
+                    for (int l = 0; l < 16; l++) { i0 += q[l] * a->qs[l]; i1 += q[l + 16] * a->qs[l + 16]; }
+                    if (halves) {
+                        f = fmaf((float)i0, S[32 * j] * a->d, f);
+                        f = fmaf((float)i1, S[32 * j + 16] * a->d, f);
+                    } else {
+                        f = fmaf((float)(i0 + i1), S[32 * j] * a->d, f);
+                    }
+                    if (hasmin) f = fmaf(M[16 * j], a->s, f);
+                }
+            }
+            out[(size_t)t * ostride + r] = f;
+        }
+    }
+    return 0;
 }

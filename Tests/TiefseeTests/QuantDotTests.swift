@@ -442,24 +442,24 @@ final class GemmTests: XCTestCase {
         }
         return (xq, aBytes)
     }
+}
 
-    /// Quantized rows with valid scales: random bytes, scale fields set to small f16 values.
-    func randomQuantRows(_ type: TensorType, n: Int, rows: Int, rng: inout SplitMix) -> [UInt8] {
-        var b = (0..<type.byteCount(elements: n * rows)!).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        let blocks = n * rows / type.blockSize
-        let fields: [Int]
-        switch type {
-        case .q4_0, .q5_0, .q8_0: fields = [0]
-        case .q4_1, .q5_1, .q4_K, .q5_K: fields = [0, 2]
-        case .q6_K: fields = [208]
-        default: fields = []
-        }
-        for k in 0..<blocks {
-            for f in fields {
-                let h = f32ToF16(Float.random(in: 0.001...0.02, using: &rng))
-                b[k * type.blockBytes + f] = UInt8(h & 0xFF); b[k * type.blockBytes + f + 1] = UInt8(h >> 8)
-            }
-        }
-        return b
+/// Quantized rows with valid scales: random bytes, scale fields set to small f16 values.
+func randomQuantRows(_ type: TensorType, n: Int, rows: Int, rng: inout SplitMix) -> [UInt8] {
+    var b = (0..<type.byteCount(elements: n * rows)!).map { _ in UInt8.random(in: 0...255, using: &rng) }
+    let blocks = n * rows / type.blockSize
+    let fields: [Int]
+    switch type {
+    case .q4_0, .q5_0, .q8_0: fields = [0]
+    case .q4_1, .q5_1, .q4_K, .q5_K: fields = [0, 2]
+    case .q6_K: fields = [208]
+    default: fields = []
     }
+    for k in 0..<blocks {
+        for f in fields {
+            let h = f32ToF16(Float.random(in: 0.001...0.02, using: &rng))
+            b[k * type.blockBytes + f] = UInt8(h & 0xFF); b[k * type.blockBytes + f + 1] = UInt8(h >> 8)
+        }
+    }
+    return b
 }

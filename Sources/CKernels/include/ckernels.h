@@ -198,6 +198,21 @@ void tf_gemm_pack(int n, const void *x, size_t xstride, int ntok, void *packed);
 int tf_gemm_packed(int type, int n, int nrows, const void *wrows, size_t stride,
                    const void *packed, int ntok, float *out, size_t ostride);
 
+/* The panel matrix kernel for 2 or more Q8A activation rows (quant_dot.c, gemm_q8a.h): each tile
+ * of 16 weight rows is decoded once into a panel with the rows in the vector lanes, then every
+ * token's activations are broadcast against it (6 tokens per register tile). Same results as
+ * tf_gemm_rows up to float order; a token's results are bit-identical whatever the other rows and
+ * their count, on AVX2 and VNNI alike, and equal to tf_gemm_q8a_ref's. `sums` holds
+ * tf_gemm_q8a_sums of the same activations (once per input; tf_gemm_q8a_sums_bytes bytes).
+ * Types: the quantized ones but Q2_K (tf_gemm_q8a_supports); -1 for others or a bad n. */
+int tf_gemm_q8a_supports(int type);
+size_t tf_gemm_q8a_sums_bytes(int n, int ntok);
+void tf_gemm_q8a_sums(int n, const void *x, size_t xstride, int ntok, int32_t *sums);
+int tf_gemm_q8a(int type, int n, int nrows, const void *wrows, size_t stride, const void *x, size_t xstride,
+                const int32_t *sums, int ntok, float *out, size_t ostride);
+int tf_gemm_q8a_ref(int type, int n, int nrows, const void *wrows, size_t stride, const void *x, size_t xstride,
+                    int ntok, float *out, size_t ostride);
+
 /* ------------------------------------------------------------------------------------------
  * Quantization of f32 to ggml block formats (quantize.c), the layouts the dequantizers above
  * read; algorithms of llama.cpp's reference quantizers (no importance matrix). `n` must be a

@@ -135,6 +135,28 @@ final class PackedActivations {
     deinit { data.deallocate() }
 }
 
+/// The per-group activation sums the panel matrix kernel (`tf_gemm_q8a`) starts its integer sums
+/// from, once per input: it reads the Q8A rows themselves, decoding each tile of 16 weight rows
+/// once into a panel with the rows in the vector lanes. A token's results do not depend on the
+/// other rows either (see `PackedActivations`).
+final class PanelSums {
+    let data: UnsafeMutablePointer<Int32>
+
+    init(_ xq: UnsafeRawPointer, n: Int, rows: Int, rowBytes: Int) {
+        data = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, tf_gemm_q8a_sums_bytes(Int32(n), Int32(rows)) / 4))
+        tf_gemm_q8a_sums(Int32(n), xq, rowBytes, Int32(rows), data)
+    }
+    deinit { data.deallocate() }
+}
+
+extension Linear {
+    /// Whether 2 or more quantized activation rows go through the panel kernel (every quantized
+    /// type but Q2_K, which keeps the packed kernel).
+    var usesPanelKernel: Bool { Linear.panelKernel && activation == .q8_0 && tf_gemm_q8a_supports(typeCode) != 0 }
+    /// Off: every type takes the packed kernel (comparisons).
+    nonisolated(unsafe) static var panelKernel = true
+}
+
 public enum ModelLoadError: Error, CustomStringConvertible {
     case missingTensor(String, file: String)
     case badShape(name: String, shape: [Int], expected: String)

@@ -26,7 +26,8 @@ extension Linear {
     /// In a decode step (`Linear.decodeStep`), up to this many quantized activation rows (a few
     /// sequences, or one token's two-level activations) go through the row kernels, which read
     /// and decode each weight block once for all rows (`tf_vec_dot_rows_n`); more rows, and any
-    /// prompt chunk, go through the packed matrix kernel. The packed kernel's tiles hold 4 or 8
+    /// prompt chunk, go through a matrix kernel: the panel kernel (`tf_gemm_q8a`, every quantized
+    /// type but Q2_K) or the packed one. The packed kernel's tiles hold 4 or 8
     /// tokens, so with 2 rows half its lanes are empty and a step costs what 4 tokens cost:
     /// measured on AVX2 (ns per weight block, Q4_K, 2048-wide rows, 1 thread), 1 row 11.6,
     /// 2 rows 17.2 (row kernels) vs 24.9 (packed), 3 rows 22.8 vs 25.0, 4 rows 29.3 vs 25.1.
@@ -36,7 +37,7 @@ extension Linear {
     /// with VNNI and 3 with AVX2.
     /// Each row's result is then bit-identical to the single-row kernel's, so a sequence decoded
     /// alongside others (up to the limit) gets exactly the tokens it gets alone. Prompt chunks keep
-    /// the packed kernel whatever their length, so a prompt token's logits stay the same whether a
+    /// the matrix kernel whatever their length, so a prompt token's logits stay the same whether a
     /// cached prefix left 2 or 200 tokens to read.
     static var rowKernelMaxRows: Int { tf_kernel_isa() == TF_ISA_AVX512_VNNI ? 4 : 3 }
 
@@ -125,11 +126,20 @@ extension Linear {
         if totalQuantRows >= 4 { pool.parallelFor(totalQuantRows, quantizeRows) } else { quantizeRows(0..<totalQuantRows) }
         // More than `rowKernelMaxRows` quantized rows go through the packed matrix kernel
         // (tokens in vector lanes); fewer, through the row kernels (see `rowKernelMaxRows`).
+        // Weight types the panel kernel takes read the activations as they are, with their sums
+        // per group (`PanelSums`); the others (Q2_K) read them packed.
         var packs = [Int: PackedActivations]()
+        var panelSums = [Int: PanelSums]()
         let rowKernelRows = tf_decode_step() != 0 ? Linear.rowKernelMaxRows : 1
         for q in toQuantize where prepared[q.key]!.rows > rowKernelRows {
             let p = prepared[q.key]!
-            packs[q.key] = PackedActivations(p.data, n: q.n, rows: p.rows, rowBytes: p.stride)
+            let readers = fused.filter { key($0) == q.key }
+            if readers.contains(where: { $0.linear.usesPanelKernel }) {
+                panelSums[q.key] = PanelSums(p.data, n: q.n, rows: p.rows, rowBytes: p.stride)
+            }
+            if readers.contains(where: { !$0.linear.usesPanelKernel }) {
+                packs[q.key] = PackedActivations(p.data, n: q.n, rows: p.rows, rowBytes: p.stride)
+            }
         }
 
         // f32 weights with two or more rows: the packed f32 kernel (tokens in vector lanes), each
@@ -147,7 +157,7 @@ extension Linear {
         // 2. Where each product writes: straight to `out`, or (two-level) to a pair buffer whose
         //    two rows per token are summed afterwards.
         struct Part {
-            let l: Linear; let x: Prepared; let packed: PackedActivations?; let f32Packed: UnsafeMutableRawPointer?
+            let l: Linear; let x: Prepared; let packed: PackedActivations?; let sums: PanelSums?; let f32Packed: UnsafeMutableRawPointer?
             let out: UnsafeMutablePointer<Float>; let pairOffset: Int?
         }
         var parts = [Part]()
@@ -160,7 +170,9 @@ extension Linear {
                 pairFloats += p.rows * j.linear.outFeatures
             }
             let f32p = j.linear.jobMode == .f32 && j.linear.weight.type == .f32 ? f32Packs[j.input] : nil
-            parts.append(Part(l: j.linear, x: p, packed: packs[key(j)], f32Packed: f32p, out: j.out, pairOffset: pairOffset))
+            let sums = j.linear.usesPanelKernel ? panelSums[key(j)] : nil
+            parts.append(Part(l: j.linear, x: p, packed: sums == nil ? packs[key(j)] : nil, sums: sums, f32Packed: f32p,
+                              out: j.out, pairOffset: pairOffset))
         }
         let pairs = FloatBuffer(count: pairFloats, zeroed: false)
 
@@ -182,6 +194,9 @@ extension Linear {
                 let out = p.pairOffset.map { pairs.p + $0 } ?? p.out
                 if p.x.rows == 1 {
                     _ = tf_vec_dot_rows(l.typeCode, Int32(l.inFeatures), Int32(cnt), w, l.rowBytes, p.x.data, out + lo)
+                } else if let ps = p.sums {
+                    _ = tf_gemm_q8a(l.typeCode, Int32(l.inFeatures), Int32(cnt), w, l.rowBytes, p.x.data, p.x.stride, ps.data,
+                                    Int32(p.x.rows), out + lo, l.outFeatures)
                 } else if p.packed == nil && p.f32Packed == nil && l.jobMode != .f32 {
                     _ = tf_vec_dot_rows_n(l.typeCode, Int32(l.inFeatures), Int32(cnt), w, l.rowBytes, p.x.data, p.x.stride,
                                           Int32(p.x.rows), out + lo, l.outFeatures)
