@@ -371,8 +371,8 @@ enum BenchCommand {
     static func kernels(reps: Int, json: Bool) {
         var results = [JSONValue]()
         if !json {
-            print("kernels: ns per weight block, 1 thread, 1024 x 2048 random blocks (row: 1 activation row; rows-2: 2 rows at once, a decode step of 2 sequences; batch-8: 8 rows at once, packed)")
-            print("type      bits/w  block  isa            row ns/block  rows-2 ns/block  batch-8 ns/block  (per token)")
+            print("kernels: ns per weight block, 1 thread, 1024 x 2048 random blocks (row: 1 activation row; rows-2: 2 rows at once, a decode step of 2 sequences; batch-8: 8 rows at once, packed; panel-8/-64: the panel kernel, ns per block and token)")
+            print("type      bits/w  block  isa            row ns/block  rows-2 ns/block  batch-8 ns/block  (per token)  panel-8  panel-64")
         }
         for type in KernelBench.types {
             for k in KernelBench.measure(type, reps: reps) {
@@ -380,13 +380,17 @@ enum BenchCommand {
                     results.append(.object([("type", .string(type.rawValue)), ("isa", .string(k.isa)),
                                             ("bits_per_weight", .double(type.bitsPerWeight)), ("block_values", .int(type.blockSize)),
                                             ("row_ns_per_block", .double(k.rowNsPerBlock)), ("rows2_ns_per_block", .double(k.rows2NsPerBlock)),
-                                            ("batch8_ns_per_block", .double(k.batch8NsPerBlock))]))
+                                            ("batch8_ns_per_block", .double(k.batch8NsPerBlock)),
+                                            ("panel8_ns_per_block_token", k.panel8NsPerToken.map { .double($0) } ?? .null),
+                                            ("panel64_ns_per_block_token", k.panel64NsPerToken.map { .double($0) } ?? .null)]))
                 } else {
                     print(type.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
                           + String(format: " %6.3f  %5d  ", type.bitsPerWeight, type.blockSize)
                           + k.isa.padding(toLength: 13, withPad: " ", startingAt: 0)
                           + String(format: " %12.2f  %15.2f  %16.2f  (%.2f)", k.rowNsPerBlock, k.rows2NsPerBlock, k.batch8NsPerBlock,
-                                   k.batch8NsPerBlock / 8))
+                                   k.batch8NsPerBlock / 8)
+                          + (k.panel8NsPerToken.map { String(format: "  %7.2f", $0) } ?? "        -")
+                          + (k.panel64NsPerToken.map { String(format: "  %8.2f", $0) } ?? "         -"))
                 }
             }
         }

@@ -61,6 +61,9 @@ final class CLITests: XCTestCase {
             XCTAssertGreaterThan(row["row_ns_per_block"]?.double ?? 0, 0, "\(row)")
             XCTAssertGreaterThan(row["batch8_ns_per_block"]?.double ?? 0, 0, "\(row)")
             XCTAssertGreaterThan(row["rows2_ns_per_block"]?.double ?? 0, 0, "\(row)")
+            // the panel kernel takes every type but Q2_K
+            if row["type"]?.string == "Q2_K" { XCTAssertEqual(row["panel64_ns_per_block_token"], .null, "\(row)") }
+            else { XCTAssertGreaterThan(row["panel64_ns_per_block_token"]?.double ?? 0, 0, "\(row)") }
         }
         XCTAssertEqual(rows.first { $0["type"]?.string == "IQ2_XXS" }?["bits_per_weight"]?.double, 2.0625)
         assertCleanError(try run(["bench", "--kernels", "model.gguf"]), mentions: "takes no model")

@@ -3,8 +3,9 @@ import CKernels
 
 /// Time per weight block of the quantized kernels (`tiefsee bench --kernels`), one thread, on a
 /// matrix of random rows with valid scales: the row path (`dotRows`, decode), the row kernels
-/// with 2 activation rows (a decode step of 2 sequences) and the packed matrix kernel with 8
-/// activation rows (prefill, batched decode of 4+), for each instruction set the CPU has.
+/// with 2 activation rows (a decode step of 2 sequences), the packed matrix kernel with 8
+/// activation rows and the panel kernel with 8 and 64 (prefill, batched decode of 5+), for each
+/// instruction set the CPU has.
 public struct KernelTiming: Sendable {
     public let type: TensorType
     public let isa: String
@@ -14,6 +15,10 @@ public struct KernelTiming: Sendable {
     public let rows2NsPerBlock: Double
     /// Nanoseconds per weight block multiplied with 8 activation rows (all 8 together).
     public let batch8NsPerBlock: Double
+    /// The panel kernel (`tf_gemm_q8a`, prompt chunks and expert passes), per weight block and
+    /// token, with 8 and with 64 activation rows; nil for a type it does not take (Q2_K).
+    public let panel8NsPerToken: Double?
+    public let panel64NsPerToken: Double?
 }
 
 public enum KernelBench {
@@ -73,19 +78,21 @@ public enum KernelBench {
     public static func measure(_ type: TensorType, n: Int = 2048, rows: Int = 1024, reps: Int = 5) -> [KernelTiming] {
         let w = randomRows(type, n: n, rows: rows)
         var rng = SeededGenerator(seed: 2)
-        let ntok = 8
-        let x = (0..<ntok * n).map { _ in Float(Double(rng.next() % 20001) / 10000 - 1) }
+        let ntok = 8, panelTokens = 64
+        let x = (0..<panelTokens * n).map { _ in Float(Double(rng.next() % 20001) / 10000 - 1) }
         let aBytes = ActivationQuant.q8_0.byteCount(elements: n), rowBytes = type.byteCount(elements: n)!
-        var xq = [UInt8](repeating: 0, count: ntok * aBytes)
+        var xq = [UInt8](repeating: 0, count: panelTokens * aBytes)
         x.withUnsafeBufferPointer { xp in
             xq.withUnsafeMutableBytes { q in
-                for t in 0..<ntok { quantizeActivations(xp.baseAddress! + t * n, count: n, format: .q8_0, into: q.baseAddress! + t * aBytes) }
+                for t in 0..<panelTokens { quantizeActivations(xp.baseAddress! + t * n, count: n, format: .q8_0, into: q.baseAddress! + t * aBytes) }
             }
         }
         let packed = UnsafeMutableRawPointer.allocate(byteCount: tf_gemm_pack_bytes(Int32(n), Int32(ntok)), alignment: 64)
         defer { packed.deallocate() }
         xq.withUnsafeBytes { tf_gemm_pack(Int32(n), $0.baseAddress!, aBytes, Int32(ntok), packed) }
-        var out = [Float](repeating: 0, count: ntok * rows)
+        var sums = [Int32](repeating: 0, count: tf_gemm_q8a_sums_bytes(Int32(n), Int32(panelTokens)) / 4)
+        xq.withUnsafeBytes { tf_gemm_q8a_sums(Int32(n), $0.baseAddress!, aBytes, Int32(panelTokens), &sums) }
+        var out = [Float](repeating: 0, count: panelTokens * rows)
         let blocks = Double(rows * n / type.blockSize), code = Int32(type.ggmlID!)
         let saved = tf_kernel_isa()
         defer { _ = tf_set_kernel_isa(saved) }
@@ -104,8 +111,16 @@ public enum KernelBench {
                         let batch = best(reps) {
                             _ = tf_gemm_packed(code, Int32(n), Int32(rows), wp.baseAddress!, rowBytes, packed, Int32(ntok), o.baseAddress!, rows)
                         }
+                        func panel(_ t: Int) -> Double? {
+                            guard tf_gemm_q8a_supports(code) != 0 else { return nil }
+                            return best(reps) {
+                                _ = tf_gemm_q8a(code, Int32(n), Int32(rows), wp.baseAddress!, rowBytes, xp.baseAddress!, aBytes, sums,
+                                                Int32(t), o.baseAddress!, rows)
+                            } * 1e9 / blocks / Double(t)
+                        }
                         return KernelTiming(type: type, isa: isa.name, rowNsPerBlock: row * 1e9 / blocks,
-                                            rows2NsPerBlock: rows2 * 1e9 / blocks, batch8NsPerBlock: batch * 1e9 / blocks)
+                                            rows2NsPerBlock: rows2 * 1e9 / blocks, batch8NsPerBlock: batch * 1e9 / blocks,
+                                            panel8NsPerToken: panel(ntok), panel64NsPerToken: panel(panelTokens))
                     }
                 }
             }
