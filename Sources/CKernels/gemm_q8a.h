@@ -45,15 +45,10 @@ static inline int gq_has_min(int type) {
     return type == TF_TYPE_Q4_1 || type == TF_TYPE_Q5_1 || type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K;
 }
 /* values per decoded block and the block's bytes */
-static inline int gq_block_values(int type) {
-    return type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K || type == TF_TYPE_Q6_K || (tf_is_lowbit(type) && !lb_is32(type)) ? 256 : 32;
-}
+static inline int gq_block_values(int type) { return tf_per256(type) ? 256 : 32; }
 static inline int gq_block_bytes(int type) {
-    switch (type) {
-    case TF_TYPE_Q4_0: return 18; case TF_TYPE_Q4_1: return 20; case TF_TYPE_Q5_0: return 22; case TF_TYPE_Q5_1: return 24;
-    case TF_TYPE_Q8_0: return 34; case TF_TYPE_Q4_K: return 144; case TF_TYPE_Q5_K: return 176; case TF_TYPE_Q6_K: return 210;
-    default: return lb_bytes(type);
-    }
+    if (lb_bytes(type)) return lb_bytes(type);
+    return type == TF_TYPE_Q4_K ? 144 : type == TF_TYPE_Q5_K ? 176 : type == TF_TYPE_Q6_K ? 210 : bytes32(type);
 }
 /* One thread's panel, kept between calls (grown when a longer row comes). */
 static _Thread_local uint8_t *gq_buf;

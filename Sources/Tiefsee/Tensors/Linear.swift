@@ -152,9 +152,7 @@ final class PanelSums {
 extension Linear {
     /// Whether 2 or more quantized activation rows go through the panel kernel (every quantized
     /// type but Q2_K, which keeps the packed kernel).
-    var usesPanelKernel: Bool { Linear.panelKernel && activation == .q8_0 && tf_gemm_q8a_supports(typeCode) != 0 }
-    /// Off: every type takes the packed kernel (comparisons).
-    nonisolated(unsafe) static var panelKernel = true
+    var usesPanelKernel: Bool { activation == .q8_0 && tf_gemm_q8a_supports(typeCode) != 0 }
 }
 
 public enum ModelLoadError: Error, CustomStringConvertible {
