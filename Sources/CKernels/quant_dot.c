@@ -156,6 +156,75 @@ static void act_side(int n, const tf_block_q8a *x, tf_side *side) {
     }
 }
 
+/* The K-quant row kernels' activation record, one per superblock (256 values, groups j = 0..7 of
+ * 32): the activations rearranged so that one int32 accumulator lane only ever sums products of
+ * one 16-value half of one group. Then a superblock costs per activation row 8 integer dots and
+ * 2 converts + 2 FMAs, instead of a convert and an FMA per group (the float work per group was
+ * what capped batched decode: a second sequence cost 55% of the first's time in cache).
+ *
+ * The rearrangement is kt4's 4 x 8 dword transpose: of four vectors V_c (dword lanes l = 0..7 of
+ * 4 values each), step p (0..3) holds in lane 4h + c the dword 4h + p of V_c. Applied to the
+ * activation groups V_c = group 2c (the "A" half of the record) and V_c = group 2c + 1 ("B"), and
+ * in the kernels to the weights the same way, lane 4h + c of A then sums group 2c's values
+ * 16h .. 16h + 15 over the four steps, and of B group 2c + 1's. d: the groups' activation scales
+ * per lane; s: scale * sum per group in group order (the K-quant mins); z: -32 * the lane's
+ * activation sum (Q6_K's -32 offset, exactly in the integer sum). A and B of a step are adjacent
+ * (q[2p], q[2p + 1]), and so are dA, dB and zA, zB: the VNNI kernels read each pair as one 512-bit
+ * vector (half the loads, which bound the 4-row kernel). 448 bytes: records stay 64-aligned. */
+typedef struct { int8_t q[8][32]; float dA[8], dB[8]; int32_t zA[8], zB[8]; float s[8], pad_[8]; } tf_kact;
+
+/* u[p] lane 4h + c = dword 4h + p of v[c] (unpack within each 128-bit half) */
+static inline void kt4(const __m256i v[4], __m256i u[4]) {
+    __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    u[0] = _mm256_unpacklo_epi64(t0, t2); u[1] = _mm256_unpackhi_epi64(t0, t2);
+    u[2] = _mm256_unpacklo_epi64(t1, t3); u[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* Q6_K's scale picks for the record's lanes: A lane 4h + c is sub-block 4c + h (group 2c, half
+ * h), B lane 4h + c sub-block 4c + 2 + h. */
+static const int8_t k6_pick_ab[16] __attribute__((aligned(16))) = { 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15 };
+
+/* One thread's records, kept between calls (grown when a longer or wider call comes). */
+static _Thread_local tf_kact *kact_buf;
+static _Thread_local size_t kact_cap;
+static tf_kact *kact_scratch(size_t records) {
+    if (records > kact_cap) {
+        free(kact_buf);
+        kact_buf = aligned_alloc(64, records * sizeof(tf_kact));
+        kact_cap = kact_buf ? records : 0;
+    }
+    return kact_buf;
+}
+
+/* The records of one activation row of n values (n a multiple of 32): one per 8 blocks, the
+ * last one zero-filled past the row's end (scale 0, sums 0), so a kernel can treat it as whole. */
+static inline size_t kact_records(int n) { return (size_t)((n / 32 + 7) / 8); }
+static void kact_build(int n, const tf_block_q8a *x, tf_kact *r) {
+    const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1), m32 = _mm256_set1_epi32(-32);
+    const __m256i ia = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), ib = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
+    const int nb = n / 32;
+    for (int i = 0; i < nb; i += 8, x += 8, r++) {
+        const int cnt = nb - i < 8 ? nb - i : 8;
+        _Alignas(32) float d[8] = { 0 }, s[8] = { 0 };
+        for (int j = 0; j < cnt; j++) { d[j] = x[j].d; s[j] = x[j].s; }
+        for (int half = 0; half < 2; half++) {
+            __m256i v[4], u[4], z = _mm256_setzero_si256();
+            for (int c = 0; c < 4; c++) v[c] = 2 * c + half < cnt ? ld256(x[2 * c + half].qs) : _mm256_setzero_si256();
+            kt4(v, u);
+            for (int p = 0; p < 4; p++) {
+                _mm256_store_si256((__m256i *)r->q[2 * p + half], u[p]);
+                z = _mm256_add_epi32(z, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, u[p]), ones16));
+            }
+            _mm256_store_si256((__m256i *)(half ? r->zB : r->zA), _mm256_mullo_epi32(z, m32));
+        }
+        __m256 dv = _mm256_load_ps(d);
+        _mm256_store_ps(r->dA, _mm256_permutevar8x32_ps(dv, ia));
+        _mm256_store_ps(r->dB, _mm256_permutevar8x32_ps(dv, ib));
+        _mm256_store_ps(r->s, _mm256_load_ps(s));
+    }
+}
+
 /* Row kernels fetch weights about PF_BYTES ahead (whole rows, at least one) while working on a
  * row: streaming from memory, the hardware prefetcher alone left the kernels waiting (a 1 GB
  * matrix ran at ~6.5 GB/s of the machine's ~10 GB/s per core; ~3 KB ahead measured best for

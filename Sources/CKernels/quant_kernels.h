@@ -11,14 +11,44 @@
 
 /* ---------------------------------------------------------------- 32-block rows */
 
-/* Block b of a 32-block row as unsigned (or, Q8_0, signed) bytes: q; scale d; zero point m. */
-TF_INLINE __m256i KFN(dec32)(int type, const uint8_t *b, float *d, float *m) {
+#if K_VNNI
+/* two 256-bit halves as one 512-bit vector (AVX-512F only: no DQ insert needed), and back */
+TF_INLINE __m512i kjoin_si(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
+TF_INLINE __m512 kjoin_ps(__m256 lo, __m256 hi) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+}
+TF_INLINE __m256 khigh_ps(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+#endif
+/* The integer sum of one accumulator lane set over the four steps of a K-quant record half: u[p]
+ * the weights' unsigned bytes in the record's order, a the half's activation steps (a[2p]), from
+ * the int32 start z. AVX2 adds the maddubs pairs in int16 first: exact while four steps' pairs
+ * stay below 2^15 (Q4_K 4 * 2 * 15 * 127, Q5_K 4 * 2 * 31 * 127), which `pairs16` says; Q6_K's
+ * 6-bit values allow two (2 * 2 * 63 * 127). VNNI and AVX2 give the same integers. */
+TF_INLINE __m256i KFN(kdot4)(const __m256i u[4], const int8_t (*a)[32], __m256i z, const int pairs16) {
+#if K_VNNI
+    (void)pairs16;
+    for (int p = 0; p < 4; p++) z = _mm256_dpbusd_epi32(z, u[p], ld256(a[2 * p]));
+    return z;
+#else
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    __m256i m0 = _mm256_maddubs_epi16(u[0], ld256(a[0])), m1 = _mm256_maddubs_epi16(u[1], ld256(a[2]));
+    __m256i m2 = _mm256_maddubs_epi16(u[2], ld256(a[4])), m3 = _mm256_maddubs_epi16(u[3], ld256(a[6]));
+    if (pairs16 == 4)
+        return _mm256_add_epi32(z, _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(m0, m1), _mm256_add_epi16(m2, m3)), ones16));
+    return _mm256_add_epi32(z, _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(m0, m1), ones16),
+                                                _mm256_madd_epi16(_mm256_add_epi16(m2, m3), ones16)));
+#endif
+}
+
+/* Block b of a 32-block row as unsigned bytes q (Q8_0: signed with AVX2, + 128 with VNNI), with
+ * value = d * (q - offset) + m. */
+TF_INLINE __m256i KFN(dec32)(int type, const uint8_t *b) {
     switch (type) {
-    case TF_TYPE_Q4_0: *d = h2f(b); return unpack_nibbles(b + 2);
-    case TF_TYPE_Q4_1: *d = h2f(b); *m = h2f(b + 2); return unpack_nibbles(b + 4);
-    case TF_TYPE_Q5_0: *d = h2f(b); return HIBITS(unpack_nibbles(b + 6), b + 2);
-    case TF_TYPE_Q5_1: *d = h2f(b); *m = h2f(b + 2); return HIBITS(unpack_nibbles(b + 8), b + 4);
-    default: *d = h2f(b); return ld256(b + 2);
+    case TF_TYPE_Q4_0: return unpack_nibbles(b + 2);
+    case TF_TYPE_Q4_1: return unpack_nibbles(b + 4);
+    case TF_TYPE_Q5_0: return HIBITS(unpack_nibbles(b + 6), b + 2);
+    case TF_TYPE_Q5_1: return HIBITS(unpack_nibbles(b + 8), b + 4);
+    default: return K_VNNI ? _mm256_xor_si256(ld256(b + 2), _mm256_set1_epi8((char)0x80)) : ld256(b + 2);
     }
 }
 /* Row kernels for nt = 1..TF_NT activation rows at once (batched decode: a few sequences, one
@@ -26,175 +56,236 @@ TF_INLINE __m256i KFN(dec32)(int type, const uint8_t *b, float *d, float *m) {
  * activations. Every row's float steps are exactly those of the single-row kernel (nt = 1), in
  * the same order into the same accumulators, so a token decoded in a batch of 2..4 gets
  * bit-identical results to decoding it alone. Inlined with a constant nt, the per-row arrays
- * below stay in registers. */
-TF_INLINE void KFN(dot32_n)(int type, int nt, int n, const uint8_t *w, const tf_block_q8a *const *xs, const tf_side *const *sides,
-                            float *out) {
+ * below stay in registers.
+ *
+ * 32-block rows, eight blocks at a time in the activation record's order (tf_kact: blocks 0, 2,
+ * 4, 6 in the A lanes, 1, 3, 5, 7 in B, a lane per half block), so eight blocks cost per row 8
+ * integer dots and one convert, multiply and FMA for A and B each. The integer sum includes the
+ * offset (Q4_0: q - 8, Q5_0: q - 16, Q8_0 on VNNI: the + 128): it starts from offset * the lane's
+ * activation sum, which is the record's -32 * sum shifted (exact). The zero points of Q4_1/Q5_1:
+ * m * s_x, one FMA per eight blocks. A row whose length is not a multiple of 256 ends in a part
+ * record: its missing blocks decode as zero against zero activations. */
+TF_INLINE void KFN(dot32_n)(int type, int nt, int n, const uint8_t *w, const tf_kact *const *ka, float *out) {
     const int bb = bytes32(type), nb = n / 32, zp = type == TF_TYPE_Q4_1 || type == TF_TYPE_Q5_1;
-    const int off = offset32(type);
-    /* four accumulators hide the FMA latency; AVX2's Q5 decode needs so many of its 16 registers
-     * that two leave fewer spills (ns per block: Q5_0 1.38 -> 1.30, Q5_1 1.52 -> 1.22; the other
-     * types are faster with four). The VNNI form does the same, for the same sums. */
-    const int two = type == TF_TYPE_Q5_0 || type == TF_TYPE_Q5_1, A2 = two ? 0 : 2, A3 = two ? 1 : 3;
-    __m256 acc[TF_NT][4], accm[TF_NT];
-    const tf_block_q8a *x[TF_NT];
-    const tf_side *side[TF_NT];
-    for (int t = 0; t < nt; t++) {
-        for (int c = 0; c < 4; c++) acc[t][c] = _mm256_setzero_ps();
-        accm[t] = _mm256_setzero_ps(); x[t] = xs[t]; side[t] = sides[t];
-    }
-    _Alignas(32) float fs[TF_NT][8];
-#define DOT32_BLOCK(b, A)                                                                           \
-    do {                                                                                            \
-        float d_, m_;                                                                               \
-        __m256i q_ = KFN(dec32)(type, w + (size_t)(b) * bb, &d_, &m_);                             \
-        for (int t = 0; t < nt; t++) {                                                              \
-            __m256i p_ = type == TF_TYPE_Q8_0 ? DOT_SS(q_, ld256(x[t][b].qs)) : DOT_US(q_, ld256(x[t][b].qs)); \
-            acc[t][A] = _mm256_fmadd_ps(_mm256_broadcast_ss(&fs[t][b]), _mm256_cvtepi32_ps(p_), acc[t][A]); \
-        }                                                                                           \
-    } while (0)
-    int g = 0;
-    for (; g + 8 <= nb; g += 8, w += 8 * bb) {
-        __m256 dw = f16x8_strided(w, bb);
+    const __m256i ia = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), ib = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
+    /* AVX2 sums Q8_0's signed bytes with the sign moved onto the activations (no offset), the
+     * others' unsigned ones with four maddubs steps in int16 (q <= 31: 4 * 2 * 31 * 127 < 2^15) */
+    const int q8s = type == TF_TYPE_Q8_0 && !K_VNNI;
+    __m256 accA[TF_NT], accB[TF_NT], accm[TF_NT];
+    for (int t = 0; t < nt; t++) accA[t] = accB[t] = accm[t] = _mm256_setzero_ps();
+#if K_VNNI
+    __m512 accAB[TF_NT];
+    for (int t = 0; t < nt; t++) accAB[t] = _mm512_setzero_ps();
+#endif
+    for (int g = 0, i = 0; g < nb; g += 8, i++, w += 8 * bb) {
+        const int cnt = nb - g < 8 ? nb - g : 8;
+        __m256 dw, mw = _mm256_setzero_ps();
+        __m256i q[8];
+        if (cnt == 8) {
+            dw = f16x8_strided(w, bb);
+            if (zp) mw = f16x8_strided(w + 2, bb);
+            for (int j = 0; j < 8; j++) q[j] = KFN(dec32)(type, w + (size_t)j * bb);
+        } else {   /* the row's last blocks: nothing past them is read */
+            _Alignas(32) float d[8] = { 0 }, m[8] = { 0 };
+            for (int j = 0; j < 8; j++) {
+                if (j < cnt) { d[j] = h2f(w + (size_t)j * bb); m[j] = zp ? h2f(w + (size_t)j * bb + 2) : 0.0f; }
+                q[j] = j < cnt ? KFN(dec32)(type, w + (size_t)j * bb) : _mm256_setzero_si256();
+            }
+            dw = _mm256_load_ps(d); mw = _mm256_load_ps(m);
+        }
+        __m256i uA[4], uB[4];
+        { const __m256i va[4] = { q[0], q[2], q[4], q[6] }, vb[4] = { q[1], q[3], q[5], q[7] }; kt4(va, uA); kt4(vb, uB); }
+        const __m256 SA = _mm256_permutevar8x32_ps(dw, ia), SB = _mm256_permutevar8x32_ps(dw, ib);
+#if K_VNNI
+        __m512i uAB[4];
+        const __m512 SAB = kjoin_ps(SA, SB);
+        for (int p = 0; p < 4; p++) uAB[p] = kjoin_si(uA[p], uB[p]);
         for (int t = 0; t < nt; t++) {
-            _mm256_store_ps(fs[t], _mm256_mul_ps(dw, _mm256_loadu_ps(side[t]->d)));
-            /* the zero point: m * s_x (Q4_1/Q5_1), or the offset's d * s_x (Q4_0/Q5_0, scaled at the end) */
-            if (zp) accm[t] = _mm256_fmadd_ps(f16x8_strided(w + 2, bb), _mm256_loadu_ps(side[t]->s), accm[t]);
-            else if (off) accm[t] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(side[t]->s), accm[t]);
+            const tf_kact *a = ka[t] + i;
+            __m512i z = _mm512_load_si512(a->zA), sAB;
+            switch (type) {   /* -32 * sum -> offset * sum */
+            case TF_TYPE_Q4_0: sAB = _mm512_srai_epi32(z, 2); break;
+            case TF_TYPE_Q5_0: sAB = _mm512_srai_epi32(z, 1); break;
+            case TF_TYPE_Q8_0: sAB = _mm512_slli_epi32(z, 2); break;
+            default: sAB = _mm512_setzero_si512(); break;
+            }
+            for (int p = 0; p < 4; p++) sAB = _mm512_dpbusd_epi32(sAB, uAB[p], _mm512_load_si512(a->q[2 * p]));
+            accAB[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sAB), _mm512_mul_ps(SAB, _mm512_load_ps(a->dA)), accAB[t]);
+            if (zp) accm[t] = _mm256_fmadd_ps(mw, _mm256_load_ps(a->s), accm[t]);
         }
-        DOT32_BLOCK(0, 0); DOT32_BLOCK(1, 1); DOT32_BLOCK(2, A2); DOT32_BLOCK(3, A3);
-        DOT32_BLOCK(4, 0); DOT32_BLOCK(5, 1); DOT32_BLOCK(6, A2); DOT32_BLOCK(7, A3);
-        for (int t = 0; t < nt; t++) { side[t]++; x[t] += 8; }
-    }
-    if (g < nb) {   /* the last 1..7 blocks, one at a time */
-        _Alignas(32) float m[8] = { 0 };
-        int cnt = nb - g;
-        for (int b = 0; b < cnt; b++) {
-            float d = h2f(w + b * bb);
-            for (int t = 0; t < nt; t++) fs[t][b] = d * side[t]->d[b];
-            m[b] = zp ? h2f(w + b * bb + 2) : off ? d : 0.0f;
+#else
+        __m256i aA[4], aB[4];
+        if (q8s) for (int p = 0; p < 4; p++) { aA[p] = _mm256_abs_epi8(uA[p]); aB[p] = _mm256_abs_epi8(uB[p]); }
+        for (int t = 0; t < nt; t++) {
+            const tf_kact *a = ka[t] + i;
+            __m256i sA, sB;
+            if (q8s) {
+                const __m256i ones16 = _mm256_set1_epi16(1);
+                sA = sB = _mm256_setzero_si256();
+                for (int p = 0; p < 4; p++) {
+                    sA = _mm256_add_epi32(sA, _mm256_madd_epi16(_mm256_maddubs_epi16(aA[p], _mm256_sign_epi8(ld256(a->q[2 * p]), uA[p])), ones16));
+                    sB = _mm256_add_epi32(sB, _mm256_madd_epi16(_mm256_maddubs_epi16(aB[p], _mm256_sign_epi8(ld256(a->q[2 * p + 1]), uB[p])), ones16));
+                }
+            } else {
+                __m256i zA = _mm256_load_si256((const __m256i *)a->zA), zB = _mm256_load_si256((const __m256i *)a->zB);
+                switch (type) {
+                case TF_TYPE_Q4_0: zA = _mm256_srai_epi32(zA, 2); zB = _mm256_srai_epi32(zB, 2); break;
+                case TF_TYPE_Q5_0: zA = _mm256_srai_epi32(zA, 1); zB = _mm256_srai_epi32(zB, 1); break;
+                default: zA = zB = _mm256_setzero_si256(); break;
+                }
+                sA = KFN(kdot4)(uA, a->q, zA, 4);
+                sB = KFN(kdot4)(uB, a->q + 1, zB, 4);
+            }
+            accA[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sA), _mm256_mul_ps(SA, _mm256_load_ps(a->dA)), accA[t]);
+            accB[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sB), _mm256_mul_ps(SB, _mm256_load_ps(a->dB)), accB[t]);
+            if (zp) accm[t] = _mm256_fmadd_ps(mw, _mm256_load_ps(a->s), accm[t]);
         }
-        for (int t = 0; t < nt; t++)
-            if (zp || off) accm[t] = _mm256_fmadd_ps(_mm256_load_ps(m), _mm256_loadu_ps(side[t]->s), accm[t]);
-        for (int b = 0; b < cnt; b++) DOT32_BLOCK(b, 0);
+#endif
     }
-#undef DOT32_BLOCK
-    for (int t = 0; t < nt; t++) {
-        __m256 a = _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3]));
-        out[t] = hsum_ps(off ? _mm256_fnmadd_ps(_mm256_set1_ps((float)off), accm[t], a) : _mm256_add_ps(a, accm[t]));
-    }
+#if K_VNNI
+    for (int t = 0; t < nt; t++) { accA[t] = _mm512_castps512_ps256(accAB[t]); accB[t] = khigh_ps(accAB[t]); }
+#endif
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(_mm256_add_ps(_mm256_add_ps(accA[t], accB[t]), accm[t]));
 }
-TF_INLINE float KFN(dot32)(int type, int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side) {
+TF_INLINE float KFN(dot32)(int type, int n, const uint8_t *w, const tf_kact *ka) {
     float r;
-    KFN(dot32_n)(type, 1, n, w, &x, &side, &r);
+    KFN(dot32_n)(type, 1, n, w, &ka, &r);
     return r;
 }
 
 /* ---------------------------------------------------------------- K-quant rows */
 
 /* Q4_K / Q5_K rows: 8 sub-blocks of 32, value = d*sc_j*q - dmin*m_j. Sub-block pair k: 32 bytes
- * of nibbles, low nibbles = sub-block 2k, high nibbles = 2k+1; Q5_K adds bit j of qh[l]. */
-TF_INLINE void KFN(dot_q45_K_n)(int nt, int n, const uint8_t *w, const tf_block_q8a *const *xs, const tf_side *const *sides,
-                                float *out, int five) {
+ * of nibbles, low nibbles = sub-block 2k, high nibbles = 2k+1; Q5_K adds bit j of qh[l]. The
+ * weights take the activation record's order (tf_kact): Q4_K transposes the four packed vectors
+ * before splitting the nibbles (low nibbles = A, groups 2c; high = B, groups 2c + 1), Q5_K the
+ * split values. Per activation row: A and B's integer sums, each times d * sc of its lanes' group
+ * and the activation scale (one convert, one multiply, one FMA), and the mins in float. */
+TF_INLINE void KFN(dot_q45_K_n)(int nt, int n, const uint8_t *w, const tf_kact *const *ka, float *out, int five) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
+    const __m256i ia = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), ib = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
     const int bb = five ? 176 : 144;
-    __m256 acc[TF_NT][4], accm[TF_NT];
-    for (int t = 0; t < nt; t++) {
-        for (int c = 0; c < 4; c++) acc[t][c] = _mm256_setzero_ps();
-        accm[t] = _mm256_setzero_ps();
-    }
-    _Alignas(32) float fs[TF_NT][8];
+    __m256 accA[TF_NT], accB[TF_NT], accm[TF_NT];
+    for (int t = 0; t < nt; t++) accA[t] = accB[t] = accm[t] = _mm256_setzero_ps();
+#if K_VNNI
+    __m512 accAB[TF_NT];   /* accA and accB side by side */
+    for (int t = 0; t < nt; t++) accAB[t] = _mm512_setzero_ps();
+#endif
     for (int i = 0; i < n / 256; i++, w += bb) {
         __m128i scv, mnv;
         k_scales16(w + 4, &scv, &mnv);
-        /* d * sc_j * (activation scale j) for the 8 sub-blocks, read back one at a time */
-        __m256 dsc = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(scv));
-        for (int t = 0; t < nt; t++)
-            _mm256_store_ps(fs[t], _mm256_mul_ps(_mm256_mul_ps(dsc, _mm256_loadu_ps(sides[t][i].d)), _mm256_set1_ps(h2f(w))));
+        const __m256 d = _mm256_set1_ps(h2f(w));
+        __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(scv));
+        __m256 SA = _mm256_mul_ps(_mm256_permutevar8x32_ps(sc, ia), d), SB = _mm256_mul_ps(_mm256_permutevar8x32_ps(sc, ib), d);
+        __m256 mn = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(mnv)), _mm256_set1_ps(h2f(w + 2)));
         const uint8_t *qs = w + (five ? 48 : 16);
-        __m256i qh = five ? ld256(w + 16) : _mm256_setzero_si256();
-        for (int k = 0; k < 4; k++) {
-            __m256i q = ld256(qs + 32 * k);
-            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            if (five) {
-                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * k), 4), b16));
-                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * k + 1), 4), b16));
+        __m256i uA[4], uB[4];
+        if (!five) {
+            __m256i v[4], u[4];
+            for (int c = 0; c < 4; c++) v[c] = ld256(qs + 32 * c);
+            kt4(v, u);
+            for (int p = 0; p < 4; p++) { uA[p] = _mm256_and_si256(u[p], m4); uB[p] = _mm256_and_si256(_mm256_srli_epi16(u[p], 4), m4); }
+        } else {
+            __m256i lo[4], hi[4], qh = ld256(w + 16);
+            for (int c = 0; c < 4; c++) {
+                __m256i q = ld256(qs + 32 * c);
+                lo[c] = _mm256_or_si256(_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c), 4), b16));
+                hi[c] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                                        _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c + 1), 4), b16));
             }
-            int j = 2 * k;
-            for (int t = 0; t < nt; t++) {
-                const tf_block_q8a *x = xs[t] + 8 * i;
-                acc[t][j & 3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_US(lo, ld256(x[j].qs))), _mm256_broadcast_ss(&fs[t][j]), acc[t][j & 3]);
-                acc[t][(j + 1) & 3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_US(hi, ld256(x[j + 1].qs))), _mm256_broadcast_ss(&fs[t][j + 1]),
-                                                      acc[t][(j + 1) & 3]);
-            }
+            kt4(lo, uA); kt4(hi, uB);
         }
-        __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(mnv));
+#if K_VNNI
+        __m512i uAB[4];
+        const __m512 SAB = kjoin_ps(SA, SB);
+        for (int p = 0; p < 4; p++) uAB[p] = kjoin_si(uA[p], uB[p]);
         for (int t = 0; t < nt; t++) {
-            __m256 mf = _mm256_mul_ps(mn, _mm256_loadu_ps(sides[t][i].s));
-            accm[t] = _mm256_fmadd_ps(mf, _mm256_set1_ps(h2f(w + 2)), accm[t]);
+            const tf_kact *a = ka[t] + i;
+            __m512i sAB = _mm512_setzero_si512();
+            for (int p = 0; p < 4; p++) sAB = _mm512_dpbusd_epi32(sAB, uAB[p], _mm512_load_si512(a->q[2 * p]));
+            accAB[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sAB), _mm512_mul_ps(SAB, _mm512_load_ps(a->dA)), accAB[t]);
+            accm[t] = _mm256_fmadd_ps(mn, _mm256_load_ps(a->s), accm[t]);
         }
+#else
+        for (int t = 0; t < nt; t++) {
+            const tf_kact *a = ka[t] + i;
+            __m256i sA = KFN(kdot4)(uA, a->q, _mm256_setzero_si256(), 4);
+            __m256i sB = KFN(kdot4)(uB, a->q + 1, _mm256_setzero_si256(), 4);
+            accA[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sA), _mm256_mul_ps(SA, _mm256_load_ps(a->dA)), accA[t]);
+            accB[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sB), _mm256_mul_ps(SB, _mm256_load_ps(a->dB)), accB[t]);
+            accm[t] = _mm256_fmadd_ps(mn, _mm256_load_ps(a->s), accm[t]);
+        }
+#endif
     }
-    for (int t = 0; t < nt; t++)
-        out[t] = hsum_ps(_mm256_sub_ps(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])), accm[t]));
+#if K_VNNI
+    for (int t = 0; t < nt; t++) { accA[t] = _mm512_castps512_ps256(accAB[t]); accB[t] = khigh_ps(accAB[t]); }
+#endif
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(_mm256_sub_ps(_mm256_add_ps(accA[t], accB[t]), accm[t]));
 }
-TF_INLINE float KFN(dot_q45_K)(int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side, int five) {
+TF_INLINE float KFN(dot_q45_K)(int n, const uint8_t *w, const tf_kact *ka, int five) {
     float r;
-    KFN(dot_q45_K_n)(1, n, w, &x, &side, &r, five);
+    KFN(dot_q45_K_n)(1, n, w, &ka, &r, five);
     return r;
 }
-
-/* Q6_K sub-block pair j: integer dot with the two int16 scales (madd), weighted by the activation
- * scale. (Stays maddubs + madd with VNNI too: the per-16 scales need the 16-bit step.) */
-#define Q6_SUB(t, q, j, scv2, pick) \
-    _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, ld256(x[j].qs)), \
-                    _mm256_shuffle_epi8(scv2, ld256(pick)))), _mm256_broadcast_ss(&side->d[j]), t)
 
 /* Q6_K rows: 16 sub-blocks of 16 with int8 scales, value = d*sc_g*(q - 32), q in 0..63 from 4
- * low bits (ql) and 2 high bits (qh). Each 32-value activation block covers two sub-blocks
- * (low 128 bits: sub-block g, high: g+1). q stays unsigned in the integer dot; the -32 offset is
- * -32 * sum over sub-blocks of sc_g * (activation sum of g), one madd per superblock. */
-TF_INLINE void KFN(dot_q6_K_n)(int nt, int n, const uint8_t *w, const tf_block_q8a *const *xs, const tf_side *const *sides,
-                               float *out) {
+ * low bits (ql) and 2 high bits (qh): group 4h' + k of half h' from ql[64h' ..] and qh[32h' ..].
+ * q stays unsigned in the integer dot, which starts from the record's -32 * sum (z), so each
+ * lane sums its sub-block's (q - 32) * a exactly; the lane's int8 scale and d go into the float
+ * factor. The groups, in the record's order: A = groups 0, 2, 4, 6, B = 1, 3, 5, 7. */
+TF_INLINE void KFN(dot_q6_K_n)(int nt, int n, const uint8_t *w, const tf_kact *const *ka, float *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
-    __m256 acc[TF_NT];
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    __m256 accA[TF_NT], accB[TF_NT];
+    for (int t = 0; t < nt; t++) accA[t] = accB[t] = _mm256_setzero_ps();
+#if K_VNNI
+    __m512 accAB[TF_NT];
+    for (int t = 0; t < nt; t++) accAB[t] = _mm512_setzero_ps();
+#endif
     for (int i = 0; i < n / 256; i++, w += 210) {
         const uint8_t *ql = w, *qhp = w + 128;
-        __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 192)));
-        __m256 tt[TF_NT][4];
-        for (int t = 0; t < nt; t++) for (int c = 0; c < 4; c++) tt[t][c] = _mm256_setzero_ps();
+        __m128i sc = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(w + 192)), _mm_load_si128((const __m128i *)k6_pick_ab));
+        const __m256 d = _mm256_set1_ps(h2f(w + 208));
+        __m256 SA = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)), d);
+        __m256 SB = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))), d);
+        __m256i ga[4], gb[4], uA[4], uB[4];
         for (int h = 0; h < 2; h++) {
-            /* the half's 8 scales in both lanes */
-            __m256i sh = h ? _mm256_permute2x128_si256(s16, s16, 0x11) : _mm256_permute2x128_si256(s16, s16, 0x00);
             __m256i l0 = ld256(ql + 64 * h), l1 = ld256(ql + 64 * h + 32), hb = ld256(qhp + 32 * h);
-            __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m3));
-            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m3));
-            __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m3));
-            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m3));
-            for (int t = 0; t < nt; t++) {
-                const tf_block_q8a *x = xs[t] + 8 * i;
-                const tf_side *side = sides[t] + i;
-                tt[t][0] = Q6_SUB(tt[t][0], q0, 4 * h, sh, k6_sc_pick[0]);
-                tt[t][1] = Q6_SUB(tt[t][1], q1, 4 * h + 1, sh, k6_sc_pick[1]);
-                tt[t][2] = Q6_SUB(tt[t][2], q2, 4 * h + 2, sh, k6_sc_pick[2]);
-                tt[t][3] = Q6_SUB(tt[t][3], q3, 4 * h + 3, sh, k6_sc_pick[3]);
-            }
+            ga[2 * h] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m3));
+            gb[2 * h] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m3));
+            ga[2 * h + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m3));
+            gb[2 * h + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m3));
         }
+        kt4(ga, uA); kt4(gb, uB);
+#if K_VNNI
+        __m512i uAB[4];
+        const __m512 SAB = kjoin_ps(SA, SB);
+        for (int p = 0; p < 4; p++) uAB[p] = kjoin_si(uA[p], uB[p]);
         for (int t = 0; t < nt; t++) {
-            const tf_side *side = sides[t] + i;
-            __m256 s = _mm256_add_ps(_mm256_add_ps(tt[t][0], tt[t][1]), _mm256_add_ps(tt[t][2], tt[t][3]));
-            __m256 off = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ld256(side->bs))), _mm256_loadu_ps(side->d));
-            acc[t] = _mm256_fmadd_ps(_mm256_fmadd_ps(off, _mm256_set1_ps(-32.0f), s), _mm256_set1_ps(h2f(w + 208)), acc[t]);
+            const tf_kact *a = ka[t] + i;
+            __m512i sAB = _mm512_load_si512(a->zA);
+            for (int p = 0; p < 4; p++) sAB = _mm512_dpbusd_epi32(sAB, uAB[p], _mm512_load_si512(a->q[2 * p]));
+            accAB[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sAB), _mm512_mul_ps(SAB, _mm512_load_ps(a->dA)), accAB[t]);
         }
+#else
+        for (int t = 0; t < nt; t++) {
+            const tf_kact *a = ka[t] + i;
+            __m256i sA = KFN(kdot4)(uA, a->q, _mm256_load_si256((const __m256i *)a->zA), 2);
+            __m256i sB = KFN(kdot4)(uB, a->q + 1, _mm256_load_si256((const __m256i *)a->zB), 2);
+            accA[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sA), _mm256_mul_ps(SA, _mm256_load_ps(a->dA)), accA[t]);
+            accB[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sB), _mm256_mul_ps(SB, _mm256_load_ps(a->dB)), accB[t]);
+        }
+#endif
     }
-    for (int t = 0; t < nt; t++) out[t] = hsum_ps(acc[t]);
+#if K_VNNI
+    for (int t = 0; t < nt; t++) { accA[t] = _mm512_castps512_ps256(accAB[t]); accB[t] = khigh_ps(accAB[t]); }
+#endif
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(_mm256_add_ps(accA[t], accB[t]));
 }
-TF_INLINE float KFN(dot_q6_K)(int n, const uint8_t *w, const tf_block_q8a *x, const tf_side *side) {
+TF_INLINE float KFN(dot_q6_K)(int n, const uint8_t *w, const tf_kact *ka) {
     float r;
-    KFN(dot_q6_K_n)(1, n, w, &x, &side, &r);
+    KFN(dot_q6_K_n)(1, n, w, &ka, &r);
     return r;
 }
-
-#undef Q6_SUB
 
 /* Rows of any quantized type (0, or -1 for a type without a kernel): one activation record for
  * the call (on the stack for rows up to 16k values), then each row, prefetching ahead. */
@@ -204,22 +295,31 @@ static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stri
     if (!kq && !lb && type != TF_TYPE_Q4_0 && type != TF_TYPE_Q4_1 && type != TF_TYPE_Q5_0 && type != TF_TYPE_Q5_1 && type != TF_TYPE_Q8_0)
         return -1;
     size_t records = (size_t)((n / 32 + 7) / 8);
-    tf_side stack[64], *side = records <= 64 ? stack : aligned_alloc(32, sizeof(tf_side) * records);
-    act_side(n, x, side);
+    tf_side stack[64], *side = stack;
+    const tf_kact *ka = NULL;
+    if (!lb) {   /* the K-quants and 32-block types read the rearranged record instead */
+        tf_kact *k = kact_scratch(kact_records(n));
+        if (!k) return -1;
+        kact_build(n, x, k);
+        ka = k;
+    } else {
+        side = records <= 64 ? stack : aligned_alloc(32, sizeof(tf_side) * records);
+        act_side(n, x, side);
+    }
     const int ahead = rows_ahead(stride);
     if (lb) KFN(rows_lb)(type, n, nrows, w, stride, x, side, out);
     for (int r = 0; r < nrows && !lb; r++) {
         const uint8_t *row = w + r * stride;
         prefetch_ahead(row, stride, ahead);
         switch (type) {
-        case TF_TYPE_Q4_0: out[r] = KFN(dot32)(TF_TYPE_Q4_0, n, row, x, side); break;
-        case TF_TYPE_Q4_1: out[r] = KFN(dot32)(TF_TYPE_Q4_1, n, row, x, side); break;
-        case TF_TYPE_Q5_0: out[r] = KFN(dot32)(TF_TYPE_Q5_0, n, row, x, side); break;
-        case TF_TYPE_Q5_1: out[r] = KFN(dot32)(TF_TYPE_Q5_1, n, row, x, side); break;
-        case TF_TYPE_Q8_0: out[r] = KFN(dot32)(TF_TYPE_Q8_0, n, row, x, side); break;
-        case TF_TYPE_Q4_K: out[r] = KFN(dot_q45_K)(n, row, x, side, 0); break;
-        case TF_TYPE_Q5_K: out[r] = KFN(dot_q45_K)(n, row, x, side, 1); break;
-        default: out[r] = KFN(dot_q6_K)(n, row, x, side); break;
+        case TF_TYPE_Q4_0: out[r] = KFN(dot32)(TF_TYPE_Q4_0, n, row, ka); break;
+        case TF_TYPE_Q4_1: out[r] = KFN(dot32)(TF_TYPE_Q4_1, n, row, ka); break;
+        case TF_TYPE_Q5_0: out[r] = KFN(dot32)(TF_TYPE_Q5_0, n, row, ka); break;
+        case TF_TYPE_Q5_1: out[r] = KFN(dot32)(TF_TYPE_Q5_1, n, row, ka); break;
+        case TF_TYPE_Q8_0: out[r] = KFN(dot32)(TF_TYPE_Q8_0, n, row, ka); break;
+        case TF_TYPE_Q4_K: out[r] = KFN(dot_q45_K)(n, row, ka, 0); break;
+        case TF_TYPE_Q5_K: out[r] = KFN(dot_q45_K)(n, row, ka, 1); break;
+        default: out[r] = KFN(dot_q6_K)(n, row, ka); break;
         }
     }
     if (side != stack) free(side);
@@ -243,14 +343,14 @@ static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stri
         break;
 #define RQN_LB(T) RQN_ROW(T, KFN(dot_lb_n)(T, NT, n, row, xs, sides, o))
 #define RQN_STANDARD                                                                        \
-    RQN_ROW(TF_TYPE_Q4_0, KFN(dot32_n)(TF_TYPE_Q4_0, NT, n, row, xs, sides, o))             \
-    RQN_ROW(TF_TYPE_Q4_1, KFN(dot32_n)(TF_TYPE_Q4_1, NT, n, row, xs, sides, o))             \
-    RQN_ROW(TF_TYPE_Q5_0, KFN(dot32_n)(TF_TYPE_Q5_0, NT, n, row, xs, sides, o))             \
-    RQN_ROW(TF_TYPE_Q5_1, KFN(dot32_n)(TF_TYPE_Q5_1, NT, n, row, xs, sides, o))             \
-    RQN_ROW(TF_TYPE_Q8_0, KFN(dot32_n)(TF_TYPE_Q8_0, NT, n, row, xs, sides, o))             \
-    RQN_ROW(TF_TYPE_Q4_K, KFN(dot_q45_K_n)(NT, n, row, xs, sides, o, 0))                    \
-    RQN_ROW(TF_TYPE_Q5_K, KFN(dot_q45_K_n)(NT, n, row, xs, sides, o, 1))                    \
-    RQN_ROW(TF_TYPE_Q6_K, KFN(dot_q6_K_n)(NT, n, row, xs, sides, o))
+    RQN_ROW(TF_TYPE_Q4_0, KFN(dot32_n)(TF_TYPE_Q4_0, NT, n, row, kas, o))                   \
+    RQN_ROW(TF_TYPE_Q4_1, KFN(dot32_n)(TF_TYPE_Q4_1, NT, n, row, kas, o))                   \
+    RQN_ROW(TF_TYPE_Q5_0, KFN(dot32_n)(TF_TYPE_Q5_0, NT, n, row, kas, o))                   \
+    RQN_ROW(TF_TYPE_Q5_1, KFN(dot32_n)(TF_TYPE_Q5_1, NT, n, row, kas, o))                   \
+    RQN_ROW(TF_TYPE_Q8_0, KFN(dot32_n)(TF_TYPE_Q8_0, NT, n, row, kas, o))                   \
+    RQN_ROW(TF_TYPE_Q4_K, KFN(dot_q45_K_n)(NT, n, row, kas, o, 0))                          \
+    RQN_ROW(TF_TYPE_Q5_K, KFN(dot_q45_K_n)(NT, n, row, kas, o, 1))                          \
+    RQN_ROW(TF_TYPE_Q6_K, KFN(dot_q6_K_n)(NT, n, row, kas, o))
 #define RQN_LOWBIT                                                                          \
     RQN_LB(TF_TYPE_Q2_K) RQN_LB(TF_TYPE_Q3_K) RQN_LB(TF_TYPE_IQ2_XXS) RQN_LB(TF_TYPE_IQ2_XS)  \
     RQN_LB(TF_TYPE_IQ2_S) RQN_LB(TF_TYPE_IQ3_XXS) RQN_LB(TF_TYPE_IQ3_S) RQN_LB(TF_TYPE_IQ1_S) \
@@ -290,10 +390,16 @@ static int KFN(rows_q_n)(int type, int n, int nrows, const uint8_t *w, size_t st
     tf_side stack[TF_NT * 64], *buf = records <= 64 ? stack : aligned_alloc(32, sizeof(tf_side) * records * TF_NT);
     const tf_block_q8a *xs[TF_NT];
     const tf_side *sides[TF_NT];
+    const tf_kact *kas[TF_NT];
+    const int kq = !tf_is_lowbit(type);   /* the types that read tf_kact records */
+    const size_t krec = kact_records(n);
+    tf_kact *k = kq ? kact_scratch(krec * (size_t)nt) : NULL;
+    if (kq && !k) { if (buf != stack) free(buf); return -1; }
     for (int t = 0; t < nt; t++) {
         xs[t] = (const tf_block_q8a *)((const uint8_t *)vx + (size_t)t * xstride);
-        act_side(n, xs[t], buf + (size_t)t * records);
         sides[t] = buf + (size_t)t * records;
+        if (kq) { kact_build(n, xs[t], k + (size_t)t * krec); kas[t] = k + (size_t)t * krec; }
+        else act_side(n, xs[t], buf + (size_t)t * records);
     }
     const int ahead = rows_ahead(stride);
     int rc = 0;

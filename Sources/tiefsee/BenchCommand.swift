@@ -36,7 +36,9 @@ enum BenchCommand {
     figure as a share of the roofline: bandwidth ÷ bytes read per token (weights a token
     touches — for MoE only the active experts — plus the KV cache).
     -b B adds "tgN@B": B sequences decoding together in one batched step per token (as the
-    server's continuous batching does); its figure is the aggregate tokens/s.
+    server's continuous batching does); its figure is the aggregate tokens/s, and next to it
+    the ratio to one sequence decoded the same way in alternation with it (JSON
+    "vs_one_sequence").
     -d D adds "tgN@dD": N tokens decoded after D prompt tokens already in the cache (as
     llama-bench -d), so attention reads a D-long cache each step; with --cache-type-k/-v the
     cache is stored in that type.
@@ -188,19 +190,33 @@ enum BenchCommand {
             if let grammar {
                 results.append(try grammarCost(engine, grammar, a.string("grammar-prompt"), threads: t, reps: reps, json: json))
             }
+            // Each repetition decodes one sequence alone, then the B together, the same way (one
+            // batched step per token): the ratio of the two medians is the scaling, measured so
+            // that the machine's drift over minutes (10-20% on a shared VM) moves both alike.
+            func decodeRate(_ b: Int, _ n: Int) throws -> Double {
+                let caches = (0..<b).map { _ in model.makeCache(capacity: n + 1) }
+                var logits = try model.forwardBatch(caches.map { (randomTokens(1), $0, 1) })
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<n {
+                    logits = try model.forwardBatch(zip(caches, logits).map { ([Sampler.argmax($1.p, V)], $0, 1) })
+                }
+                return Double(b * n) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
             for b in batches {
                 for n in tgs {
-                    var rates = [Double]()
+                    var rates = [Double](), alone = [Double]()
                     for _ in 0..<reps {
-                        let caches = (0..<b).map { _ in model.makeCache(capacity: n + 1) }
-                        var logits = try model.forwardBatch(caches.map { (randomTokens(1), $0, 1) })
-                        let t0 = DispatchTime.now().uptimeNanoseconds
-                        for _ in 0..<n {
-                            logits = try model.forwardBatch(zip(caches, logits).map { ([Sampler.argmax($1.p, V)], $0, 1) })
-                        }
-                        rates.append(Double(b * n) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+                        alone.append(try decodeRate(1, n))
+                        rates.append(try decodeRate(b, n))
                     }
-                    results.append(report("tg\(n)@\(b)", t, rates, nil, json: json))
+                    let scaling = medianAndDeviation(rates).0 / medianAndDeviation(alone).0
+                    var r = report("tg\(n)@\(b)", t, rates, nil, json: json,
+                                   suffix: String(format: "   (%.2fx one sequence at %.2f tokens/s, interleaved)", scaling, medianAndDeviation(alone).0))
+                    if case .object(var fields) = r {
+                        fields.append(("vs_one_sequence", .double(scaling)))
+                        r = .object(fields)
+                    }
+                    results.append(r)
                 }
             }
         }
@@ -406,14 +422,14 @@ enum BenchCommand {
     }
 
     static func report(_ test: String, _ threads: Int, _ rates: [Double], _ roofline: Double?, bandwidth: Double = 0,
-                       json: Bool) -> JSONValue {
+                       json: Bool, suffix: String = "") -> JSONValue {
         let (median, sd) = medianAndDeviation(rates)
         if !json {
             var line = String(format: "  %-6@ threads %d: %8.2f tokens/s ± %.2f", test as NSString, threads, median, sd)
             if let r = roofline {
                 line += String(format: "   (roofline %.1f tokens/s at %.1f GB/s, %.0f%%)", r, bandwidth / 1e9, 100 * median / r)
             }
-            print(line)
+            print(line + suffix)
         }
         return .object([("test", .string(test)), ("threads", .int(threads)),
                         ("tokens_per_second", .double(median)), ("stddev", .double(sd)),

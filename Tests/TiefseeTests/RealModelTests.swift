@@ -18,8 +18,8 @@ final class RealModelTests: XCTestCase {
         return (RealModelTests.engine!, RealModelTests.reference!)
     }
 
-    /// A decode step of up to `Linear.rowKernelMaxRows` sequences (4 with the VNNI kernels, 3
-    /// with AVX2; one token each, `Linear.decodeStep`: the row kernels for several rows) gives
+    /// A decode step of up to `Linear.rowKernelMaxRows` sequences (4; one token each,
+    /// `Linear.decodeStep`: the row kernels for several rows) gives
     /// every sequence bit-identical logits to decoding it alone, on the real Q4_K_M/Q6_K/Q8_0
     /// file; a larger step takes the packed kernel (its float order differs: a few tenths of a
     /// logit over 24 layers) and keeps the argmax.

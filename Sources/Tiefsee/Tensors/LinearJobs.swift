@@ -27,19 +27,19 @@ extension Linear {
     /// sequences, or one token's two-level activations) go through the row kernels, which read
     /// and decode each weight block once for all rows (`tf_vec_dot_rows_n`); more rows, and any
     /// prompt chunk, go through a matrix kernel: the panel kernel (`tf_gemm_q8a`, every quantized
-    /// type but Q2_K) or the packed one. The packed kernel's tiles hold 4 or 8
-    /// tokens, so with 2 rows half its lanes are empty and a step costs what 4 tokens cost:
-    /// measured on AVX2 (ns per weight block, Q4_K, 2048-wide rows, 1 thread), 1 row 11.6,
-    /// 2 rows 17.2 (row kernels) vs 24.9 (packed), 3 rows 22.8 vs 25.0, 4 rows 29.3 vs 25.1.
-    /// Whole decode steps of 4 sequences on the default model (`bench -b 4`, tokens/s at 1 / 2
-    /// threads, BENCHMARKS.md 2026-12-07): VNNI kernels 51.2 / 95.0 packed vs 74.9 / 117.9 row
-    /// kernels; AVX2 kernels 72.1 / 127.4 packed vs 62.1 / 116.1 row kernels. So the limit is 4
-    /// with VNNI and 3 with AVX2.
+    /// type but Q2_K) or the packed one (Q2_K). The panel kernel decodes 16 weight rows into a
+    /// panel once per call and tile, which few tokens do not pay back: measured on VNNI (ns per
+    /// weight block for all rows, 2048 x 2048, 1 thread, `scripts/ab_kernels.sh` and the panel
+    /// timing of `bench --kernels`), Q4_K row kernels 6.2 / 7.3 / 10.2 for 1 / 2 / 4 rows against
+    /// the panel's 17.7 / 18.5 / 21.0, Q6_K 7.5 / 8.9 / 12.0; AVX2 Q4_K 9.4 / 13.0 / 14.5 against
+    /// 20.9 / 25.2 / 32.3. The row kernels also win at 4 rows for Q4_0, IQ1_S and IQ2_XXS on AVX2
+    /// and tie for Q8_0; IQ4_NL and VNNI IQ2_XXS would be faster in the panel from 3 rows, but one
+    /// limit for every type keeps a batch's results independent of the model's type mix.
     /// Each row's result is then bit-identical to the single-row kernel's, so a sequence decoded
     /// alongside others (up to the limit) gets exactly the tokens it gets alone. Prompt chunks keep
     /// the matrix kernel whatever their length, so a prompt token's logits stay the same whether a
     /// cached prefix left 2 or 200 tokens to read.
-    static var rowKernelMaxRows: Int { tf_kernel_isa() == TF_ISA_AVX512_VNNI ? 4 : 3 }
+    static var rowKernelMaxRows: Int { 4 }
 
     /// Runs `body` as one decode step (every sequence brings one token) when `on`: see
     /// `rowKernelMaxRows`. Thread-local, so models running on other threads are not affected.
