@@ -40,6 +40,105 @@ TF_INLINE __m256i KFN(kdot4)(const __m256i u[4], const int8_t (*a)[32], __m256i 
 #endif
 }
 
+/* One weight record of a row kernel (256 values in the activation record's order, tf_kact): the
+ * unsigned bytes of the A and B lanes' four steps and each lane's float factor (d, or d * sc).
+ * VNNI holds A and B side by side in 512-bit vectors. */
+typedef struct {
+#if K_VNNI
+    __m512i u[4];
+    __m512 S;
+#else
+    __m256i uA[4], uB[4];
+    __m256 SA, SB;
+#endif
+} KFN(kw);
+/* A row's float sums of A and B lanes over the records (one 512-bit accumulator with VNNI). */
+typedef struct {
+#if K_VNNI
+    __m512 ab;
+#else
+    __m256 a, b;
+#endif
+} KFN(kacc);
+/* Where a lane's integer sum starts, from the record's z = -32 * the lane's activation sum: the
+ * weight offset times that sum, so the sum is of (q - offset) * a exactly. */
+#ifndef KZ_DEFINED
+#define KZ_DEFINED
+enum { KZ_NONE, KZ_M32 /* q - 32: z */, KZ_M16 /* z >> 1 */, KZ_M8 /* z >> 2 */, KZ_P128 /* q + 128: z << 2 */ };
+#endif
+
+TF_INLINE KFN(kw) KFN(kw_make)(const __m256i uA[4], const __m256i uB[4], __m256 SA, __m256 SB) {
+    KFN(kw) r;
+#if K_VNNI
+    for (int p = 0; p < 4; p++) r.u[p] = kjoin_si(uA[p], uB[p]);
+    r.S = kjoin_ps(SA, SB);
+#else
+    for (int p = 0; p < 4; p++) { r.uA[p] = uA[p]; r.uB[p] = uB[p]; }
+    r.SA = SA; r.SB = SB;
+#endif
+    return r;
+}
+TF_INLINE KFN(kacc) KFN(kacc_zero)(void) {
+    KFN(kacc) c;
+#if K_VNNI
+    c.ab = _mm512_setzero_ps();
+#else
+    c.a = c.b = _mm256_setzero_ps();
+#endif
+    return c;
+}
+#if !K_VNNI
+/* AVX2: add integer sums sA, sB of a record's A and B lanes into c (one convert, multiply, FMA each). */
+TF_INLINE void KFN(kacc_add)(const KFN(kw) *w, const tf_kact *a, __m256i sA, __m256i sB, KFN(kacc) *c) {
+    c->a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sA), _mm256_mul_ps(w->SA, _mm256_load_ps(a->dA)), c->a);
+    c->b = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sB), _mm256_mul_ps(w->SB, _mm256_load_ps(a->dB)), c->b);
+}
+#endif
+/* The lanes' start values (KZ_*) for z = the record's zA|zB. */
+#if K_VNNI
+TF_INLINE __m512i KFN(kz_start)(__m512i z, const int start) {
+    switch (start) {
+    case KZ_M32: return z;
+    case KZ_M16: return _mm512_srai_epi32(z, 1);
+    case KZ_M8: return _mm512_srai_epi32(z, 2);
+    case KZ_P128: return _mm512_slli_epi32(z, 2);
+    default: return _mm512_setzero_si512();
+    }
+}
+#else
+TF_INLINE __m256i KFN(kz_start)(__m256i z, const int start) {
+    switch (start) {
+    case KZ_M32: return z;
+    case KZ_M16: return _mm256_srai_epi32(z, 1);
+    case KZ_M8: return _mm256_srai_epi32(z, 2);
+    default: return _mm256_setzero_si256();   /* KZ_P128 is VNNI's only */
+    }
+}
+#endif
+/* One activation row's step for a weight record: the A and B lanes' integer sums (from `start`,
+ * `pairs16` as kdot4's), each converted once and times the weight factor and the record's
+ * activation scale, into c. */
+TF_INLINE void KFN(kw_acc)(const KFN(kw) *w, const tf_kact *a, const int start, const int pairs16, KFN(kacc) *c) {
+#if K_VNNI
+    (void)pairs16;
+    __m512i s = start == KZ_NONE ? _mm512_setzero_si512() : KFN(kz_start)(_mm512_load_si512(a->zA), start);
+    for (int p = 0; p < 4; p++) s = _mm512_dpbusd_epi32(s, w->u[p], _mm512_load_si512(a->q[2 * p]));
+    c->ab = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(w->S, _mm512_load_ps(a->dA)), c->ab);
+#else
+    const __m256i zA = start == KZ_NONE ? _mm256_setzero_si256() : KFN(kz_start)(_mm256_load_si256((const __m256i *)a->zA), start);
+    const __m256i zB = start == KZ_NONE ? _mm256_setzero_si256() : KFN(kz_start)(_mm256_load_si256((const __m256i *)a->zB), start);
+    KFN(kacc_add)(w, a, KFN(kdot4)(w->uA, a->q, zA, pairs16), KFN(kdot4)(w->uB, a->q + 1, zB, pairs16), c);
+#endif
+}
+/* The row's result: A + B lanes, summed. */
+TF_INLINE __m256 KFN(kacc_lanes)(KFN(kacc) c) {
+#if K_VNNI
+    return _mm256_add_ps(_mm512_castps512_ps256(c.ab), khigh_ps(c.ab));
+#else
+    return _mm256_add_ps(c.a, c.b);
+#endif
+}
+
 /* Block b of a 32-block row as unsigned bytes q (Q8_0: signed with AVX2, + 128 with VNNI), with
  * value = d * (q - offset) + m. */
 TF_INLINE __m256i KFN(dec32)(int type, const uint8_t *b) {
@@ -68,15 +167,10 @@ TF_INLINE __m256i KFN(dec32)(int type, const uint8_t *b) {
 TF_INLINE void KFN(dot32_n)(int type, int nt, int n, const uint8_t *w, const tf_kact *const *ka, float *out) {
     const int bb = bytes32(type), nb = n / 32, zp = type == TF_TYPE_Q4_1 || type == TF_TYPE_Q5_1;
     const __m256i ia = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), ib = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
-    /* AVX2 sums Q8_0's signed bytes with the sign moved onto the activations (no offset), the
-     * others' unsigned ones with four maddubs steps in int16 (q <= 31: 4 * 2 * 31 * 127 < 2^15) */
-    const int q8s = type == TF_TYPE_Q8_0 && !K_VNNI;
-    __m256 accA[TF_NT], accB[TF_NT], accm[TF_NT];
-    for (int t = 0; t < nt; t++) accA[t] = accB[t] = accm[t] = _mm256_setzero_ps();
-#if K_VNNI
-    __m512 accAB[TF_NT];
-    for (int t = 0; t < nt; t++) accAB[t] = _mm512_setzero_ps();
-#endif
+    const int start = type == TF_TYPE_Q4_0 ? KZ_M8 : type == TF_TYPE_Q5_0 ? KZ_M16 : type == TF_TYPE_Q8_0 ? KZ_P128 : KZ_NONE;
+    KFN(kacc) acc[TF_NT];
+    __m256 accm[TF_NT];
+    for (int t = 0; t < nt; t++) { acc[t] = KFN(kacc_zero)(); accm[t] = _mm256_setzero_ps(); }
     for (int g = 0, i = 0; g < nb; g += 8, i++, w += 8 * bb) {
         const int cnt = nb - g < 8 ? nb - g : 8;
         __m256 dw, mw = _mm256_setzero_ps();
@@ -95,57 +189,32 @@ TF_INLINE void KFN(dot32_n)(int type, int nt, int n, const uint8_t *w, const tf_
         }
         __m256i uA[4], uB[4];
         { const __m256i va[4] = { q[0], q[2], q[4], q[6] }, vb[4] = { q[1], q[3], q[5], q[7] }; kt4(va, uA); kt4(vb, uB); }
-        const __m256 SA = _mm256_permutevar8x32_ps(dw, ia), SB = _mm256_permutevar8x32_ps(dw, ib);
-#if K_VNNI
-        __m512i uAB[4];
-        const __m512 SAB = kjoin_ps(SA, SB);
-        for (int p = 0; p < 4; p++) uAB[p] = kjoin_si(uA[p], uB[p]);
-        for (int t = 0; t < nt; t++) {
-            const tf_kact *a = ka[t] + i;
-            __m512i z = _mm512_load_si512(a->zA), sAB;
-            switch (type) {   /* -32 * sum -> offset * sum */
-            case TF_TYPE_Q4_0: sAB = _mm512_srai_epi32(z, 2); break;
-            case TF_TYPE_Q5_0: sAB = _mm512_srai_epi32(z, 1); break;
-            case TF_TYPE_Q8_0: sAB = _mm512_slli_epi32(z, 2); break;
-            default: sAB = _mm512_setzero_si512(); break;
-            }
-            for (int p = 0; p < 4; p++) sAB = _mm512_dpbusd_epi32(sAB, uAB[p], _mm512_load_si512(a->q[2 * p]));
-            accAB[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sAB), _mm512_mul_ps(SAB, _mm512_load_ps(a->dA)), accAB[t]);
-            if (zp) accm[t] = _mm256_fmadd_ps(mw, _mm256_load_ps(a->s), accm[t]);
-        }
-#else
-        __m256i aA[4], aB[4];
-        if (q8s) for (int p = 0; p < 4; p++) { aA[p] = _mm256_abs_epi8(uA[p]); aB[p] = _mm256_abs_epi8(uB[p]); }
-        for (int t = 0; t < nt; t++) {
-            const tf_kact *a = ka[t] + i;
-            __m256i sA, sB;
-            if (q8s) {
-                const __m256i ones16 = _mm256_set1_epi16(1);
-                sA = sB = _mm256_setzero_si256();
+        const KFN(kw) kw = KFN(kw_make)(uA, uB, _mm256_permutevar8x32_ps(dw, ia), _mm256_permutevar8x32_ps(dw, ib));
+#if !K_VNNI
+        if (type == TF_TYPE_Q8_0) {   /* AVX2: Q8_0's signed bytes, the sign moved onto the activations */
+            const __m256i ones16 = _mm256_set1_epi16(1);
+            __m256i aA[4], aB[4];
+            for (int p = 0; p < 4; p++) { aA[p] = _mm256_abs_epi8(uA[p]); aB[p] = _mm256_abs_epi8(uB[p]); }
+            for (int t = 0; t < nt; t++) {
+                const tf_kact *a = ka[t] + i;
+                __m256i sA = _mm256_setzero_si256(), sB = _mm256_setzero_si256();
                 for (int p = 0; p < 4; p++) {
                     sA = _mm256_add_epi32(sA, _mm256_madd_epi16(_mm256_maddubs_epi16(aA[p], _mm256_sign_epi8(ld256(a->q[2 * p]), uA[p])), ones16));
                     sB = _mm256_add_epi32(sB, _mm256_madd_epi16(_mm256_maddubs_epi16(aB[p], _mm256_sign_epi8(ld256(a->q[2 * p + 1]), uB[p])), ones16));
                 }
-            } else {
-                __m256i zA = _mm256_load_si256((const __m256i *)a->zA), zB = _mm256_load_si256((const __m256i *)a->zB);
-                switch (type) {
-                case TF_TYPE_Q4_0: zA = _mm256_srai_epi32(zA, 2); zB = _mm256_srai_epi32(zB, 2); break;
-                case TF_TYPE_Q5_0: zA = _mm256_srai_epi32(zA, 1); zB = _mm256_srai_epi32(zB, 1); break;
-                default: zA = zB = _mm256_setzero_si256(); break;
-                }
-                sA = KFN(kdot4)(uA, a->q, zA, 4);
-                sB = KFN(kdot4)(uB, a->q + 1, zB, 4);
+                KFN(kacc_add)(&kw, a, sA, sB, &acc[t]);
             }
-            accA[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sA), _mm256_mul_ps(SA, _mm256_load_ps(a->dA)), accA[t]);
-            accB[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sB), _mm256_mul_ps(SB, _mm256_load_ps(a->dB)), accB[t]);
-            if (zp) accm[t] = _mm256_fmadd_ps(mw, _mm256_load_ps(a->s), accm[t]);
+            continue;
         }
 #endif
+        /* the others' unsigned bytes: four maddubs steps in int16 on AVX2 (q <= 31: 4 * 2 * 31 * 127 < 2^15) */
+        for (int t = 0; t < nt; t++) {
+            const tf_kact *a = ka[t] + i;
+            KFN(kw_acc)(&kw, a, start, 4, &acc[t]);
+            if (zp) accm[t] = _mm256_fmadd_ps(mw, _mm256_load_ps(a->s), accm[t]);
+        }
     }
-#if K_VNNI
-    for (int t = 0; t < nt; t++) { accA[t] = _mm512_castps512_ps256(accAB[t]); accB[t] = khigh_ps(accAB[t]); }
-#endif
-    for (int t = 0; t < nt; t++) out[t] = hsum_ps(_mm256_add_ps(_mm256_add_ps(accA[t], accB[t]), accm[t]));
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(_mm256_add_ps(KFN(kacc_lanes)(acc[t]), accm[t]));
 }
 TF_INLINE float KFN(dot32)(int type, int n, const uint8_t *w, const tf_kact *ka) {
     float r;
@@ -165,12 +234,9 @@ TF_INLINE void KFN(dot_q45_K_n)(int nt, int n, const uint8_t *w, const tf_kact *
     const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
     const __m256i ia = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), ib = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
     const int bb = five ? 176 : 144;
-    __m256 accA[TF_NT], accB[TF_NT], accm[TF_NT];
-    for (int t = 0; t < nt; t++) accA[t] = accB[t] = accm[t] = _mm256_setzero_ps();
-#if K_VNNI
-    __m512 accAB[TF_NT];   /* accA and accB side by side */
-    for (int t = 0; t < nt; t++) accAB[t] = _mm512_setzero_ps();
-#endif
+    KFN(kacc) acc[TF_NT];
+    __m256 accm[TF_NT];
+    for (int t = 0; t < nt; t++) { acc[t] = KFN(kacc_zero)(); accm[t] = _mm256_setzero_ps(); }
     for (int i = 0; i < n / 256; i++, w += bb) {
         __m128i scv, mnv;
         k_scales16(w + 4, &scv, &mnv);
@@ -195,32 +261,14 @@ TF_INLINE void KFN(dot_q45_K_n)(int nt, int n, const uint8_t *w, const tf_kact *
             }
             kt4(lo, uA); kt4(hi, uB);
         }
-#if K_VNNI
-        __m512i uAB[4];
-        const __m512 SAB = kjoin_ps(SA, SB);
-        for (int p = 0; p < 4; p++) uAB[p] = kjoin_si(uA[p], uB[p]);
+        const KFN(kw) kw = KFN(kw_make)(uA, uB, SA, SB);
         for (int t = 0; t < nt; t++) {
             const tf_kact *a = ka[t] + i;
-            __m512i sAB = _mm512_setzero_si512();
-            for (int p = 0; p < 4; p++) sAB = _mm512_dpbusd_epi32(sAB, uAB[p], _mm512_load_si512(a->q[2 * p]));
-            accAB[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sAB), _mm512_mul_ps(SAB, _mm512_load_ps(a->dA)), accAB[t]);
+            KFN(kw_acc)(&kw, a, KZ_NONE, 4, &acc[t]);
             accm[t] = _mm256_fmadd_ps(mn, _mm256_load_ps(a->s), accm[t]);
         }
-#else
-        for (int t = 0; t < nt; t++) {
-            const tf_kact *a = ka[t] + i;
-            __m256i sA = KFN(kdot4)(uA, a->q, _mm256_setzero_si256(), 4);
-            __m256i sB = KFN(kdot4)(uB, a->q + 1, _mm256_setzero_si256(), 4);
-            accA[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sA), _mm256_mul_ps(SA, _mm256_load_ps(a->dA)), accA[t]);
-            accB[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sB), _mm256_mul_ps(SB, _mm256_load_ps(a->dB)), accB[t]);
-            accm[t] = _mm256_fmadd_ps(mn, _mm256_load_ps(a->s), accm[t]);
-        }
-#endif
     }
-#if K_VNNI
-    for (int t = 0; t < nt; t++) { accA[t] = _mm512_castps512_ps256(accAB[t]); accB[t] = khigh_ps(accAB[t]); }
-#endif
-    for (int t = 0; t < nt; t++) out[t] = hsum_ps(_mm256_sub_ps(_mm256_add_ps(accA[t], accB[t]), accm[t]));
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(_mm256_sub_ps(KFN(kacc_lanes)(acc[t]), accm[t]));
 }
 TF_INLINE float KFN(dot_q45_K)(int n, const uint8_t *w, const tf_kact *ka, int five) {
     float r;
@@ -235,12 +283,8 @@ TF_INLINE float KFN(dot_q45_K)(int n, const uint8_t *w, const tf_kact *ka, int f
  * factor. The groups, in the record's order: A = groups 0, 2, 4, 6, B = 1, 3, 5, 7. */
 TF_INLINE void KFN(dot_q6_K_n)(int nt, int n, const uint8_t *w, const tf_kact *const *ka, float *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
-    __m256 accA[TF_NT], accB[TF_NT];
-    for (int t = 0; t < nt; t++) accA[t] = accB[t] = _mm256_setzero_ps();
-#if K_VNNI
-    __m512 accAB[TF_NT];
-    for (int t = 0; t < nt; t++) accAB[t] = _mm512_setzero_ps();
-#endif
+    KFN(kacc) acc[TF_NT];
+    for (int t = 0; t < nt; t++) acc[t] = KFN(kacc_zero)();
     for (int i = 0; i < n / 256; i++, w += 210) {
         const uint8_t *ql = w, *qhp = w + 128;
         __m128i sc = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(w + 192)), _mm_load_si128((const __m128i *)k6_pick_ab));
@@ -256,30 +300,10 @@ TF_INLINE void KFN(dot_q6_K_n)(int nt, int n, const uint8_t *w, const tf_kact *c
             gb[2 * h + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m3));
         }
         kt4(ga, uA); kt4(gb, uB);
-#if K_VNNI
-        __m512i uAB[4];
-        const __m512 SAB = kjoin_ps(SA, SB);
-        for (int p = 0; p < 4; p++) uAB[p] = kjoin_si(uA[p], uB[p]);
-        for (int t = 0; t < nt; t++) {
-            const tf_kact *a = ka[t] + i;
-            __m512i sAB = _mm512_load_si512(a->zA);
-            for (int p = 0; p < 4; p++) sAB = _mm512_dpbusd_epi32(sAB, uAB[p], _mm512_load_si512(a->q[2 * p]));
-            accAB[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sAB), _mm512_mul_ps(SAB, _mm512_load_ps(a->dA)), accAB[t]);
-        }
-#else
-        for (int t = 0; t < nt; t++) {
-            const tf_kact *a = ka[t] + i;
-            __m256i sA = KFN(kdot4)(uA, a->q, _mm256_load_si256((const __m256i *)a->zA), 2);
-            __m256i sB = KFN(kdot4)(uB, a->q + 1, _mm256_load_si256((const __m256i *)a->zB), 2);
-            accA[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sA), _mm256_mul_ps(SA, _mm256_load_ps(a->dA)), accA[t]);
-            accB[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sB), _mm256_mul_ps(SB, _mm256_load_ps(a->dB)), accB[t]);
-        }
-#endif
+        const KFN(kw) kw = KFN(kw_make)(uA, uB, SA, SB);
+        for (int t = 0; t < nt; t++) KFN(kw_acc)(&kw, ka[t] + i, KZ_M32, 2, &acc[t]);
     }
-#if K_VNNI
-    for (int t = 0; t < nt; t++) { accA[t] = _mm512_castps512_ps256(accAB[t]); accB[t] = khigh_ps(accAB[t]); }
-#endif
-    for (int t = 0; t < nt; t++) out[t] = hsum_ps(_mm256_add_ps(accA[t], accB[t]));
+    for (int t = 0; t < nt; t++) out[t] = hsum_ps(KFN(kacc_lanes)(acc[t]));
 }
 TF_INLINE float KFN(dot_q6_K)(int n, const uint8_t *w, const tf_kact *ka) {
     float r;
@@ -288,7 +312,8 @@ TF_INLINE float KFN(dot_q6_K)(int n, const uint8_t *w, const tf_kact *ka) {
 }
 
 /* Rows of any quantized type (0, or -1 for a type without a kernel): one activation record for
- * the call (on the stack for rows up to 16k values), then each row, prefetching ahead. */
+ * the call (tf_kact, in the thread's scratch; the low-bit types' tf_side, on the stack for rows
+ * up to 16k values), then each row, prefetching ahead. */
 static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stride, const void *vx, float *out) {
     const tf_block_q8a *x = vx;
     int kq = type == TF_TYPE_Q4_K || type == TF_TYPE_Q5_K || type == TF_TYPE_Q6_K, lb = tf_is_lowbit(type);
@@ -304,6 +329,7 @@ static int KFN(rows_q)(int type, int n, int nrows, const uint8_t *w, size_t stri
         ka = k;
     } else {
         side = records <= 64 ? stack : aligned_alloc(32, sizeof(tf_side) * records);
+        if (!side) return -1;
         act_side(n, x, side);
     }
     const int ahead = rows_ahead(stride);
@@ -386,18 +412,19 @@ RQN_LB_FUNCTION(rows_lb_n4)
 static int KFN(rows_q_n)(int type, int n, int nrows, const uint8_t *w, size_t stride, const void *vx, size_t xstride,
                          int nt, float *out, size_t ostride) {
     if (nt < 2 || nt > TF_NT) return -1;
+    const int kq = !tf_is_lowbit(type);   /* the types that read tf_kact records; the low-bit ones tf_side */
     size_t records = (size_t)((n / 32 + 7) / 8);
-    tf_side stack[TF_NT * 64], *buf = records <= 64 ? stack : aligned_alloc(32, sizeof(tf_side) * records * TF_NT);
+    tf_side stack[TF_NT * 64], *buf = kq || records <= 64 ? stack : aligned_alloc(32, sizeof(tf_side) * records * TF_NT);
     const tf_block_q8a *xs[TF_NT];
     const tf_side *sides[TF_NT];
     const tf_kact *kas[TF_NT];
-    const int kq = !tf_is_lowbit(type);   /* the types that read tf_kact records */
     const size_t krec = kact_records(n);
     tf_kact *k = kq ? kact_scratch(krec * (size_t)nt) : NULL;
-    if (kq && !k) { if (buf != stack) free(buf); return -1; }
+    if (kq && !k) return -1;
+    if (!buf) return -1;
     for (int t = 0; t < nt; t++) {
         xs[t] = (const tf_block_q8a *)((const uint8_t *)vx + (size_t)t * xstride);
-        sides[t] = buf + (size_t)t * records;
+        sides[t] = kq ? NULL : buf + (size_t)t * records;
         if (kq) { kact_build(n, xs[t], k + (size_t)t * krec); kas[t] = k + (size_t)t * krec; }
         else act_side(n, xs[t], buf + (size_t)t * records);
     }
