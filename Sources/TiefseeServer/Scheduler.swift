@@ -249,6 +249,17 @@ public final class BatchScheduler: @unchecked Sendable {
         var batch: [(tokens: [Int], cache: KVCache, lastK: Int)] = []
         var members: [(Sequence, Int)] = []  // sequence, prompt tokens fed this step (0 = decoding)
         var budget = prefillChunk
+        // Drafted tokens are checked in this step, as extra rows of their sequence. They pay
+        // when the step is bound by reading the weights: one sequence decoding alone (its row
+        // kernel reads each weight once for up to `Linear.rowKernelMaxRows` rows, and a check of
+        // several rows costs little more), or a step that reads a prompt chunk anyway. With
+        // several sequences decoding, the weight read is already shared, and one sequence's
+        // draft would turn the whole step from a decode step (row kernels) into a prompt-like one
+        // (the matrix kernel, for every sequence's rows): measured with 4 streaming clients on
+        // the default model, that step cost more than the accepted drafts saved (BENCHMARKS.md).
+        let decoding = active.count { !$0.prefilling }
+        let readsPrompt = active.contains { $0.prefilling && $0.job.prompt.count > $0.promptDone } && prefillChunk > 0
+        let draftsPay = decoding == 1 || readsPrompt
         for s in active {
             if s.prefilling {
                 let n = min(s.job.prompt.count - s.promptDone, budget)
@@ -260,7 +271,7 @@ public final class BatchScheduler: @unchecked Sendable {
                 let room = min(s.job.options.maxTokens - s.generated, s.slot.cache.capacity - s.slot.cache.length - 1,
                                s.slot.cache.takeBackLimit - 1)
                 // A draft model that fails (its context full) only means no draft this step.
-                s.draft = (try? s.lookup?.draft(s.history, limit: room)) ?? []
+                s.draft = draftsPay ? (try? s.lookup?.draft(s.history, limit: room)) ?? [] : []
                 batch.append(([s.lastToken] + s.draft, s.slot.cache, 1 + s.draft.count))
                 members.append((s, 0))
             }

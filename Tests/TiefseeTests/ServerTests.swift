@@ -262,6 +262,44 @@ final class ServerRobustnessTests: XCTestCase {
         XCTAssertEqual(TestServers.metric(s, "tiefsee_cancelled_total"), cancelledBefore + 1)
     }
 
+    /// Prompt-lookup drafts are checked while a sequence decodes alone, not while several do
+    /// (a draft there would turn the shared decode step into a matrix-kernel step for every
+    /// sequence): the same text either way, and far fewer drafted tokens when two run together.
+    func testDraftsOnlyWhileDecodingAlone() throws {
+        let e = try TestServers.requireEngine()
+        var cfg = TestServers.baseConfig
+        cfg.parallel = 2
+        let server = try OpenAIServer(engine: e, config: cfg)
+        defer { server.stop() }
+        // A repetitive prompt: the greedy continuation repeats it, so lookup drafts often.
+        let body = #"{"prompt":"red green blue, red green blue, red green blue, red green blue,","max_tokens":32,"temperature":0}"#
+        @Sendable func text(_ r: RawHTTP.Response?) -> String? { r?.json?["choices"]?[0]?["text"]?.string }
+        let drafted = { TestServers.metric(server, "tiefsee_draft_tokens_total") ?? -1 }
+        let alone = try XCTUnwrap(text(RawHTTP.post(port: server.port, "/v1/completions", body)))
+        let aloneDrafts = drafted()
+        XCTAssertGreaterThan(aloneDrafts, 8, "a lone greedy request drafts from its repeated context")
+        final class Box: @unchecked Sendable { var r = [String?](repeating: nil, count: 2) }
+        let box = Box(), lock = NSLock(), group = DispatchGroup(), start = DispatchSemaphore(value: 0)
+        for i in 0..<2 {
+            group.enter()
+            Thread {
+                start.wait()
+                let t = text(RawHTTP.post(port: server.port, "/v1/completions", body))
+                lock.lock(); box.r[i] = t; lock.unlock()
+                group.leave()
+            }.start()
+        }
+        start.signal(); start.signal()
+        group.wait()
+        let togetherDrafts = drafted() - aloneDrafts
+        print("drafted tokens: \(Int(aloneDrafts)) for one request alone, \(Int(togetherDrafts)) for two together")
+        XCTAssertEqual(box.r[0], alone)
+        XCTAssertEqual(box.r[1], alone)
+        // Together, drafts only in the steps where one of them decodes alone (before the other
+        // is admitted): fewer than one request's alone, where drafting every step would give two.
+        XCTAssertLessThan(togetherDrafts, aloneDrafts)
+    }
+
     func testQueueFullGives503WithRetryAfter() throws {
         let e = try TestServers.requireEngine()
         var cfg = TestServers.baseConfig
